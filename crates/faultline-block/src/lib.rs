@@ -1,0 +1,1 @@
+//! The Parquet block format (being written).

@@ -1,0 +1,20 @@
+//! The span data model shared by every Faultline crate.
+//!
+//! A [`Span`] here is the backend's own representation of one OpenTelemetry span: IDs are
+//! fixed-size newtypes, times are [`UnixNanos`], and the resource and instrumentation scope are
+//! shared behind `Arc`s so that a batch of ten thousand spans from one process holds its
+//! resource attributes once. [`otlp`] converts from and to the OTLP protobuf types.
+//!
+//! This crate holds data and conversions only: no I/O, no async, no storage or wire concerns.
+#![deny(missing_docs)]
+
+mod ids;
+pub mod otlp;
+pub mod query;
+mod span;
+
+pub use ids::{IdParseError, SpanId, TraceId, UnixNanos};
+pub use span::{
+    AttributeValue, Event, InstrumentationScope, KeyValue, Link, Resource, Span, SpanKind, Status,
+    StatusCode, UNKNOWN_SERVICE,
+};
