@@ -20,7 +20,8 @@ pub use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, TracesData};
 
 /// Limits applied while converting incoming spans. Values over a limit are cut, not rejected,
 /// and the cut is counted in the span's `dropped_attributes_count` where OTLP has a place for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SpanLimits {
     /// Longest string or bytes attribute value kept, in bytes; longer values are truncated at a
     /// UTF-8 character boundary.
@@ -116,6 +117,11 @@ impl Limiter<'_> {
         };
         match v {
             V::StringValue(s) => AttributeValue::String(self.string(s)),
+            // Only the profiles signal carries a string table; in traces an index means nothing.
+            V::StringValueStrindex(_) => {
+                self.modified = true;
+                AttributeValue::Empty
+            }
             V::BoolValue(b) => AttributeValue::Bool(b),
             V::IntValue(i) => AttributeValue::Int(i),
             V::DoubleValue(d) => AttributeValue::Double(d),
@@ -323,6 +329,7 @@ pub fn key_values_to_otlp(kvs: &[KeyValue]) -> Vec<pc::KeyValue> {
         .map(|kv| pc::KeyValue {
             key: kv.key.clone(),
             value: Some(value_to_otlp(&kv.value)),
+            key_strindex: 0,
         })
         .collect()
 }
@@ -453,6 +460,7 @@ mod tests {
         pc::KeyValue {
             key: k.into(),
             value: Some(pc::AnyValue { value: Some(v) }),
+            key_strindex: 0,
         }
     }
 
