@@ -400,13 +400,16 @@ fn span_to_otlp(s: &Span) -> pt::Span {
     }
 }
 
+/// Spans of one resource, grouped by scope.
+type ResourceGroup = (
+    Arc<Resource>,
+    Vec<(Arc<InstrumentationScope>, Vec<pt::Span>)>,
+);
+
 /// Converts model spans to OTLP, grouping spans that share a resource and then a scope
 /// (by pointer first, then by value) into one `ResourceSpans` / `ScopeSpans`.
 pub fn spans_to_otlp<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<pt::ResourceSpans> {
-    let mut groups: Vec<(
-        Arc<Resource>,
-        Vec<(Arc<InstrumentationScope>, Vec<pt::Span>)>,
-    )> = Vec::new();
+    let mut groups: Vec<ResourceGroup> = Vec::new();
     for s in spans {
         let gi = groups
             .iter()
