@@ -13,6 +13,14 @@ pub enum StorageError {
         /// Suggested wait before retrying, in seconds.
         retry_after_secs: u64,
     },
+    /// One batch is too large for a WAL record.
+    #[error("batch of {bytes} bytes exceeds the largest WAL record ({max} bytes)")]
+    BatchTooLarge {
+        /// Size of the batch's OTLP encoding.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The store is shutting down and takes no more writes.
     #[error("storage is shutting down")]
     ShuttingDown,

@@ -10,8 +10,11 @@
 #![deny(missing_docs)]
 
 mod error;
+mod head;
 mod store;
+#[cfg(test)]
+mod test_util;
 pub mod wal;
 
 pub use error::StorageError;
-pub use store::{AckMode, AppendBatch, Store, StoreConfig, StoreStats, TraceData};
+pub use store::{AckMode, AppendBatch, Store, StoreConfig, StoreStats, StoreTuning, TraceData};

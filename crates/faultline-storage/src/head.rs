@@ -1,0 +1,142 @@
+//! The in-memory head: recent spans indexed by trace, serving queries until cut into a block.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use faultline_model::query::{service_edges, SpanQuery};
+use faultline_model::{Span, SpanKind, TraceId, UnixNanos};
+
+#[derive(Default)]
+pub(crate) struct HeadTrace {
+    pub(crate) spans: Vec<Span>,
+    pub(crate) dropped: u64,
+}
+
+/// Spans of one stretch of the WAL, indexed for queries.
+#[derive(Default)]
+pub(crate) struct Head {
+    pub(crate) traces: HashMap<TraceId, HeadTrace>,
+    /// service → (operation, kind) pairs seen.
+    pub(crate) operations: BTreeMap<String, BTreeSet<(String, SpanKind)>>,
+    pub(crate) bytes: usize,
+    pub(crate) spans: u64,
+    pub(crate) dropped: u64,
+    pub(crate) min_start: Option<UnixNanos>,
+    pub(crate) max_start: Option<UnixNanos>,
+}
+
+impl Head {
+    pub(crate) fn insert(&mut self, spans: Vec<Span>, max_per_trace: usize) {
+        for span in spans {
+            let t = self.traces.entry(span.trace_id).or_default();
+            if t.spans.len() >= max_per_trace {
+                t.dropped += 1;
+                self.dropped += 1;
+                continue;
+            }
+            let svc = span.service_name();
+            // Look up before inserting so the common case (already known) allocates nothing.
+            let known = self
+                .operations
+                .get(svc)
+                .is_some_and(|ops| ops.contains(&(span.name.clone(), span.kind)));
+            if !known {
+                self.operations
+                    .entry(svc.to_owned())
+                    .or_default()
+                    .insert((span.name.clone(), span.kind));
+            }
+            self.bytes += span_bytes(&span);
+            self.spans += 1;
+            self.min_start = Some(self.min_start.map_or(span.start, |m| m.min(span.start)));
+            self.max_start = Some(self.max_start.map_or(span.start, |m| m.max(span.start)));
+            t.spans.push(span);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.spans == 0 && self.dropped == 0
+    }
+
+    /// Latest matching start per trace.
+    pub(crate) fn search(&self, query: &SpanQuery, hits: &mut HashMap<TraceId, UnixNanos>) {
+        if self
+            .max_start
+            .is_none_or(|m| m < query.start || self.min_start.is_some_and(|m| m > query.end))
+        {
+            return;
+        }
+        for (id, t) in &self.traces {
+            if let Some(latest) = t
+                .spans
+                .iter()
+                .filter(|s| query.matches(s))
+                .map(|s| s.start)
+                .max()
+            {
+                let e = hits.entry(*id).or_insert(latest);
+                *e = (*e).max(latest);
+            }
+        }
+    }
+
+    pub(crate) fn dependencies(
+        &self,
+        start: UnixNanos,
+        end: UnixNanos,
+        edges: &mut BTreeMap<(String, String), u64>,
+    ) {
+        for t in self.traces.values() {
+            service_edges(&t.spans, start, end, edges);
+        }
+    }
+}
+
+/// Bytes a span is accounted for in the memory budget.
+pub(crate) fn span_bytes(span: &Span) -> usize {
+    span.heap_size()
+}
+
+/// What makes two stored spans the same span: a retried batch or a replayed WAL record yields
+/// spans equal in all of these.
+type SpanKey = (faultline_model::SpanId, SpanKind, UnixNanos, UnixNanos);
+
+fn key(s: &Span) -> SpanKey {
+    (s.span_id, s.kind, s.start, s.end)
+}
+
+/// Removes repeated spans (same span ID, kind, start, end and name), keeping the first.
+pub(crate) fn dedup_spans(spans: &mut Vec<Span>) {
+    if spans.len() < 2 {
+        return;
+    }
+    spans.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.name.cmp(&b.name)));
+    spans.dedup_by(|a, b| key(a) == key(b) && a.name == b.name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::span;
+
+    #[test]
+    fn dedup_keeps_distinct_spans() {
+        let a = span(1, 1, 100, "svc", "op");
+        let mut b = span(1, 1, 100, "svc", "op");
+        let mut spans = vec![a.clone(), b.clone(), span(1, 2, 100, "svc", "op")];
+        dedup_spans(&mut spans);
+        assert_eq!(spans.len(), 2);
+        b.name = "other".into();
+        let mut spans = vec![a, b];
+        dedup_spans(&mut spans);
+        assert_eq!(spans.len(), 2);
+    }
+
+    #[test]
+    fn per_trace_limit_counts_drops() {
+        let mut head = Head::default();
+        head.insert((1..=5).map(|i| span(9, i, 100, "s", "o")).collect(), 3);
+        assert_eq!(head.spans, 3);
+        assert_eq!(head.dropped, 2);
+        assert_eq!(head.traces.len(), 1);
+    }
+}

@@ -1,1 +1,0 @@
-//! Write-ahead log (to be written).
