@@ -1,1 +1,43 @@
-//! The Parquet block format (being written).
+//! The Parquet block format: immutable sets of spans stored as one Apache Parquet file
+//! (`data.parquet`) plus a small JSON metadata file (`meta.json`) in an
+//! [`object_store::ObjectStore`].
+//!
+//! This crate encodes spans into blocks, lists, deletes and reads them back (by trace ID, whole,
+//! by span search, as a service graph), and answers from `meta.json` alone whether a block can
+//! be skipped. Rows are sorted by trace ID then start, every trace lies within one row group,
+//! and readers fetch only the row groups, pages and columns they need through ranged reads.
+//! `docs/storage.md` ("Blocks") describes the format byte by byte.
+//!
+//! It must not decide *when* blocks are written, compacted or deleted, hold state between
+//! calls, or touch the WAL: that is `faultline-storage`'s job. Every byte it reads is treated as
+//! hostile: a damaged block yields a [`BlockError`], never a panic.
+#![deny(missing_docs)]
+
+mod blocks;
+mod bloom;
+mod codec;
+mod decode;
+mod encode;
+mod error;
+mod meta;
+mod query;
+mod read;
+mod schema;
+
+pub use blocks::{
+    data_path, delete_block, list_blocks, list_orphans, meta_path, write_block, DATA_FILE,
+    META_FILE,
+};
+pub use bloom::TraceBloom;
+pub use error::BlockError;
+pub use meta::{BlockId, BlockInfo, BlockMeta};
+pub use query::{dependencies, read_all, read_traces, search};
+pub use schema::{BlockSettings, FORMAT_VERSION};
+
+/// Time in nanoseconds since the Unix epoch (re-exported for callers of this crate's API).
+pub use faultline_model::UnixNanos;
+
+#[cfg(test)]
+mod testgen;
+#[cfg(test)]
+mod tests;

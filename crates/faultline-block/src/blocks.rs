@@ -1,0 +1,224 @@
+//! Block lifecycle on the object store: write (data, then meta as the commit point), list,
+//! find orphans, delete (meta first).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use faultline_model::{Span, UnixNanos};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::schema::FORMAT_VERSION;
+use crate::{encode, BlockError, BlockId, BlockInfo, BlockMeta, BlockSettings, TraceBloom};
+
+/// Name of the data file inside a block directory.
+pub const DATA_FILE: &str = "data.parquet";
+/// Name of the metadata file inside a block directory; its presence commits the block.
+pub const META_FILE: &str = "meta.json";
+
+/// `<root>/<id>/data.parquet`.
+pub fn data_path(root: &Path, id: &BlockId) -> Path {
+    root.clone().join(id.0.as_str()).join(DATA_FILE)
+}
+
+/// `<root>/<id>/meta.json`.
+pub fn meta_path(root: &Path, id: &BlockId) -> Path {
+    root.clone().join(id.0.as_str()).join(META_FILE)
+}
+
+/// Everything about a block's spans that `meta.json` records.
+struct SpanStats {
+    span_count: u64,
+    trace_count: u64,
+    min_start: UnixNanos,
+    max_start: UnixNanos,
+    max_end: UnixNanos,
+    operations: BTreeMap<String, BTreeSet<(String, faultline_model::SpanKind)>>,
+    bloom: TraceBloom,
+}
+
+/// Statistics of spans sorted by trace ID (which `spans` must be, and non-empty).
+fn stats(spans: &[Span]) -> SpanStats {
+    let trace_count = spans.chunk_by(|a, b| a.trace_id == b.trace_id).count();
+    let mut bloom = TraceBloom::with_capacity(trace_count);
+    for trace in spans.chunk_by(|a, b| a.trace_id == b.trace_id) {
+        if let Some(first) = trace.first() {
+            bloom.insert(&first.trace_id);
+        }
+    }
+    let mut operations: BTreeMap<String, BTreeSet<_>> = BTreeMap::new();
+    let mut min_start = UnixNanos(u64::MAX);
+    let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
+    for s in spans {
+        min_start = min_start.min(s.start);
+        max_start = max_start.max(s.start);
+        max_end = max_end.max(s.end);
+        let ops = operations.entry(s.service_name().to_owned()).or_default();
+        if !ops.iter().any(|(n, k)| *n == s.name && *k == s.kind) {
+            ops.insert((s.name.clone(), s.kind));
+        }
+    }
+    SpanStats {
+        span_count: spans.len() as u64,
+        trace_count: trace_count as u64,
+        min_start,
+        max_start,
+        max_end,
+        operations,
+        bloom,
+    }
+}
+
+/// Sorts spans by (trace ID, start), writes `<root>/<id>/data.parquet`, then
+/// `<root>/<id>/meta.json` last: the meta file is the commit point (a block without
+/// `meta.json` does not exist).
+pub async fn write_block(
+    store: &dyn ObjectStore,
+    root: &Path,
+    mut spans: Vec<Span>,
+    info: BlockInfo,
+    settings: &BlockSettings,
+) -> Result<BlockMeta, BlockError> {
+    if spans.is_empty() {
+        return Err(BlockError::Empty);
+    }
+    let settings = settings.clone();
+    // Sorting and zstd are CPU-bound for a second or more on big blocks: keep them off the
+    // async workers.
+    let (data, st, min_trace_id, max_trace_id) = tokio::task::spawn_blocking(move || {
+        spans.sort_by(|a, b| {
+            (a.trace_id, a.start, a.span_id).cmp(&(b.trace_id, b.start, b.span_id))
+        });
+        let data = encode::encode(&spans, &settings)?;
+        let st = stats(&spans);
+        let min = spans.first().map(|s| s.trace_id).unwrap_or_default();
+        let max = spans.last().map(|s| s.trace_id).unwrap_or_default();
+        Ok::<_, BlockError>((data, st, min, max))
+    })
+    .await
+    .map_err(|e| BlockError::Task(e.to_string()))??;
+
+    let id = BlockId::new();
+    let data_bytes = data.len() as u64;
+    store
+        .put(&data_path(root, &id), PutPayload::from(data))
+        .await?;
+    let meta = BlockMeta {
+        id,
+        format_version: FORMAT_VERSION,
+        span_count: st.span_count,
+        trace_count: st.trace_count,
+        data_bytes,
+        min_start: st.min_start,
+        max_start: st.max_start,
+        max_end: st.max_end,
+        min_trace_id,
+        max_trace_id,
+        operations: st.operations,
+        trace_bloom: st.bloom,
+        wal_through: info.wal_through,
+        sources: info.sources,
+        level: info.level,
+        created_at: UnixNanos::now(),
+    };
+    store
+        .put(
+            &meta_path(root, &meta.id),
+            PutPayload::from(meta.to_json()?),
+        )
+        .await?;
+    Ok(meta)
+}
+
+/// Block directories under `root`: name → whether `meta.json` is present.
+async fn block_dirs(
+    store: &dyn ObjectStore,
+    root: &Path,
+) -> Result<BTreeMap<String, bool>, BlockError> {
+    let mut dirs: BTreeMap<String, bool> = BTreeMap::new();
+    let mut listing = store.list(Some(root));
+    while let Some(obj) = listing.next().await {
+        let obj = obj?;
+        let Some(mut parts) = obj.location.prefix_match(root) else {
+            continue;
+        };
+        let (Some(dir), Some(file), None) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let has_meta = dirs.entry(dir.as_ref().to_owned()).or_default();
+        *has_meta |= file.as_ref() == META_FILE;
+    }
+    Ok(dirs)
+}
+
+/// Committed blocks under `root` (meta present and valid), sorted by ID. A `meta.json` that
+/// does not parse is skipped with a warning rather than failing the whole listing.
+pub async fn list_blocks(
+    store: &dyn ObjectStore,
+    root: &Path,
+) -> Result<Vec<BlockMeta>, BlockError> {
+    let dirs = block_dirs(store, root).await?;
+    let ids: Vec<BlockId> = dirs
+        .into_iter()
+        .filter(|(_, has_meta)| *has_meta)
+        .map(|(dir, _)| BlockId(dir))
+        .collect();
+    let metas: Vec<Option<BlockMeta>> = futures::stream::iter(ids)
+        .map(|id| async move {
+            let path = meta_path(root, &id);
+            let bytes = match store.get(&path).await {
+                Ok(got) => got.bytes().await?,
+                // Deleted since the listing: it is simply gone.
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(BlockError::from(e)),
+            };
+            match BlockMeta::from_json(&bytes) {
+                Ok(meta) if meta.id == id => Ok(Some(meta)),
+                Ok(meta) => {
+                    tracing::warn!(%path, found = %meta.id, "block meta names another block; skipped");
+                    Ok(None)
+                }
+                Err(e) => {
+                    tracing::warn!(%path, error = %e, "unreadable block meta; skipped");
+                    Ok(None)
+                }
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let mut metas: Vec<BlockMeta> = metas.into_iter().flatten().collect();
+    metas.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(metas)
+}
+
+/// Block directories with files but no `meta.json`: leftovers of a crash during write or
+/// delete, for garbage collection. A block being written right now also looks like this, so a
+/// collector must only remove orphans that no writer of this process is producing.
+pub async fn list_orphans(
+    store: &dyn ObjectStore,
+    root: &Path,
+) -> Result<Vec<BlockId>, BlockError> {
+    Ok(block_dirs(store, root)
+        .await?
+        .into_iter()
+        .filter(|(_, has_meta)| !*has_meta)
+        .map(|(dir, _)| BlockId(dir))
+        .collect())
+}
+
+/// Deletes a block: `meta.json` first (uncommitting it), then the data. Missing files are not
+/// an error, so a crashed delete can simply be repeated.
+pub async fn delete_block(
+    store: &dyn ObjectStore,
+    root: &Path,
+    id: &BlockId,
+) -> Result<(), BlockError> {
+    for path in [meta_path(root, id), data_path(root, id)] {
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,426 @@
+//! Reading spans back: by trace ID, whole blocks, span search and service dependencies.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
+use faultline_model::query::{service_edges, SpanQuery};
+use faultline_model::{
+    AttributeValue, KeyValue, Resource, Span, SpanKind, Status, StatusCode, TraceId, UnixNanos,
+};
+use object_store::path::Path;
+use object_store::ObjectStore;
+
+use crate::blocks::data_path;
+use crate::decode::{self, Cells, Interner, KeyCache, ParentRef, SpanColumns, TraceAssembler};
+use crate::read::DataFile;
+use crate::schema::{self, DedicatedType, DEDICATED};
+use crate::{codec, BlockError, BlockMeta};
+
+/// The spans of the given traces. Only row groups and pages whose `trace_id` range can hold
+/// one of `ids` are fetched; IDs the block's meta rules out cost no I/O at all.
+pub async fn read_traces(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    ids: &[TraceId],
+) -> Result<Vec<Span>, BlockError> {
+    let wanted: BTreeSet<TraceId> = ids
+        .iter()
+        .filter(|id| meta.may_contain_trace(id))
+        .copied()
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = DataFile::open(store, data_path(root, &meta.id)).await?;
+    let (groups, selection) = file.select_traces(&wanted)?;
+    let mut interner = Interner::default();
+    let mut assembler = TraceAssembler::default();
+    file.read(None, groups, Some(selection), |batch| {
+        let mut cols = SpanColumns::new(&batch)?;
+        for row in 0..batch.num_rows() {
+            // Selected pages also hold neighbouring traces; only wanted ones are decoded.
+            if wanted.contains(&decode::trace_id_at(cols.trace_id, row)?) {
+                let (span, parent) = cols.span(row, &mut interner)?;
+                assembler.push(span, parent)?;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    assembler.finish()
+}
+
+/// Every span of the block (for compaction), resources and scopes shared per distinct value.
+pub async fn read_all(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+) -> Result<Vec<Span>, BlockError> {
+    let file = DataFile::open(store, data_path(root, &meta.id)).await?;
+    let mut interner = Interner::default();
+    let mut assembler = TraceAssembler::default();
+    assembler
+        .out
+        .reserve(usize::try_from(meta.span_count).unwrap_or(0).min(1 << 20));
+    file.read(None, file.all_row_groups(), None, |batch| {
+        let mut cols = SpanColumns::new(&batch)?;
+        for row in 0..batch.num_rows() {
+            let (span, parent) = cols.span(row, &mut interner)?;
+            assembler.push(span, parent)?;
+        }
+        Ok(())
+    })
+    .await?;
+    assembler.finish()
+}
+
+/// Row groups whose span start times can fall within `[start, end]`, from column statistics.
+fn groups_in_time(
+    file: &DataFile<'_>,
+    start: UnixNanos,
+    end: UnixNanos,
+) -> Result<Vec<usize>, BlockError> {
+    let leaf = file.leaf(schema::START)?;
+    let as_u64 =
+        |b: Option<&[u8]>| -> Option<u64> { Some(u64::from_le_bytes(b?.try_into().ok()?)) };
+    Ok(file
+        .metadata()
+        .row_groups()
+        .iter()
+        .enumerate()
+        .filter(|(_, rg)| {
+            let Some(stats) = rg.columns().get(leaf).and_then(|c| c.statistics()) else {
+                return true;
+            };
+            match (as_u64(stats.min_bytes_opt()), as_u64(stats.max_bytes_opt())) {
+                (Some(lo), Some(hi)) => lo <= end.0 && hi >= start.0,
+                _ => true,
+            }
+        })
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// A span with only the fields a [`SpanQuery`] looks at; the rest keep their defaults.
+fn partial_span(
+    trace_id: TraceId,
+    start: UnixNanos,
+    end: UnixNanos,
+    resource: Arc<Resource>,
+) -> Span {
+    Span {
+        trace_id,
+        span_id: Default::default(),
+        parent_span_id: None,
+        trace_state: String::new(),
+        flags: 0,
+        name: String::new(),
+        kind: SpanKind::Unspecified,
+        start,
+        end,
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        events: Vec::new(),
+        dropped_events_count: 0,
+        links: Vec::new(),
+        dropped_links_count: 0,
+        status: Status::default(),
+        resource,
+        scope: Default::default(),
+    }
+}
+
+/// A resource carrying only `service.name`, which is all that service filters and the
+/// dependency graph read.
+fn service_resource(service: &str) -> Arc<Resource> {
+    Arc::new(Resource {
+        attributes: vec![KeyValue::new(
+            "service.name",
+            AttributeValue::String(service.to_owned()),
+        )],
+        ..Default::default()
+    })
+}
+
+/// The columns a query needs, and how to fill a partial span from them.
+struct SearchPlan {
+    columns: Vec<String>,
+    tags: bool,
+}
+
+impl SearchPlan {
+    fn new(q: &SpanQuery) -> Self {
+        let mut columns: Vec<String> = vec![
+            schema::TRACE_ID.into(),
+            schema::START.into(),
+            schema::DURATION.into(),
+        ];
+        let tags = !q.tags.is_empty();
+        if tags {
+            // Tags look at span, resource and event attributes, and `error=true` at the status.
+            for c in [
+                schema::RESOURCE,
+                schema::ATTRS,
+                schema::EVENTS,
+                schema::STATUS_CODE,
+            ] {
+                columns.push(c.into());
+            }
+            for (key, _) in &q.tags {
+                if schema::dedicated_index(key).is_some() {
+                    columns.push(schema::dedicated_column(key));
+                }
+            }
+        } else if q.service.is_some() {
+            columns.push(schema::SERVICE.into());
+        }
+        if q.operation.is_some() {
+            columns.push(schema::NAME.into());
+        }
+        if q.kind.is_some() {
+            columns.push(schema::KIND.into());
+        }
+        columns.sort();
+        columns.dedup();
+        Self { columns, tags }
+    }
+}
+
+/// Per matching trace, its latest matching span start; at most `q.limit` traces, most recent
+/// first. Reads only the columns the query needs, skips row groups outside the time range, and
+/// evaluates with exactly [`SpanQuery::matches`] on spans rebuilt from those columns.
+pub async fn search(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    q: &SpanQuery,
+) -> Result<Vec<(UnixNanos, TraceId)>, BlockError> {
+    if q.limit == 0 || !meta.may_match(q) {
+        return Ok(Vec::new());
+    }
+    let file = DataFile::open(store, data_path(root, &meta.id)).await?;
+    let groups = groups_in_time(&file, q.start, q.end)?;
+    let plan = SearchPlan::new(q);
+    let columns: Vec<&str> = plan.columns.iter().map(String::as_str).collect();
+    let mut interner = Interner::default();
+    let mut services: HashMap<String, Arc<Resource>> = HashMap::new();
+    let mut latest: HashMap<TraceId, UnixNanos> = HashMap::new();
+    file.read(Some(&columns), groups, None, |batch| {
+        search_batch(&batch, q, &plan, &mut interner, &mut services, &mut latest)
+    })
+    .await?;
+    let mut hits: Vec<(UnixNanos, TraceId)> = latest.into_iter().map(|(id, t)| (t, id)).collect();
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    hits.truncate(q.limit);
+    Ok(hits)
+}
+
+fn search_batch(
+    batch: &RecordBatch,
+    q: &SpanQuery,
+    plan: &SearchPlan,
+    interner: &mut Interner,
+    services: &mut HashMap<String, Arc<Resource>>,
+    latest: &mut HashMap<TraceId, UnixNanos>,
+) -> Result<(), BlockError> {
+    let trace_ids = decode::fixed(batch, schema::TRACE_ID, 16)?;
+    let starts = decode::u64s(batch, schema::START)?;
+    let durations = decode::u64s(batch, schema::DURATION)?;
+    let names = q
+        .operation
+        .as_ref()
+        .map(|_| Cells::new(batch, schema::NAME))
+        .transpose()?;
+    let kinds = q
+        .kind
+        .map(|_| decode::u8s(batch, schema::KIND))
+        .transpose()?;
+    let service_col = (!plan.tags && q.service.is_some())
+        .then(|| Cells::new(batch, schema::SERVICE))
+        .transpose()?;
+    struct TagCols<'a> {
+        resource: Cells<'a>,
+        attrs: Cells<'a>,
+        events: Cells<'a>,
+        status: &'a arrow::array::UInt8Array,
+        dedicated: Vec<(&'static str, DedicatedCol<'a>)>,
+    }
+    enum DedicatedCol<'a> {
+        Str(Cells<'a>),
+        Int(&'a arrow::array::Int64Array),
+    }
+    let tag_cols = if plan.tags {
+        let mut dedicated = Vec::new();
+        for (key, ty) in DEDICATED {
+            if !q.tags.iter().any(|(k, _)| k == key) {
+                continue;
+            }
+            let col = schema::dedicated_column(key);
+            dedicated.push((
+                *key,
+                match ty {
+                    DedicatedType::Str => DedicatedCol::Str(Cells::new(batch, &col)?),
+                    DedicatedType::Int => DedicatedCol::Int(decode::i64s(batch, &col)?),
+                },
+            ));
+        }
+        Some(TagCols {
+            resource: Cells::new(batch, schema::RESOURCE)?,
+            attrs: Cells::new(batch, schema::ATTRS)?,
+            events: Cells::new(batch, schema::EVENTS)?,
+            status: decode::u8s(batch, schema::STATUS_CODE)?,
+            dedicated,
+        })
+    } else {
+        None
+    };
+    let mut resource_keys: KeyCache<Arc<Resource>> = KeyCache::default();
+    let default_resource = Arc::new(Resource::default());
+
+    for row in 0..batch.num_rows() {
+        let start = UnixNanos(starts.value(row));
+        // Cheap conditions first; `matches` below re-checks them all exactly.
+        if start < q.start || start > q.end {
+            continue;
+        }
+        let end = UnixNanos(start.0.wrapping_add(durations.value(row)));
+        let resource = if let Some(t) = &tag_cols {
+            let bytes = t
+                .resource
+                .get(row)
+                .ok_or_else(|| BlockError::corrupt("column resource", "unexpected null"))?;
+            resource_keys.get_or(t.resource.key(row), || interner.resource(bytes))?
+        } else if let Some(c) = &service_col {
+            let svc = c.str(row, schema::SERVICE)?;
+            match services.get(svc) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = service_resource(svc);
+                    services.insert(svc.to_owned(), r.clone());
+                    r
+                }
+            }
+        } else {
+            default_resource.clone()
+        };
+        let mut span = partial_span(decode::trace_id_at(trace_ids, row)?, start, end, resource);
+        if let Some(n) = &names {
+            span.name = n.str(row, schema::NAME)?.to_owned();
+        }
+        if let Some(k) = kinds {
+            span.kind = SpanKind::from_i32(i32::from(k.value(row)));
+        }
+        // The quick checks need no attributes; only survivors pay for decoding them.
+        if let Some(t) = &tag_cols {
+            let probe = SpanQuery {
+                tags: Vec::new(),
+                ..q.clone()
+            };
+            if !probe.matches(&span) {
+                continue;
+            }
+            span.status.code = StatusCode::from_i32(i32::from(t.status.value(row)));
+            if let Some(b) = t.attrs.get(row) {
+                span.attributes = codec::decode_attrs(b, "attrs column")?;
+            }
+            for (key, col) in &t.dedicated {
+                let value = match col {
+                    DedicatedCol::Str(c) => c
+                        .get(row)
+                        .map(|b| AttributeValue::String(String::from_utf8_lossy(b).into_owned())),
+                    DedicatedCol::Int(c) => {
+                        c.is_valid(row).then(|| AttributeValue::Int(c.value(row)))
+                    }
+                };
+                if let Some(v) = value {
+                    span.attributes.push(KeyValue::new(*key, v));
+                }
+            }
+            if let Some(b) = t.events.get(row) {
+                span.events = codec::decode_events(b, start)?;
+            }
+        }
+        if q.matches(&span) {
+            let e = latest.entry(span.trace_id).or_insert(start);
+            *e = (*e).max(start);
+        }
+    }
+    Ok(())
+}
+
+/// Adds the block's cross-service parent→child edges among spans started in `[start, end]`,
+/// exactly as [`service_edges`] counts them trace by trace, reading only IDs, parents, start
+/// times and service names of the row groups that overlap the time range (a trace never spans
+/// two row groups, so skipping a group never splits one).
+pub async fn dependencies(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    start: UnixNanos,
+    end: UnixNanos,
+    edges: &mut BTreeMap<(String, String), u64>,
+) -> Result<(), BlockError> {
+    if !meta.overlaps(start, end) {
+        return Ok(());
+    }
+    let file = DataFile::open(store, data_path(root, &meta.id)).await?;
+    let groups = groups_in_time(&file, start, end)?;
+    let columns = [
+        schema::TRACE_ID,
+        schema::SPAN_ID,
+        schema::PARENT_INDEX,
+        schema::PARENT_SPAN_ID,
+        schema::START,
+        schema::SERVICE,
+    ];
+    let mut services: HashMap<String, Arc<Resource>> = HashMap::new();
+    let mut trace: Vec<(Span, ParentRef)> = Vec::new();
+    file.read(Some(&columns), groups, None, |batch| {
+        let trace_ids = decode::fixed(&batch, schema::TRACE_ID, 16)?;
+        let span_ids = decode::fixed(&batch, schema::SPAN_ID, 8)?;
+        let parent_index = decode::u32s(&batch, schema::PARENT_INDEX)?;
+        let parent_ids = decode::fixed(&batch, schema::PARENT_SPAN_ID, 8)?;
+        let starts = decode::u64s(&batch, schema::START)?;
+        let service = Cells::new(&batch, schema::SERVICE)?;
+        for row in 0..batch.num_rows() {
+            let trace_id = decode::trace_id_at(trace_ids, row)?;
+            if trace.first().is_some_and(|(s, _)| s.trace_id != trace_id) {
+                trace_edges(&mut trace, start, end, edges)?;
+            }
+            let svc = service.str(row, schema::SERVICE)?;
+            let resource = match services.get(svc) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = service_resource(svc);
+                    services.insert(svc.to_owned(), r.clone());
+                    r
+                }
+            };
+            let at = UnixNanos(starts.value(row));
+            let mut span = partial_span(trace_id, at, at, resource);
+            span.span_id = decode::span_id_at(span_ids, row);
+            trace.push((span, decode::parent_at(parent_index, parent_ids, row)));
+        }
+        Ok(())
+    })
+    .await?;
+    trace_edges(&mut trace, start, end, edges)
+}
+
+/// Resolves one trace's parents and counts its edges, leaving `trace` empty.
+fn trace_edges(
+    trace: &mut Vec<(Span, ParentRef)>,
+    start: UnixNanos,
+    end: UnixNanos,
+    edges: &mut BTreeMap<(String, String), u64>,
+) -> Result<(), BlockError> {
+    let mut assembler = TraceAssembler::default();
+    for (span, parent) in trace.drain(..) {
+        assembler.push(span, parent)?;
+    }
+    service_edges(&assembler.finish()?, start, end, edges);
+    Ok(())
+}
