@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs Faultline's whole test suite on a fresh machine: installs what the tests need
+# (idempotently), then formatting, lints, Rust tests (unit + cross-process), and the tests that
+# drive Faultline with the real Python OpenTelemetry SDK.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python OpenTelemetry clients (venv in .venv, pinned in tests/python/requirements.txt)"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+if ! cmp -s tests/python/requirements.txt .venv/.installed-requirements 2>/dev/null; then
+    .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+    cp tests/python/requirements.txt .venv/.installed-requirements
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "build the faultline binary"
+cargo build -p faultline-cli
+export FAULTLINE_BIN="$root/target/debug/faultline"
+
+step "cargo test (unit, property and cross-process tests)"
+cargo test --workspace
+
+step "Python OpenTelemetry SDK end-to-end tests"
+.venv/bin/python -m pytest -q tests/python
