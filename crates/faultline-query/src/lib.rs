@@ -1,1 +1,94 @@
-//! placeholder during bootstrap
+//! The Jaeger-compatible query API of Faultline: the Jaeger HTTP JSON API (`/api/...`, used by
+//! Jaeger UI and Grafana's Jaeger data source) and Jaeger's api_v3 HTTP API (`/api/v3/...`,
+//! OTLP JSON), as one axum [`Router`](axum::Router) over a [`faultline_storage::Store`].
+//!
+//! Parameters are parsed in [`params`], model spans become Jaeger JSON in [`jaeger_json`], and
+//! every error reaches the wire through [`QueryError`]'s single mapping in `error.rs`. This crate
+//! only reads: it must not write to the store, hold state of its own between requests, or panic
+//! on any request, however malformed. Listening, TLS and middleware belong to the server crate.
+#![deny(missing_docs)]
+
+mod api_v3;
+mod error;
+mod jaeger;
+pub mod jaeger_json;
+pub mod params;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::routing::get;
+use axum::Router;
+use faultline_model::UnixNanos;
+use faultline_storage::Store;
+
+pub use error::{QueryError, V3Error};
+
+/// What every handler shares: the store, and the clock that supplies default time windows.
+#[derive(Clone)]
+pub struct QueryState {
+    store: Arc<Store>,
+    clock: fn() -> UnixNanos,
+}
+
+impl QueryState {
+    /// State over `store`, reading the wall clock for "now".
+    pub fn new(store: Arc<Store>) -> Self {
+        Self {
+            store,
+            clock: UnixNanos::now,
+        }
+    }
+
+    /// Replaces the clock, so that default windows ("the last two days") are reproducible.
+    pub fn with_clock(mut self, clock: fn() -> UnixNanos) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> UnixNanos {
+        (self.clock)()
+    }
+}
+
+/// The query API routes (Jaeger HTTP JSON and api_v3), ready to be merged into the server's
+/// router. No fallback is set, so merging never conflicts.
+pub fn router(state: QueryState) -> Router {
+    Router::new()
+        .route("/api/services", get(jaeger::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(jaeger::service_operations),
+        )
+        .route("/api/operations", get(jaeger::operations))
+        .route("/api/traces", get(jaeger::search))
+        .route("/api/traces/{trace_id}", get(jaeger::trace_by_id))
+        .route("/api/dependencies", get(jaeger::dependencies))
+        .route("/api/v3/traces", get(api_v3::find_traces))
+        .route("/api/v3/traces/{trace_id}", get(api_v3::get_trace))
+        .route("/api/v3/services", get(api_v3::services))
+        .route("/api/v3/operations", get(api_v3::operations))
+        .with_state(state)
+}
+
+/// The decoded query string, as the extractor hands it over.
+type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The query string's pairs, or a 400 naming the query string.
+fn query_pairs(query: QueryPairs) -> Result<Vec<(String, String)>, QueryError> {
+    query
+        .map(|Query(pairs)| pairs)
+        .map_err(|e| QueryError::bad_param("query string", e.body_text()))
+}
+
+/// One path segment, or a 400 naming it (e.g. for invalid percent-encoding).
+fn path_segment(
+    name: &str,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<String, QueryError> {
+    path.map(|Path(s)| s)
+        .map_err(|e| QueryError::bad_param(name, e.body_text()))
+}

@@ -1,0 +1,185 @@
+//! Handlers of the Jaeger HTTP JSON API (`/api/...`).
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use faultline_model::TraceId;
+use faultline_storage::TraceData;
+use serde::Serialize;
+
+use crate::error::{Envelope, EnvelopeError};
+use crate::jaeger_json::{trace_to_jaeger, JaegerTrace};
+use crate::{params, path_segment, query_pairs, QueryError, QueryPairs, QueryState};
+
+type Answer<T> = Result<Json<Envelope<T>>, QueryError>;
+
+/// One operation of `/api/operations`.
+#[derive(Serialize, Debug)]
+pub(crate) struct Operation {
+    name: String,
+    #[serde(rename = "spanKind")]
+    span_kind: &'static str,
+}
+
+/// One edge of `/api/dependencies`.
+#[derive(Serialize, Debug)]
+pub(crate) struct DependencyLink {
+    parent: String,
+    child: String,
+    #[serde(rename = "callCount")]
+    call_count: u64,
+}
+
+/// `GET /api/services`: every service name, sorted.
+pub(crate) async fn services(State(state): State<QueryState>) -> Answer<Vec<String>> {
+    let services = state.store.services().await?;
+    let total = services.len();
+    Ok(Json(Envelope::ok(services, total)))
+}
+
+/// `GET /api/services/{service}/operations`: the service's operation names, sorted, each once.
+pub(crate) async fn service_operations(
+    State(state): State<QueryState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer<Vec<String>> {
+    let service = path_segment("service", path)?;
+    let names: BTreeSet<String> = state
+        .store
+        .operations(Some(&service))
+        .await?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let names: Vec<String> = names.into_iter().collect();
+    let total = names.len();
+    Ok(Json(Envelope::ok(names, total)))
+}
+
+/// `GET /api/operations?service=S[&spanKind=K]`: operations with their kinds.
+pub(crate) async fn operations(
+    State(state): State<QueryState>,
+    query: QueryPairs,
+) -> Answer<Vec<Operation>> {
+    let pairs = query_pairs(query)?;
+    let service = params::first(&pairs, "service").ok_or_else(|| {
+        QueryError::bad_param(
+            "service",
+            "is required: the service whose operations to list",
+        )
+    })?;
+    let kind = params::operations_kind(&pairs, &["spanKind"])?;
+    let ops: Vec<Operation> = state
+        .store
+        .operations(Some(service))
+        .await?
+        .into_iter()
+        .filter(|(_, k)| kind.is_none_or(|want| want == *k))
+        .map(|(name, k)| Operation {
+            name,
+            span_kind: k.as_jaeger_str(),
+        })
+        .collect();
+    let total = ops.len();
+    Ok(Json(Envelope::ok(ops, total)))
+}
+
+/// `GET /api/traces/{traceID}`: one trace, or 404.
+pub(crate) async fn trace_by_id(
+    State(state): State<QueryState>,
+    path: Result<Path<String>, PathRejection>,
+    query: QueryPairs,
+) -> Answer<Vec<JaegerTrace>> {
+    let raw_id = path_segment("traceID", path)?;
+    let id = params::trace_id("traceID", &raw_id)?;
+    params::trace_by_id_hints(&query_pairs(query)?)?;
+    match state.store.trace(id).await? {
+        Some(t) if !t.spans.is_empty() => Ok(Json(Envelope::ok(
+            vec![trace_to_jaeger(id, &t.spans, &t.warnings)],
+            1,
+        ))),
+        _ => Err(QueryError::TraceNotFound(id)),
+    }
+}
+
+/// Fetches `ids` and returns the found traces in the order of `ids`, plus the IDs not found.
+async fn fetch_in_order(
+    state: &QueryState,
+    ids: &[TraceId],
+) -> Result<(Vec<JaegerTrace>, Vec<TraceId>), QueryError> {
+    let mut found: HashMap<TraceId, TraceData> =
+        state.store.traces(ids).await?.into_iter().collect();
+    let mut traces = Vec::with_capacity(ids.len());
+    let mut missing = Vec::new();
+    for id in ids {
+        match found.remove(id) {
+            Some(t) if !t.spans.is_empty() => {
+                traces.push(trace_to_jaeger(*id, &t.spans, &t.warnings))
+            }
+            // A repeated ID was already answered (or already reported missing).
+            None if traces.iter().any(|t| t.trace_id == id.to_hex()) || missing.contains(id) => {}
+            _ => missing.push(*id),
+        }
+    }
+    Ok((traces, missing))
+}
+
+/// `GET /api/traces?...`: search, most recent first; or, with `traceID=` values, those traces
+/// (missing ones are listed in `errors`, as Jaeger does).
+pub(crate) async fn search(
+    State(state): State<QueryState>,
+    query: QueryPairs,
+) -> Answer<Vec<JaegerTrace>> {
+    let search = params::trace_search(&query_pairs(query)?, state.now())?;
+    if !search.trace_ids.is_empty() {
+        let (traces, missing) = fetch_in_order(&state, &search.trace_ids).await?;
+        let total = traces.len();
+        let mut envelope = Envelope::ok(traces, total);
+        if !missing.is_empty() {
+            envelope.errors = Some(
+                missing
+                    .iter()
+                    .map(|id| EnvelopeError {
+                        code: None,
+                        msg: "trace not found".to_owned(),
+                        trace_id: Some(id.to_hex()),
+                    })
+                    .collect(),
+            );
+        }
+        return Ok(Json(envelope));
+    }
+    let ids = state.store.search(&search.query).await?;
+    // Traces removed between search and fetch (retention) are simply left out.
+    let (traces, _) = fetch_in_order(&state, &ids).await?;
+    let total = traces.len();
+    Ok(Json(Envelope::ok(traces, total)))
+}
+
+/// `GET /api/dependencies?endTs=<ms>&lookback=<ms>`: service-to-service call counts.
+pub(crate) async fn dependencies(
+    State(state): State<QueryState>,
+    query: QueryPairs,
+) -> Answer<Vec<DependencyLink>> {
+    let window = params::dependencies(&query_pairs(query)?, state.now())?;
+    let links: Vec<DependencyLink> = state
+        .store
+        .dependencies(window.start, window.end)
+        .await?
+        .into_iter()
+        .filter(|(parent, child, _)| {
+            window
+                .service
+                .as_deref()
+                .is_none_or(|s| s == parent || s == child)
+        })
+        .map(|(parent, child, call_count)| DependencyLink {
+            parent,
+            child,
+            call_count,
+        })
+        .collect();
+    let total = links.len();
+    Ok(Json(Envelope::ok(links, total)))
+}

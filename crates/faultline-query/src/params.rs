@@ -1,0 +1,1006 @@
+//! Query-string parameters: parsing, defaults, limits and validation.
+//!
+//! Everything here takes the decoded `(name, value)` pairs of a query string and either returns a
+//! typed request or a [`QueryError::BadParameter`] naming the parameter and what is expected.
+//! As in Jaeger (whose Go handlers use `url.Values.Get`), an empty value counts as absent and
+//! only the first occurrence of a single-valued parameter is read.
+
+use faultline_model::query::SpanQuery;
+use faultline_model::{SpanKind, TraceId, UnixNanos};
+
+use crate::QueryError;
+
+/// Decoded query-string pairs, in request order.
+pub(crate) type Pairs = [(String, String)];
+
+/// Traces returned by a search when the client gives no `limit` (Jaeger UI's default).
+pub const DEFAULT_SEARCH_LIMIT: usize = 20;
+
+/// Most traces one search returns; larger `limit`s are lowered to this. Jaeger UI's search form
+/// offers at most 1500, and beyond that a single JSON answer grows past what a browser renders
+/// comfortably while holding every trace in memory at once.
+pub const MAX_SEARCH_LIMIT: usize = 1500;
+
+/// Traces returned by an api_v3 search without `query.search_depth` (Jaeger's default).
+pub const DEFAULT_V3_SEARCH_DEPTH: usize = 100;
+
+const NANOS_PER_MILLI: u64 = 1_000_000;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+const NANOS_PER_HOUR: u64 = 3_600 * NANOS_PER_SEC;
+const NANOS_PER_DAY: u64 = 24 * NANOS_PER_HOUR;
+
+/// How far back a Jaeger search looks when given neither `start` nor `lookback` (Jaeger's
+/// `query.lookback` default).
+pub const DEFAULT_SEARCH_LOOKBACK_NANOS: u64 = 2 * NANOS_PER_DAY;
+
+/// How far back `/api/dependencies` looks without `lookback` (Jaeger's default).
+pub const DEFAULT_DEPENDENCIES_LOOKBACK_NANOS: u64 = NANOS_PER_DAY;
+
+const DURATION_HINT: &str =
+    "expected a Go duration such as 250ms, 1.5s or 1h30m (units ns, us, µs, ms, s, m, h)";
+
+/// The first non-empty value of `name`.
+pub(crate) fn first<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// Every non-empty value of `name`, in request order.
+fn all<'a>(pairs: &'a Pairs, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pairs
+        .iter()
+        .filter(move |(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// The first non-empty value among `names` (canonical name first, then aliases), with the name
+/// it was found under so that errors quote what the client sent.
+fn first_of<'a>(pairs: &'a Pairs, names: &[&'static str]) -> Option<(&'a str, &'static str)> {
+    names
+        .iter()
+        .find_map(|name| first(pairs, name).map(|v| (v, *name)))
+}
+
+/// Parses a duration in Go's `time.ParseDuration` syntax (`300ms`, `1.5h`, `2h45m`, `0`) into
+/// nanoseconds. Negative durations are refused: no query here has a use for them.
+pub fn parse_go_duration(input: &str) -> Result<u64, String> {
+    let (negative, mut rest) = match input.as_bytes().first() {
+        Some(b'-') => (true, &input[1..]),
+        Some(b'+') => (false, &input[1..]),
+        _ => (false, input),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(format!("{input:?} is not a duration; {DURATION_HINT}"));
+    }
+    let invalid = || format!("{input:?} is not a duration; {DURATION_HINT}");
+    let overflow = || format!("{input:?} is too long a duration");
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (int_digits, after_int) = rest.split_at(int_len);
+        let (frac_digits, after_number) = match after_int.strip_prefix('.') {
+            Some(r) => r.split_at(r.bytes().take_while(u8::is_ascii_digit).count()),
+            None => ("", after_int),
+        };
+        if int_digits.is_empty() && frac_digits.is_empty() {
+            return Err(invalid());
+        }
+        let unit_len = after_number
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after_number.len());
+        let (unit, next) = after_number.split_at(unit_len);
+        let unit_nanos: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => u128::from(NANOS_PER_MILLI),
+            "s" => u128::from(NANOS_PER_SEC),
+            "m" => 60 * u128::from(NANOS_PER_SEC),
+            "h" => u128::from(NANOS_PER_HOUR),
+            "" => {
+                return Err(format!(
+                    "{input:?} has a number without a unit; {DURATION_HINT}"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{input:?} has unknown unit {other:?}; {DURATION_HINT}"
+                ))
+            }
+        };
+        let int: u128 = if int_digits.is_empty() {
+            0
+        } else {
+            int_digits.parse().map_err(|_| overflow())?
+        };
+        total = int
+            .checked_mul(unit_nanos)
+            .and_then(|n| total.checked_add(n))
+            .ok_or_else(overflow)?;
+        // Digits past the 18th are below a nanosecond for every unit; ignoring them keeps the
+        // arithmetic in range.
+        let frac = &frac_digits[..frac_digits.len().min(18)];
+        if !frac.is_empty() {
+            let numerator: u128 = frac.parse().map_err(|_| invalid())?;
+            let scale = 10u128.pow(frac.len() as u32);
+            total = total
+                .checked_add(numerator * unit_nanos / scale)
+                .ok_or_else(overflow)?;
+        }
+        if total > i64::MAX as u128 {
+            return Err(overflow());
+        }
+        rest = next;
+    }
+    if negative && total != 0 {
+        return Err(format!("{input:?} is negative; durations must be positive"));
+    }
+    Ok(total as u64)
+}
+
+/// Parses Jaeger UI's `lookback`: a Go duration, whole days or weeks (`2d`, `1w`), or `custom`
+/// (meaning `start`/`end` decide), which returns `None`.
+pub fn parse_lookback(input: &str) -> Result<Option<u64>, String> {
+    if input == "custom" {
+        return Ok(None);
+    }
+    for (suffix, unit) in [("d", NANOS_PER_DAY), ("w", 7 * NANOS_PER_DAY)] {
+        if let Some(n) = input.strip_suffix(suffix) {
+            if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+                return n
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(unit))
+                    .map(Some)
+                    .ok_or_else(|| format!("{input:?} is too long a lookback"));
+            }
+        }
+    }
+    parse_go_duration(input).map(Some).map_err(|_| {
+        format!(
+            "{input:?} is not a lookback; expected a duration such as 1h, 2d or 1w, or \"custom\""
+        )
+    })
+}
+
+/// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00Z`, `2024-05-01T14:00:00.5+02:00`).
+pub fn parse_rfc3339(input: &str) -> Result<UnixNanos, String> {
+    let bad = || format!("{input:?} is not an RFC 3339 time such as 2024-05-01T12:00:00Z");
+    let b = input.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(range)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        part.iter()
+            .try_fold(0i64, |acc, d| Some(acc * 10 + i64::from(d - b'0')))
+    };
+    let separators_ok = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't')
+        && b[13] == b':'
+        && b[16] == b':';
+    if !separators_ok {
+        return Err(bad());
+    }
+    let (year, month, day, hour, minute, second) = match (
+        digits(0..4),
+        digits(5..7),
+        digits(8..10),
+        digits(11..13),
+        digits(14..16),
+        digits(17..19),
+    ) {
+        (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s)) => (y, mo, d, h, mi, s),
+        _ => return Err(bad()),
+    };
+    let mut i = 19;
+    let mut frac_nanos: i64 = 0;
+    if b.get(i) == Some(&b'.') {
+        let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return Err(bad());
+        }
+        for (pos, d) in b[i + 1..i + 1 + n.min(9)].iter().enumerate() {
+            frac_nanos += i64::from(d - b'0') * 10i64.pow(8 - pos as u32);
+        }
+        i += 1 + n;
+    }
+    let offset_secs = match &b[i..] {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (Some(h), Some(m)) = (digits(i + 1..i + 3), digits(i + 4..i + 6)) else {
+                return Err(bad());
+            };
+            if h > 23 || m > 59 {
+                return Err(bad());
+            }
+            let secs = h * 3600 + m * 60;
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return Err(bad()),
+    };
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return Err(format!("{input:?} is not a valid date and time"));
+    }
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_secs;
+    if secs < 0 {
+        return Err(format!("{input:?} is before 1970-01-01T00:00:00Z"));
+    }
+    (secs as u64)
+        .checked_mul(NANOS_PER_SEC)
+        .and_then(|n| n.checked_add(frac_nanos as u64))
+        .map(UnixNanos)
+        .ok_or_else(|| format!("{input:?} is too far in the future"))
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses a hex trace ID (1 to 32 digits; shorter IDs are left-padded with zeroes as in Jaeger).
+pub fn trace_id(param: &str, value: &str) -> Result<TraceId, QueryError> {
+    value.parse::<TraceId>().map_err(|e| {
+        QueryError::bad_param(
+            param,
+            format!("{value:?} is not a trace ID ({e}); expected 1 to 32 hexadecimal digits"),
+        )
+    })
+}
+
+/// Parses a span kind: `server`, `client`, `producer`, `consumer`, `internal` or `unspecified`,
+/// in any case and with or without OpenTelemetry's `SPAN_KIND_` prefix.
+pub fn span_kind(param: &str, value: &str) -> Result<SpanKind, QueryError> {
+    let lower = value.to_ascii_lowercase();
+    let name = lower.strip_prefix("span_kind_").unwrap_or(&lower);
+    SpanKind::from_jaeger_str(name).ok_or_else(|| {
+        QueryError::bad_param(
+            param,
+            format!(
+                "{value:?} is not a span kind; expected server, client, producer, consumer, internal or unspecified"
+            ),
+        )
+    })
+}
+
+fn duration_param(param: &str, value: &str) -> Result<u64, QueryError> {
+    parse_go_duration(value).map_err(|e| QueryError::bad_param(param, e))
+}
+
+fn rfc3339_param(param: &str, value: &str) -> Result<UnixNanos, QueryError> {
+    parse_rfc3339(value).map_err(|e| QueryError::bad_param(param, e))
+}
+
+fn unsigned(param: &str, value: &str, what: &str) -> Result<u64, QueryError> {
+    value
+        .parse::<u64>()
+        .map_err(|_| QueryError::bad_param(param, format!("{value:?} is not {what}")))
+}
+
+/// A count limit: absent or `0` means `default`, values over [`MAX_SEARCH_LIMIT`] are lowered to
+/// it, negative or non-numeric values are refused.
+fn limit_param(param: &str, value: Option<&str>, default: usize) -> Result<usize, QueryError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    let n: i64 = value.parse().map_err(|_| {
+        QueryError::bad_param(
+            param,
+            format!("{value:?} is not a number; expected a whole number of traces, at most {MAX_SEARCH_LIMIT}"),
+        )
+    })?;
+    match n {
+        n if n < 0 => Err(QueryError::bad_param(
+            param,
+            format!("{value:?} is negative; expected a whole number of traces, at most {MAX_SEARCH_LIMIT}"),
+        )),
+        0 => Ok(default),
+        n => Ok(usize::try_from(n).map_or(MAX_SEARCH_LIMIT, |n| n.min(MAX_SEARCH_LIMIT))),
+    }
+}
+
+/// Parses Go's `strconv.ParseBool` forms.
+fn bool_param(param: &str, value: &str) -> Result<bool, QueryError> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(QueryError::bad_param(
+            param,
+            format!("{value:?} is not a boolean; expected true or false"),
+        )),
+    }
+}
+
+/// Reads a JSON object of tag conditions (`{"http.status_code":"500","error":"true"}`). Numbers
+/// and booleans are accepted too, as their text form, since tags are compared as text.
+fn json_tag_map(param: &str, value: &str) -> Result<Vec<(String, String)>, QueryError> {
+    const EXPECTED: &str =
+        r#"expected a JSON object of string values such as {"http.status_code":"500"}"#;
+    let parsed: serde_json::Value = serde_json::from_str(value).map_err(|e| {
+        QueryError::bad_param(param, format!("{EXPECTED}, but it is not JSON: {e}"))
+    })?;
+    let serde_json::Value::Object(map) = parsed else {
+        return Err(QueryError::bad_param(
+            param,
+            format!("{EXPECTED}, got {value:?}"),
+        ));
+    };
+    map.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            serde_json::Value::Number(n) => Ok((k, n.to_string())),
+            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
+            _ => Err(QueryError::bad_param(
+                param,
+                format!("{EXPECTED}; the value of {k:?} is not a string, number or boolean"),
+            )),
+        })
+        .collect()
+}
+
+/// Adds a tag condition; a key given twice keeps its last value, as Jaeger's map does.
+fn upsert(tags: &mut Vec<(String, String)>, key: String, value: String) {
+    match tags.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => tags.push((key, value)),
+    }
+}
+
+/// Moves a `span.kind` tag condition into the query's kind filter, since the kind is a span
+/// field, not an attribute (the Jaeger view shows it as a tag, so users search it as one).
+fn lift_span_kind(tags: &mut Vec<(String, String)>) -> Option<SpanKind> {
+    let pos = tags.iter().position(|(k, _)| k == "span.kind")?;
+    let kind = SpanKind::from_jaeger_str(&tags[pos].1)?;
+    tags.remove(pos);
+    Some(kind)
+}
+
+/// A parsed `/api/traces` request.
+#[derive(Debug, Clone)]
+pub struct TraceSearch {
+    /// The span conditions, time window and limit.
+    pub query: SpanQuery,
+    /// Explicit `traceID=` values; when present, Jaeger fetches these and ignores the rest.
+    pub trace_ids: Vec<TraceId>,
+}
+
+/// Parses `/api/traces` search parameters; `now` is the default `end`.
+pub fn trace_search(pairs: &Pairs, now: UnixNanos) -> Result<TraceSearch, QueryError> {
+    const MICROS: &str = "a whole number of microseconds since the Unix epoch";
+    let end = match first(pairs, "end") {
+        Some(v) => UnixNanos::from_micros(unsigned("end", v, MICROS)?),
+        None => now,
+    };
+    let lookback = match first(pairs, "lookback") {
+        Some(v) => parse_lookback(v).map_err(|e| QueryError::bad_param("lookback", e))?,
+        None => None,
+    };
+    let start = match first(pairs, "start") {
+        Some(v) => UnixNanos::from_micros(unsigned("start", v, MICROS)?),
+        None => UnixNanos(
+            end.0
+                .saturating_sub(lookback.unwrap_or(DEFAULT_SEARCH_LOOKBACK_NANOS)),
+        ),
+    };
+    if start > end {
+        return Err(QueryError::bad_param(
+            "start",
+            format!(
+                "start ({} µs) is after end ({} µs); expected start <= end",
+                start.as_micros(),
+                end.as_micros()
+            ),
+        ));
+    }
+    let min_duration_nanos = first(pairs, "minDuration")
+        .map(|v| duration_param("minDuration", v))
+        .transpose()?;
+    let max_duration_nanos = first(pairs, "maxDuration")
+        .map(|v| duration_param("maxDuration", v))
+        .transpose()?;
+    if let (Some(min), Some(max)) = (min_duration_nanos, max_duration_nanos) {
+        if max < min {
+            return Err(QueryError::bad_param(
+                "maxDuration",
+                "must not be less than 'minDuration'",
+            ));
+        }
+    }
+    let limit = limit_param("limit", first(pairs, "limit"), DEFAULT_SEARCH_LIMIT)?;
+
+    let mut tags = Vec::new();
+    for tag in all(pairs, "tag") {
+        match tag.split_once(':') {
+            Some((k, v)) if !k.is_empty() => upsert(&mut tags, k.to_owned(), v.to_owned()),
+            _ => {
+                return Err(QueryError::bad_param(
+                    "tag",
+                    format!("{tag:?} is not a tag condition; expected key:value"),
+                ))
+            }
+        }
+    }
+    for json in all(pairs, "tags") {
+        for (k, v) in json_tag_map("tags", json)? {
+            upsert(&mut tags, k, v);
+        }
+    }
+    let kind = lift_span_kind(&mut tags);
+
+    let trace_ids = all(pairs, "traceID")
+        .map(|v| trace_id("traceID", v))
+        .collect::<Result<Vec<_>, _>>()?;
+    if trace_ids.len() > MAX_SEARCH_LIMIT {
+        return Err(QueryError::bad_param(
+            "traceID",
+            format!(
+                "{} trace IDs given; at most {MAX_SEARCH_LIMIT} per request",
+                trace_ids.len()
+            ),
+        ));
+    }
+
+    Ok(TraceSearch {
+        query: SpanQuery {
+            service: first(pairs, "service").map(str::to_owned),
+            operation: first(pairs, "operation").map(str::to_owned),
+            kind,
+            tags,
+            min_duration_nanos,
+            max_duration_nanos,
+            start,
+            end,
+            limit,
+        },
+        trace_ids,
+    })
+}
+
+/// Validates the optional `start`/`end` (µs) hints of `/api/traces/{id}`. The store finds a
+/// trace by ID alone, so the hints only need to be well-formed.
+pub fn trace_by_id_hints(pairs: &Pairs) -> Result<(), QueryError> {
+    for name in ["start", "end"] {
+        if let Some(v) = first(pairs, name) {
+            unsigned(
+                name,
+                v,
+                "a whole number of microseconds since the Unix epoch",
+            )?;
+        }
+    }
+    if let Some(v) = first(pairs, "raw") {
+        bool_param("raw", v)?;
+    }
+    Ok(())
+}
+
+/// The window and optional service filter of `/api/dependencies`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DependencyWindow {
+    /// Earliest span start counted.
+    pub start: UnixNanos,
+    /// Latest span start counted.
+    pub end: UnixNanos,
+    /// Only edges touching this service, when given.
+    pub service: Option<String>,
+}
+
+/// Parses `/api/dependencies?endTs=<ms>&lookback=<ms>[&service=]`; `now` is the default `endTs`.
+pub fn dependencies(pairs: &Pairs, now: UnixNanos) -> Result<DependencyWindow, QueryError> {
+    const MILLIS: &str = "a whole number of milliseconds";
+    let end = match first(pairs, "endTs") {
+        Some(v) => UnixNanos(
+            unsigned(
+                "endTs",
+                v,
+                "a whole number of milliseconds since the Unix epoch",
+            )?
+            .saturating_mul(NANOS_PER_MILLI),
+        ),
+        None => now,
+    };
+    let lookback = match first(pairs, "lookback") {
+        Some(v) => unsigned("lookback", v, MILLIS)?.saturating_mul(NANOS_PER_MILLI),
+        None => DEFAULT_DEPENDENCIES_LOOKBACK_NANOS,
+    };
+    Ok(DependencyWindow {
+        start: UnixNanos(end.0.saturating_sub(lookback)),
+        end,
+        service: first(pairs, "service").map(str::to_owned),
+    })
+}
+
+/// Parses an api_v3 `/api/v3/traces` search. Both Jaeger's canonical camelCase names
+/// (`query.serviceName`) and the older snake_case ones (`query.service_name`) are accepted.
+pub fn v3_trace_search(pairs: &Pairs) -> Result<SpanQuery, QueryError> {
+    let time_min = first_of(pairs, &["query.startTimeMin", "query.start_time_min"]);
+    let time_max = first_of(pairs, &["query.startTimeMax", "query.start_time_max"]);
+    let (Some((min_v, min_name)), Some((max_v, max_name))) = (time_min, time_max) else {
+        return Err(QueryError::bad_param(
+            "query.start_time_min",
+            "query.start_time_min and query.start_time_max are both required, as RFC 3339 times such as 2024-05-01T12:00:00Z",
+        ));
+    };
+    let start = rfc3339_param(min_name, min_v)?;
+    let end = rfc3339_param(max_name, max_v)?;
+    if start >= end {
+        return Err(QueryError::bad_param(
+            min_name,
+            format!("{min_name} must be before {max_name}"),
+        ));
+    }
+    let mut tags = match first(pairs, "query.attributes") {
+        Some(v) => json_tag_map("query.attributes", v)?,
+        None => Vec::new(),
+    };
+    let kind = lift_span_kind(&mut tags);
+    let duration = |names: &[&'static str]| {
+        first_of(pairs, names)
+            .map(|(v, name)| duration_param(name, v))
+            .transpose()
+    };
+    let min_duration_nanos = duration(&["query.durationMin", "query.duration_min"])?;
+    let max_duration_nanos = duration(&["query.durationMax", "query.duration_max"])?;
+    if let (Some(min), Some(max)) = (min_duration_nanos, max_duration_nanos) {
+        if max < min {
+            return Err(QueryError::bad_param(
+                "query.duration_max",
+                "must not be less than query.duration_min",
+            ));
+        }
+    }
+    let depth = first_of(
+        pairs,
+        &[
+            "query.searchDepth",
+            "query.search_depth",
+            "query.num_traces",
+        ],
+    );
+    let limit = match depth {
+        Some((v, name)) => limit_param(name, Some(v), DEFAULT_V3_SEARCH_DEPTH)?,
+        None => DEFAULT_V3_SEARCH_DEPTH,
+    };
+    if let Some((v, name)) = first_of(pairs, &["query.rawTraces", "query.raw_traces"]) {
+        bool_param(name, v)?;
+    }
+    Ok(SpanQuery {
+        service: first_of(pairs, &["query.serviceName", "query.service_name"])
+            .map(|(v, _)| v.to_owned()),
+        operation: first_of(pairs, &["query.operationName", "query.operation_name"])
+            .map(|(v, _)| v.to_owned()),
+        kind,
+        tags,
+        min_duration_nanos,
+        max_duration_nanos,
+        start,
+        end,
+        limit,
+    })
+}
+
+/// Validates the optional `start_time`/`end_time` (RFC 3339) and `raw_traces` hints of
+/// `/api/v3/traces/{id}`.
+pub fn v3_trace_by_id_hints(pairs: &Pairs) -> Result<(), QueryError> {
+    for names in [["startTime", "start_time"], ["endTime", "end_time"]] {
+        if let Some((v, name)) = first_of(pairs, &names) {
+            rfc3339_param(name, v)?;
+        }
+    }
+    if let Some((v, name)) = first_of(pairs, &["rawTraces", "raw_traces"]) {
+        bool_param(name, v)?;
+    }
+    Ok(())
+}
+
+/// The optional span kind filter of an operations listing, under any of `names`.
+pub fn operations_kind(
+    pairs: &Pairs,
+    names: &[&'static str],
+) -> Result<Option<SpanKind>, QueryError> {
+    first_of(pairs, names)
+        .map(|(v, name)| span_kind(name, v))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn bad_param_of(e: QueryError) -> (String, String) {
+        match e {
+            QueryError::BadParameter { param, reason } => (param, reason),
+            other => panic!("expected BadParameter, got {other:?}"),
+        }
+    }
+
+    const NOW: UnixNanos = UnixNanos(1_700_000_000_000_000_000);
+
+    #[test]
+    fn go_durations() {
+        let cases: &[(&str, u64)] = &[
+            ("0", 0),
+            ("+0", 0),
+            ("-0", 0),
+            ("0s", 0),
+            ("5ns", 5),
+            ("7us", 7_000),
+            ("7µs", 7_000),
+            ("7μs", 7_000),
+            ("250ms", 250_000_000),
+            ("1.2s", 1_200_000_000),
+            ("1.5s", 1_500_000_000),
+            (".5s", 500_000_000),
+            ("5.s", 5_000_000_000),
+            ("2m", 120_000_000_000),
+            ("1h30m", 5_400_000_000_000),
+            ("1h30m15.25s", 5_415_250_000_000),
+            ("2h45m3s7ms", 9_903_007_000_000),
+            ("0.000000001s", 1),
+            ("1.0000000000000000000001h", 3_600_000_000_000),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_go_duration(s), Ok(*want), "{s}");
+        }
+        for bad in [
+            "",
+            "1",
+            "1.2",
+            "s",
+            ".s",
+            ".",
+            "-5s",
+            "1d",
+            "5 s",
+            "1hh",
+            "ms5",
+            "1e3s",
+            "99999999999999999999999999999999999999999999h",
+            "3000000h",
+        ] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn lookbacks() {
+        assert_eq!(parse_lookback("custom"), Ok(None));
+        assert_eq!(parse_lookback("1h"), Ok(Some(NANOS_PER_HOUR)));
+        assert_eq!(parse_lookback("2d"), Ok(Some(2 * NANOS_PER_DAY)));
+        assert_eq!(parse_lookback("1w"), Ok(Some(7 * NANOS_PER_DAY)));
+        assert_eq!(parse_lookback("90m"), Ok(Some(90 * 60 * NANOS_PER_SEC)));
+        for bad in ["d", "1.5d", "yesterday", "-1h", "99999999999999999999d"] {
+            assert!(parse_lookback(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(UnixNanos(0)));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20Z"),
+            Ok(UnixNanos(1_700_000_000 * NANOS_PER_SEC))
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-15T00:13:20.5+02:00"),
+            Ok(UnixNanos(1_700_000_000 * NANOS_PER_SEC + 500_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14t20:13:20.123456789123-02:00"),
+            Ok(UnixNanos(1_700_000_000 * NANOS_PER_SEC + 123_456_789))
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20-04:30"),
+            Ok(UnixNanos((1_700_000_000 + 4 * 3600 + 1800) * NANOS_PER_SEC))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z"),
+            Ok(UnixNanos(1_709_164_800 * NANOS_PER_SEC))
+        );
+        for bad in [
+            "",
+            "2023-11-14",
+            "2023-11-14T22:13:20",
+            "2023-11-14 22:13:20Z",
+            "2023-13-14T22:13:20Z",
+            "2023-02-29T22:13:20Z",
+            "2023-11-14T24:00:00Z",
+            "2023-11-14T22:13:20.Z",
+            "2023-11-14T22:13:20+2:00",
+            "2023-11-14T22:13:20+02:60",
+            "1969-12-31T23:59:59Z",
+            "2023-11-14T22:13:20Zjunk",
+            "２０２３-11-14T22:13:20Z",
+            "1700000000",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn search_defaults() {
+        let s = trace_search(&pairs(&[("service", "checkout")]), NOW).unwrap();
+        assert_eq!(s.query.service.as_deref(), Some("checkout"));
+        assert_eq!(s.query.operation, None);
+        assert_eq!(s.query.limit, DEFAULT_SEARCH_LIMIT);
+        assert_eq!(s.query.end, NOW);
+        assert_eq!(
+            s.query.start,
+            UnixNanos(NOW.0 - DEFAULT_SEARCH_LOOKBACK_NANOS)
+        );
+        assert!(s.query.tags.is_empty());
+        assert!(s.trace_ids.is_empty());
+    }
+
+    #[test]
+    fn search_every_parameter() {
+        let s = trace_search(
+            &pairs(&[
+                ("service", "checkout"),
+                ("operation", "GET /cart"),
+                ("start", "1000"),
+                ("end", "5000"),
+                ("lookback", "custom"),
+                ("minDuration", "1.2ms"),
+                ("maxDuration", "1s"),
+                ("limit", "7"),
+                ("tag", "http.route:/cart:id"),
+                ("tag", "a:1"),
+                ("tags", r#"{"a":"2","n":500,"b":true,"span.kind":"server"}"#),
+            ]),
+            NOW,
+        )
+        .unwrap();
+        let q = s.query;
+        assert_eq!(q.operation.as_deref(), Some("GET /cart"));
+        assert_eq!(q.start, UnixNanos(1_000_000));
+        assert_eq!(q.end, UnixNanos(5_000_000));
+        assert_eq!(q.min_duration_nanos, Some(1_200_000));
+        assert_eq!(q.max_duration_nanos, Some(NANOS_PER_SEC));
+        assert_eq!(q.limit, 7);
+        assert_eq!(q.kind, Some(SpanKind::Server));
+        let mut tags = q.tags;
+        tags.sort();
+        assert_eq!(
+            tags,
+            vec![
+                ("a".to_owned(), "2".to_owned()),
+                ("b".to_owned(), "true".to_owned()),
+                ("http.route".to_owned(), "/cart:id".to_owned()),
+                ("n".to_owned(), "500".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn search_lookback_and_ids() {
+        let s = trace_search(
+            &pairs(&[("lookback", "1h"), ("traceID", "abc"), ("traceID", "00ff")]),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(s.query.start, UnixNanos(NOW.0 - NANOS_PER_HOUR));
+        assert_eq!(
+            s.trace_ids.iter().map(TraceId::to_hex).collect::<Vec<_>>(),
+            vec![
+                "00000000000000000000000000000abc",
+                "000000000000000000000000000000ff"
+            ]
+        );
+    }
+
+    #[test]
+    fn search_limits() {
+        let limit = |v: &str| trace_search(&pairs(&[("limit", v)]), NOW).map(|s| s.query.limit);
+        assert_eq!(limit("0").unwrap(), DEFAULT_SEARCH_LIMIT);
+        assert_eq!(limit("1500").unwrap(), 1500);
+        assert_eq!(limit("1501").unwrap(), MAX_SEARCH_LIMIT);
+        assert_eq!(limit("9223372036854775807").unwrap(), MAX_SEARCH_LIMIT);
+        for bad in ["-1", "ten", "1.5", "99999999999999999999"] {
+            let (param, reason) = bad_param_of(limit(bad).unwrap_err());
+            assert_eq!(param, "limit");
+            assert!(reason.contains("whole number"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn search_rejects_bad_parameters() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
+            (&[("minDuration", "fast")], "minDuration", "Go duration"),
+            (&[("maxDuration", "10")], "maxDuration", "without a unit"),
+            (
+                &[("minDuration", "2s"), ("maxDuration", "1s")],
+                "maxDuration",
+                "minDuration",
+            ),
+            (&[("start", "yesterday")], "start", "microseconds"),
+            (&[("end", "-5")], "end", "microseconds"),
+            (&[("start", "20"), ("end", "10")], "start", "after end"),
+            (&[("lookback", "forever")], "lookback", "custom"),
+            (&[("tags", "{not json")], "tags", "not JSON"),
+            (&[("tags", "[1,2]")], "tags", "JSON object"),
+            (&[("tags", r#"{"a":{"b":1}}"#)], "tags", "\"a\""),
+            (&[("tags", r#"{"a":null}"#)], "tags", "\"a\""),
+            (&[("tag", "novalue")], "tag", "key:value"),
+            (&[("tag", ":v")], "tag", "key:value"),
+            (&[("traceID", "xyz")], "traceID", "hexadecimal"),
+            (&[("traceID", "0")], "traceID", "zero"),
+            (
+                &[("traceID", "0123456789abcdef0123456789abcdef0")],
+                "traceID",
+                "hexadecimal",
+            ),
+        ];
+        for (input, want_param, want_reason) in cases {
+            let (param, reason) = bad_param_of(trace_search(&pairs(input), NOW).unwrap_err());
+            assert_eq!(&param, want_param, "{input:?}");
+            assert!(reason.contains(want_reason), "{input:?}: {reason}");
+        }
+    }
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let s = trace_search(
+            &pairs(&[
+                ("service", ""),
+                ("limit", ""),
+                ("minDuration", ""),
+                ("tags", ""),
+            ]),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(s.query.service, None);
+        assert_eq!(s.query.limit, DEFAULT_SEARCH_LIMIT);
+        assert_eq!(s.query.min_duration_nanos, None);
+    }
+
+    #[test]
+    fn dependency_windows() {
+        let w = dependencies(&pairs(&[("endTs", "5000"), ("lookback", "2000")]), NOW).unwrap();
+        assert_eq!(w.start, UnixNanos(3_000 * NANOS_PER_MILLI));
+        assert_eq!(w.end, UnixNanos(5_000 * NANOS_PER_MILLI));
+        let w = dependencies(&pairs(&[("lookback", "99999999999999999")]), NOW).unwrap();
+        assert_eq!(w.start, UnixNanos(0));
+        let w = dependencies(&pairs(&[]), NOW).unwrap();
+        assert_eq!(w.end, NOW);
+        assert_eq!(w.start, UnixNanos(NOW.0 - NANOS_PER_DAY));
+        for (k, v) in [("endTs", "now"), ("lookback", "1h"), ("lookback", "-1")] {
+            let (param, _) = bad_param_of(dependencies(&pairs(&[(k, v)]), NOW).unwrap_err());
+            assert_eq!(param, k);
+        }
+    }
+
+    #[test]
+    fn v3_search() {
+        let q = v3_trace_search(&pairs(&[
+            ("query.service_name", "checkout"),
+            ("query.operationName", "GET /cart"),
+            ("query.start_time_min", "2023-11-14T22:13:20Z"),
+            ("query.start_time_max", "2023-11-14T23:13:20Z"),
+            ("query.duration_min", "1ms"),
+            ("query.durationMax", "2s"),
+            ("query.search_depth", "5"),
+            ("query.attributes", r#"{"http.route":"/cart"}"#),
+            ("query.raw_traces", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(q.service.as_deref(), Some("checkout"));
+        assert_eq!(q.operation.as_deref(), Some("GET /cart"));
+        assert_eq!(q.start, UnixNanos(1_700_000_000 * NANOS_PER_SEC));
+        assert_eq!(q.end, UnixNanos(1_700_003_600 * NANOS_PER_SEC));
+        assert_eq!(q.min_duration_nanos, Some(NANOS_PER_MILLI));
+        assert_eq!(q.max_duration_nanos, Some(2 * NANOS_PER_SEC));
+        assert_eq!(q.limit, 5);
+        assert_eq!(q.tags, vec![("http.route".to_owned(), "/cart".to_owned())]);
+
+        let window = [
+            ("query.start_time_min", "2023-11-14T22:13:20Z"),
+            ("query.start_time_max", "2023-11-14T23:13:20Z"),
+        ];
+        assert_eq!(
+            v3_trace_search(&pairs(&window)).unwrap().limit,
+            DEFAULT_V3_SEARCH_DEPTH
+        );
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "query.start_time_min"),
+            (
+                &[("query.start_time_min", "2023-11-14T22:13:20Z")],
+                "query.start_time_min",
+            ),
+            (
+                &[
+                    ("query.start_time_min", "2023-11-14T23:13:20Z"),
+                    ("query.start_time_max", "2023-11-14T22:13:20Z"),
+                ],
+                "query.start_time_min",
+            ),
+            (
+                &[
+                    ("query.start_time_min", "yesterday"),
+                    ("query.start_time_max", "2023-11-14T22:13:20Z"),
+                ],
+                "query.start_time_min",
+            ),
+        ];
+        for (input, want) in cases {
+            let (param, _) = bad_param_of(v3_trace_search(&pairs(input)).unwrap_err());
+            assert_eq!(&param, want, "{input:?}");
+        }
+        for (k, v) in [
+            ("query.duration_min", "x"),
+            ("query.search_depth", "-3"),
+            ("query.attributes", "[]"),
+            ("query.raw_traces", "maybe"),
+        ] {
+            let mut input = pairs(&window);
+            input.push((k.to_owned(), v.to_owned()));
+            let (param, _) = bad_param_of(v3_trace_search(&input).unwrap_err());
+            assert_eq!(param, k);
+        }
+    }
+
+    #[test]
+    fn span_kinds() {
+        assert_eq!(span_kind("spanKind", "server").unwrap(), SpanKind::Server);
+        assert_eq!(span_kind("spanKind", "CLIENT").unwrap(), SpanKind::Client);
+        assert_eq!(
+            span_kind("span_kind", "SPAN_KIND_PRODUCER").unwrap(),
+            SpanKind::Producer
+        );
+        let (param, reason) = bad_param_of(span_kind("spanKind", "sever").unwrap_err());
+        assert_eq!(param, "spanKind");
+        assert!(reason.contains("expected server, client"), "{reason}");
+    }
+
+    #[test]
+    fn trace_by_id_hint_validation() {
+        assert!(
+            trace_by_id_hints(&pairs(&[("start", "1"), ("end", "2"), ("raw", "true")])).is_ok()
+        );
+        assert!(trace_by_id_hints(&pairs(&[("start", "x")])).is_err());
+        assert!(v3_trace_by_id_hints(&pairs(&[("start_time", "2023-11-14T22:13:20Z")])).is_ok());
+        let (param, _) =
+            bad_param_of(v3_trace_by_id_hints(&pairs(&[("endTime", "soon")])).unwrap_err());
+        assert_eq!(param, "endTime");
+    }
+}
