@@ -1,0 +1,415 @@
+//! A batch span processor whose queue is bounded and whose drops are counted.
+//!
+//! The SDK's own batch processor drops silently (one log line at shutdown); a service owner
+//! needs to see the number while the service runs, so this processor exposes it through
+//! [`ExportStats`]. `on_end` never blocks and never awaits: when the queue is full the span is
+//! dropped and counted.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use opentelemetry::Context;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::Resource;
+
+use crate::Error;
+
+/// Queue and batch sizes of a [`BoundedBatchProcessor`].
+#[derive(Clone, Debug)]
+pub struct BatchSettings {
+    /// Spans held while waiting for export; further spans are dropped.
+    pub max_queue_size: usize,
+    /// Spans sent in one export call.
+    pub max_export_batch_size: usize,
+    /// How long a partial batch waits before it is sent anyway.
+    pub scheduled_delay: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        // The defaults of the OpenTelemetry specification.
+        BatchSettings {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl BatchSettings {
+    /// The defaults overridden by `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`
+    /// and `OTEL_BSP_SCHEDULE_DELAY` (milliseconds).
+    pub fn from_env() -> Result<Self, Error> {
+        let mut settings = BatchSettings::default();
+        if let Some(v) = env_number("OTEL_BSP_MAX_QUEUE_SIZE")? {
+            settings.max_queue_size = v.max(1) as usize;
+        }
+        if let Some(v) = env_number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")? {
+            settings.max_export_batch_size = v.max(1) as usize;
+        }
+        if let Some(v) = env_number("OTEL_BSP_SCHEDULE_DELAY")? {
+            settings.scheduled_delay = Duration::from_millis(v);
+        }
+        settings.max_export_batch_size =
+            settings.max_export_batch_size.min(settings.max_queue_size);
+        Ok(settings)
+    }
+}
+
+fn env_number(name: &'static str) -> Result<Option<u64>, Error> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => {
+            value
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::InvalidConfig {
+                    name,
+                    value,
+                    reason: "must be a non-negative integer",
+                })
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Counters of a [`BoundedBatchProcessor`], shared with whoever wants to publish them as metrics.
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    dropped: AtomicU64,
+    exported: AtomicU64,
+    failed: AtomicU64,
+    queued: AtomicUsize,
+}
+
+impl ExportStats {
+    /// Spans dropped because the queue was full.
+    pub fn dropped_spans(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Spans the exporter accepted.
+    pub fn exported_spans(&self) -> u64 {
+        self.exported.load(Ordering::Relaxed)
+    }
+
+    /// Spans in batches the exporter rejected.
+    pub fn failed_spans(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Spans waiting in the queue right now.
+    pub fn queued_spans(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+// Spans are nearly every message; boxing them would cost an allocation per span.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Span(SpanData),
+    Flush(mpsc::SyncSender<OTelSdkResult>),
+    Shutdown(mpsc::SyncSender<OTelSdkResult>),
+    Resource(Resource),
+}
+
+/// Batches finished spans on a dedicated thread and hands them to a [`SpanExporter`].
+///
+/// ```
+/// use faultline_instrument::processor::{BatchSettings, BoundedBatchProcessor};
+/// use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+///
+/// let processor = BoundedBatchProcessor::new(InMemorySpanExporter::default(), BatchSettings::default())?;
+/// let stats = processor.stats();
+/// let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+/// provider.shutdown()?;
+/// assert_eq!(stats.dropped_spans(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct BoundedBatchProcessor {
+    sender: Mutex<Option<Sender<Message>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<ExportStats>,
+    max_queue_size: usize,
+}
+
+impl BoundedBatchProcessor {
+    /// Starts the export thread.
+    pub fn new<E: SpanExporter + 'static>(
+        exporter: E,
+        settings: BatchSettings,
+    ) -> Result<Self, Error> {
+        let (sender, receiver) = mpsc::channel();
+        let stats = Arc::new(ExportStats::default());
+        let worker_stats = Arc::clone(&stats);
+        let max_queue_size = settings.max_queue_size.max(1);
+        let worker = std::thread::Builder::new()
+            .name("faultline-otel-export".to_owned())
+            .spawn(move || run_worker(exporter, settings, receiver, &worker_stats))
+            .map_err(Error::Worker)?;
+        Ok(BoundedBatchProcessor {
+            sender: Mutex::new(Some(sender)),
+            worker: Mutex::new(Some(worker)),
+            stats,
+            max_queue_size,
+        })
+    }
+
+    /// The counters of this processor.
+    pub fn stats(&self) -> Arc<ExportStats> {
+        Arc::clone(&self.stats)
+    }
+
+    fn send(&self, message: Message) -> bool {
+        match self.sender.lock() {
+            Ok(guard) => guard.as_ref().is_some_and(|s| s.send(message).is_ok()),
+            Err(_) => false,
+        }
+    }
+
+    fn request(
+        &self,
+        make: impl FnOnce(mpsc::SyncSender<OTelSdkResult>) -> Message,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let (reply, answer) = mpsc::sync_channel(1);
+        if !self.send(make(reply)) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        answer
+            .recv_timeout(timeout)
+            .map_err(|_| OTelSdkError::Timeout(timeout))?
+    }
+}
+
+impl SpanProcessor for BoundedBatchProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        // Reserve a slot first so concurrent producers cannot overshoot the bound together.
+        if self.stats.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queue_size {
+            self.stats.queued.fetch_sub(1, Ordering::AcqRel);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if !self.send(Message::Span(span)) {
+            self.stats.queued.fetch_sub(1, Ordering::AcqRel);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.request(Message::Flush, Duration::from_secs(30))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let result = self.request(Message::Shutdown, timeout);
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        if result.is_ok() {
+            if let Some(worker) = self.worker.lock().ok().and_then(|mut w| w.take()) {
+                let _ = worker.join();
+            }
+        }
+        result
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        // The exporter lives on the worker thread; it gets the resource before any span.
+        self.send(Message::Resource(resource.clone()));
+    }
+}
+
+fn run_worker<E: SpanExporter>(
+    mut exporter: E,
+    settings: BatchSettings,
+    receiver: Receiver<Message>,
+    stats: &ExportStats,
+) {
+    // tonic needs a Tokio reactor; a private current-thread runtime keeps export off the
+    // application's runtime and works whether or not the application uses Tokio at all.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot start the span export runtime; spans will not be exported");
+            return;
+        }
+    };
+    let batch_size = settings.max_export_batch_size.max(1);
+    let mut batch: Vec<SpanData> = Vec::with_capacity(batch_size);
+    let mut deadline = Instant::now() + settings.scheduled_delay;
+    let mut export = |batch: &mut Vec<SpanData>, exporter: &mut E| {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let spans = std::mem::take(batch);
+        let count = spans.len() as u64;
+        stats.queued.fetch_sub(spans.len(), Ordering::AcqRel);
+        let result = runtime.block_on(exporter.export(spans));
+        match &result {
+            Ok(()) => stats.exported.fetch_add(count, Ordering::Relaxed),
+            Err(_) => stats.failed.fetch_add(count, Ordering::Relaxed),
+        };
+        result
+    };
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(wait) {
+            Ok(Message::Span(span)) => {
+                batch.push(span);
+                if batch.len() >= batch_size {
+                    let _ = export(&mut batch, &mut exporter);
+                    deadline = Instant::now() + settings.scheduled_delay;
+                }
+            }
+            Ok(Message::Resource(resource)) => exporter.set_resource(&resource),
+            Ok(Message::Flush(reply)) => {
+                let result = drain(
+                    &receiver,
+                    &mut batch,
+                    batch_size,
+                    &mut exporter,
+                    &mut export,
+                );
+                let _ = reply.send(result);
+            }
+            Ok(Message::Shutdown(reply)) => {
+                let mut result = drain(
+                    &receiver,
+                    &mut batch,
+                    batch_size,
+                    &mut exporter,
+                    &mut export,
+                );
+                if let Err(err) = exporter.shutdown() {
+                    result = result.and(Err(err));
+                }
+                let _ = reply.send(result);
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = export(&mut batch, &mut exporter);
+                deadline = Instant::now() + settings.scheduled_delay;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = export(&mut batch, &mut exporter);
+                let _ = exporter.shutdown();
+                return;
+            }
+        }
+    }
+}
+
+/// Exports everything that was queued before a flush or shutdown request arrived.
+fn drain<E: SpanExporter>(
+    receiver: &Receiver<Message>,
+    batch: &mut Vec<SpanData>,
+    batch_size: usize,
+    exporter: &mut E,
+    export: &mut impl FnMut(&mut Vec<SpanData>, &mut E) -> OTelSdkResult,
+) -> OTelSdkResult {
+    let mut result = Ok(());
+    loop {
+        match receiver.try_recv() {
+            Ok(Message::Span(span)) => {
+                batch.push(span);
+                if batch.len() >= batch_size {
+                    result = result.and(export(batch, exporter));
+                }
+            }
+            // A flush queued behind ours is answered by this drain as well.
+            Ok(Message::Flush(reply)) => {
+                let _ = reply.send(Ok(()));
+            }
+            Ok(Message::Shutdown(reply)) => {
+                let _ = reply.send(Ok(()));
+            }
+            Ok(Message::Resource(resource)) => exporter.set_resource(&resource),
+            Err(_) => break,
+        }
+    }
+    result.and(export(batch, exporter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{Tracer, TracerProvider};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+
+    /// An exporter that blocks until the test lets it go, so the queue fills deterministically.
+    #[derive(Debug, Clone)]
+    struct GatedExporter {
+        inner: InMemorySpanExporter,
+        gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    }
+
+    impl SpanExporter for GatedExporter {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            {
+                let (lock, cvar) = &*self.gate;
+                let mut open = lock
+                    .lock()
+                    .map_err(|_| OTelSdkError::InternalFailure("poisoned".into()))?;
+                while !*open {
+                    open = cvar
+                        .wait(open)
+                        .map_err(|_| OTelSdkError::InternalFailure("poisoned".into()))?;
+                }
+            }
+            self.inner.export(batch).await
+        }
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts_instead_of_blocking() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let exporter = GatedExporter {
+            inner: InMemorySpanExporter::default(),
+            gate: Arc::clone(&gate),
+        };
+        let settings = BatchSettings {
+            max_queue_size: 4,
+            max_export_batch_size: 1,
+            scheduled_delay: Duration::from_secs(3600),
+        };
+        let processor = BoundedBatchProcessor::new(exporter.clone(), settings).expect("thread");
+        let stats = processor.stats();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("test");
+        // One span is taken by the (blocked) worker, four fill the queue, the rest must drop.
+        for _ in 0..20 {
+            tracer.in_span("work", |_| {});
+        }
+        assert!(
+            stats.dropped_spans() >= 15,
+            "dropped {}",
+            stats.dropped_spans()
+        );
+        assert!(stats.queued_spans() <= 4);
+        {
+            let (lock, cvar) = &*gate;
+            *lock.lock().expect("lock") = true;
+            cvar.notify_all();
+        }
+        provider.force_flush().expect("flush");
+        let exported = exporter.inner.get_finished_spans().expect("spans").len() as u64;
+        assert_eq!(exported + stats.dropped_spans(), 20);
+        assert_eq!(stats.exported_spans(), exported);
+        provider.shutdown().expect("shutdown");
+    }
+}

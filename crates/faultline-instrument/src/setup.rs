@@ -1,0 +1,381 @@
+//! One-call setup: resource, sampler, propagators, OTLP exporter and a flushing guard.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
+use opentelemetry_sdk::Resource;
+
+use crate::processor::{BatchSettings, BoundedBatchProcessor, ExportStats};
+use crate::propagation::Propagation;
+use crate::sampling::SamplerConfig;
+use crate::Error;
+
+/// The OTLP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC (`grpc`), port 4317 by default.
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (`http/protobuf`), port 4318 by default.
+    HttpProtobuf,
+}
+
+impl Protocol {
+    fn parse(value: &str) -> Result<Protocol, Error> {
+        match value.trim() {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            _ => Err(Error::InvalidConfig {
+                name: "OTEL_EXPORTER_OTLP_PROTOCOL",
+                value: value.to_owned(),
+                reason: "supported protocols are grpc and http/protobuf",
+            }),
+        }
+    }
+}
+
+/// Sets up tracing for `service_name` from the `OTEL_*` environment and installs it globally.
+///
+/// Hold the returned [`Telemetry`] for the life of the process: dropping it flushes and
+/// shuts down the exporter.
+///
+/// ```no_run
+/// let telemetry = faultline_instrument::init("order-service")?;
+/// // ... serve requests with telemetry.server_layer() ...
+/// telemetry.shutdown()?;
+/// # Ok::<(), faultline_instrument::Error>(())
+/// ```
+pub fn init(service_name: &str) -> Result<Telemetry, Error> {
+    Telemetry::builder(service_name).install()
+}
+
+/// Configures [`Telemetry`]; every option left unset comes from the `OTEL_*` environment.
+#[derive(Debug)]
+pub struct TelemetryBuilder {
+    service_name: String,
+    service_version: Option<String>,
+    attributes: Vec<KeyValue>,
+    protocol: Option<Protocol>,
+    endpoint: Option<String>,
+    sampler: Option<SamplerConfig>,
+    propagation: Option<Propagation>,
+    batch: Option<BatchSettings>,
+    install_global: bool,
+}
+
+impl TelemetryBuilder {
+    /// `service.version`, usually `env!("CARGO_PKG_VERSION")`.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// An extra resource attribute.
+    pub fn resource_attribute(mut self, attribute: KeyValue) -> Self {
+        self.attributes.push(attribute);
+        self
+    }
+
+    /// The OTLP transport, instead of `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// The collector base URL, instead of `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The sampler, instead of `OTEL_TRACES_SAMPLER`.
+    pub fn sampler(mut self, sampler: SamplerConfig) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// The propagation formats, instead of `OTEL_PROPAGATORS`.
+    pub fn propagation(mut self, propagation: Propagation) -> Self {
+        self.propagation = Some(propagation);
+        self
+    }
+
+    /// Queue and batch sizes, instead of `OTEL_BSP_*`.
+    pub fn batch(mut self, settings: BatchSettings) -> Self {
+        self.batch = Some(settings);
+        self
+    }
+
+    /// Whether to install the provider and propagator as the process-wide globals (default yes).
+    pub fn install_global(mut self, install: bool) -> Self {
+        self.install_global = install;
+        self
+    }
+
+    /// Builds the OTLP exporter and everything around it.
+    pub fn install(self) -> Result<Telemetry, Error> {
+        let protocol = match self.protocol {
+            Some(p) => p,
+            None => match env_non_empty("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                .or_else(|| env_non_empty("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            {
+                Some(value) => Protocol::parse(&value)?,
+                // The specification's default.
+                None => Protocol::HttpProtobuf,
+            },
+        };
+        let timeout = Duration::from_secs(10);
+        match protocol {
+            Protocol::Grpc => {
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_timeout(timeout);
+                if let Some(endpoint) = &self.endpoint {
+                    builder = builder.with_endpoint(endpoint.clone());
+                }
+                let exporter = builder.build()?;
+                self.install_with_exporter(exporter)
+            }
+            Protocol::HttpProtobuf => {
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_http_client(reqwest::Client::new())
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_timeout(timeout);
+                if let Some(endpoint) = &self.endpoint {
+                    // A programmatic endpoint is used verbatim by the exporter, so add the
+                    // signal path the environment variable would have implied.
+                    builder = builder
+                        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
+                }
+                let exporter = builder.build()?;
+                self.install_with_exporter(exporter)
+            }
+        }
+    }
+
+    /// Like [`install`](Self::install) but sends spans to `exporter`, e.g. an in-memory one in tests.
+    pub fn install_with_exporter<E: SpanExporter + 'static>(
+        self,
+        exporter: E,
+    ) -> Result<Telemetry, Error> {
+        // Operators rename services without rebuilding them, so the environment wins.
+        let service_name = env_non_empty("OTEL_SERVICE_NAME").unwrap_or(self.service_name);
+        let sampler_config = match self.sampler {
+            Some(s) => s,
+            None => SamplerConfig::from_env()?,
+        };
+        let propagation = match self.propagation {
+            Some(p) => p,
+            None => Propagation::from_env()?,
+        };
+        let batch = match self.batch {
+            Some(b) => b,
+            None => BatchSettings::from_env()?,
+        };
+        let mut resource = Resource::builder()
+            .with_attributes(host_attributes())
+            .with_attributes(self.attributes);
+        if let Some(version) = self.service_version {
+            resource = resource.with_attribute(KeyValue::new("service.version", version));
+        }
+        let resource = resource.with_service_name(service_name.clone()).build();
+        let processor = BoundedBatchProcessor::new(exporter, batch)?;
+        let stats = processor.stats();
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_sampler(sampler_config.build(&service_name)?)
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer("faultline-instrument");
+        if self.install_global {
+            opentelemetry::global::set_tracer_provider(provider.clone());
+            opentelemetry::global::set_text_map_propagator(propagation.clone());
+        }
+        Ok(Telemetry {
+            provider: Some(provider),
+            tracer,
+            propagation,
+            stats,
+        })
+    }
+}
+
+fn env_non_empty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn host_attributes() -> Vec<KeyValue> {
+    let mut attributes = vec![KeyValue::new("process.pid", i64::from(std::process::id()))];
+    if let Some(host) = host_name() {
+        attributes.push(KeyValue::new("host.name", host));
+    }
+    attributes
+}
+
+/// The kernel's idea of the host name, without a libc dependency.
+fn host_name() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| env_non_empty("HOSTNAME"))
+        .or_else(|| env_non_empty("COMPUTERNAME"))
+}
+
+/// Owns the tracer provider; flushes and shuts it down when dropped.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+    tracer: SdkTracer,
+    propagation: Propagation,
+    stats: Arc<ExportStats>,
+}
+
+impl Telemetry {
+    /// Starts configuring telemetry for `service_name`.
+    ///
+    /// ```
+    /// use faultline_instrument::Telemetry;
+    /// use opentelemetry_sdk::trace::InMemorySpanExporter;
+    /// let telemetry = Telemetry::builder("order-service")
+    ///     .service_version("1.2.3")
+    ///     .install_global(false)
+    ///     .install_with_exporter(InMemorySpanExporter::default())?;
+    /// # Ok::<(), faultline_instrument::Error>(())
+    /// ```
+    pub fn builder(service_name: &str) -> TelemetryBuilder {
+        TelemetryBuilder {
+            service_name: service_name.to_owned(),
+            service_version: None,
+            attributes: Vec::new(),
+            protocol: None,
+            endpoint: None,
+            sampler: None,
+            propagation: None,
+            batch: None,
+            install_global: true,
+        }
+    }
+
+    /// The tracer every layer of this crate records with.
+    pub fn tracer(&self) -> &SdkTracer {
+        &self.tracer
+    }
+
+    /// The configured propagation formats.
+    pub fn propagation(&self) -> &Propagation {
+        &self.propagation
+    }
+
+    /// Export counters, including spans dropped because the queue was full.
+    pub fn export_stats(&self) -> Arc<ExportStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The underlying provider, for components that take one.
+    pub fn provider(&self) -> Option<&SdkTracerProvider> {
+        self.provider.as_ref()
+    }
+
+    /// Exports everything finished so far.
+    pub fn force_flush(&self) -> Result<(), Error> {
+        match &self.provider {
+            Some(p) => Ok(p.force_flush()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes and shuts down; dropping does the same but cannot report errors.
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        match self.provider.take() {
+            Some(p) => Ok(p.shutdown()?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            if let Err(err) = provider.shutdown() {
+                tracing::warn!(error = %err, "tracer provider shutdown failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::Tracer;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+    use std::sync::Mutex;
+
+    /// Keeps the resource the provider hands to its exporter.
+    #[derive(Debug, Clone, Default)]
+    struct ResourceRecorder {
+        spans: InMemorySpanExporter,
+        resource: Arc<Mutex<Option<Resource>>>,
+    }
+
+    impl SpanExporter for ResourceRecorder {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.spans.export(batch).await
+        }
+
+        fn set_resource(&mut self, resource: &Resource) {
+            if let Ok(mut slot) = self.resource.lock() {
+                *slot = Some(resource.clone());
+            }
+        }
+    }
+
+    #[test]
+    fn resource_carries_service_host_and_sdk_attributes() {
+        let exporter = ResourceRecorder::default();
+        let telemetry = Telemetry::builder("order-service")
+            .service_version("1.2.3")
+            .sampler(SamplerConfig::AlwaysOn)
+            .propagation(Propagation::default())
+            .batch(BatchSettings::default())
+            .install_global(false)
+            .install_with_exporter(exporter.clone())
+            .expect("install");
+        telemetry.tracer().in_span("work", |_| {});
+        telemetry.shutdown().expect("shutdown flushes");
+        let spans = exporter.spans.get_finished_spans().expect("spans");
+        assert_eq!(spans.len(), 1);
+        let resource = exporter
+            .resource
+            .lock()
+            .expect("lock")
+            .clone()
+            .expect("resource was set");
+        let get = |k: &'static str| resource.get(&opentelemetry::Key::from_static_str(k));
+        if std::env::var("OTEL_SERVICE_NAME").is_err() {
+            assert_eq!(
+                get("service.name").map(|v| v.to_string()),
+                Some("order-service".to_owned())
+            );
+        }
+        assert_eq!(
+            get("service.version").map(|v| v.to_string()),
+            Some("1.2.3".to_owned())
+        );
+        assert_eq!(
+            get("process.pid").map(|v| v.to_string()),
+            Some(std::process::id().to_string())
+        );
+        assert_eq!(
+            get("telemetry.sdk.language").map(|v| v.to_string()),
+            Some("rust".to_owned())
+        );
+        assert!(get("telemetry.sdk.version").is_some());
+    }
+}
