@@ -1,0 +1,66 @@
+//! Ingest errors. How each one looks on the wire is decided in [`crate::wire`] only.
+
+use faultline_storage::StorageError;
+
+/// Everything that can go wrong while receiving one export request.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The configuration cannot work (never sent to a client).
+    #[error("invalid ingest configuration: {0}")]
+    InvalidConfig(String),
+    /// The HTTP `Content-Type` is neither OTLP protobuf nor OTLP JSON.
+    #[error(
+        "unsupported Content-Type {0:?}: OTLP/HTTP accepts application/x-protobuf or application/json"
+    )]
+    UnsupportedContentType(String),
+    /// The HTTP `Content-Encoding` is neither gzip nor identity.
+    #[error("unsupported Content-Encoding {0:?}: OTLP/HTTP accepts gzip or identity")]
+    UnsupportedContentEncoding(String),
+    /// The request body as sent is over `max_request_bytes`.
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The request body decompresses to more than `max_request_bytes`.
+    #[error("request body decompresses to more than the limit of {limit} bytes")]
+    DecompressedTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The connection failed while the body was read.
+    #[error("request body could not be read: {0}")]
+    BodyRead(String),
+    /// `Content-Encoding: gzip` but the body is not valid gzip.
+    #[error("request body is not valid gzip: {0}")]
+    InvalidGzip(std::io::Error),
+    /// The payload is not a valid `ExportTraceServiceRequest` protobuf.
+    #[error("payload is not a valid OTLP ExportTraceServiceRequest protobuf: {0}")]
+    InvalidProtobuf(#[from] prost::DecodeError),
+    /// The payload is not valid OTLP/JSON.
+    #[error("payload is not valid OTLP/JSON: {0}")]
+    InvalidJson(#[from] serde_json::Error),
+    /// More requests are being decoded than `max_concurrent_requests` allows.
+    #[error(
+        "too many export requests in progress (limit {limit}); retry after {retry_after_secs}s"
+    )]
+    TooManyRequests {
+        /// The configured limit.
+        limit: usize,
+        /// Suggested wait before retrying, in seconds.
+        retry_after_secs: u64,
+    },
+    /// The store refused or failed the append.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl IngestError {
+    /// Whether this error means "come back later" rather than "this request is wrong".
+    pub fn is_overload(&self) -> bool {
+        matches!(
+            self,
+            Self::TooManyRequests { .. } | Self::Storage(StorageError::Overloaded { .. })
+        )
+    }
+}

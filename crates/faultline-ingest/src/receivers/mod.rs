@@ -1,0 +1,3 @@
+//! Network receivers, one folder per protocol.
+
+pub mod otlp;

@@ -1,0 +1,611 @@
+//! OTLP/HTTP: `POST /v1/traces` with a protobuf or JSON body, optionally gzip-compressed.
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+use flate2::read::MultiGzDecoder;
+use futures::StreamExt;
+use prost::Message;
+
+use crate::pipeline::{ExportOutcome, Payload};
+use crate::wire::HttpEncoding;
+use crate::{IngestError, IngestState};
+
+/// The path OTLP/HTTP exporters send traces to.
+pub const TRACES_PATH: &str = "/v1/traces";
+
+/// A router answering `POST /v1/traces`; merge it into the server's OTLP/HTTP listener.
+pub fn http_router(state: IngestState) -> Router {
+    Router::new()
+        .route(TRACES_PATH, post(export_traces))
+        .with_state(state)
+}
+
+async fn export_traces(State(state): State<IngestState>, request: Request) -> Response {
+    // Until the content type is known, errors are written as JSON: readable by people and
+    // by any client.
+    let mut encoding = HttpEncoding::Json;
+    let result = handle(&state, request, &mut encoding).await;
+    match result {
+        Ok(outcome) => success_response(&outcome, encoding),
+        Err(err) => {
+            state.record_failure(&err);
+            tracing::debug!(error = %err, "OTLP/HTTP export refused");
+            err.to_http_response(encoding)
+        }
+    }
+}
+
+async fn handle(
+    state: &IngestState,
+    request: Request,
+    encoding: &mut HttpEncoding,
+) -> Result<ExportOutcome, IngestError> {
+    state.count_request();
+    let (parts, body) = request.into_parts();
+    *encoding = content_encoding_of(&parts.headers)?;
+    let _permit = state.admit()?;
+    let gzip = is_gzip(&parts.headers)?;
+    let limit = state.config().max_request_bytes;
+    let body = read_body(body, &parts.headers, limit).await?;
+    let body = if gzip { gunzip(&body, limit)? } else { body };
+    let payload = match encoding {
+        HttpEncoding::Protobuf => Payload::Protobuf(body),
+        HttpEncoding::Json => Payload::Json(body),
+    };
+    state.export(payload).await
+}
+
+/// The body encoding named by `Content-Type`, ignoring parameters such as `charset`.
+fn content_encoding_of(headers: &HeaderMap) -> Result<HttpEncoding, IngestError> {
+    let raw = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let media_type = raw.split(';').next().unwrap_or("").trim();
+    if media_type.eq_ignore_ascii_case("application/x-protobuf")
+        || media_type.eq_ignore_ascii_case("application/protobuf")
+    {
+        Ok(HttpEncoding::Protobuf)
+    } else if media_type.eq_ignore_ascii_case("application/json") {
+        Ok(HttpEncoding::Json)
+    } else {
+        Err(IngestError::UnsupportedContentType(raw))
+    }
+}
+
+/// Whether `Content-Encoding` asks for gzip; `identity` and no header mean no compression.
+fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    let raw = String::from_utf8_lossy(value.as_bytes());
+    let coding = raw.trim();
+    if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+        Ok(true)
+    } else if coding.is_empty() || coding.eq_ignore_ascii_case("identity") {
+        Ok(false)
+    } else {
+        Err(IngestError::UnsupportedContentEncoding(raw.into_owned()))
+    }
+}
+
+/// Reads the whole body, refusing it as soon as it is known to be over `limit` bytes: up front
+/// from `Content-Length`, or while streaming for chunked bodies.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, IngestError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(IngestError::BodyTooLarge { limit });
+    }
+    let mut stream = body.into_data_stream();
+    let Some(first) = stream.next().await else {
+        return Ok(Bytes::new());
+    };
+    let first = first.map_err(|e| IngestError::BodyRead(e.to_string()))?;
+    if first.len() > limit {
+        return Err(IngestError::BodyTooLarge { limit });
+    }
+    // Most bodies arrive in one frame: hand that frame on without copying.
+    let Some(second) = stream.next().await else {
+        return Ok(first);
+    };
+    let capacity = declared
+        .map_or(first.len() * 2, |len| len as usize)
+        .min(limit);
+    let mut buf = BytesMut::with_capacity(capacity);
+    buf.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
+        let chunk = chunk.map_err(|e| IngestError::BodyRead(e.to_string()))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(IngestError::BodyTooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+        next = stream.next().await;
+    }
+    Ok(buf.freeze())
+}
+
+/// Decompresses a gzip body (several concatenated members allowed), stopping as soon as the
+/// output passes `limit` so that a small "bomb" costs at most `limit` bytes of memory.
+fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, IngestError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    MultiGzDecoder::new(body)
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(IngestError::InvalidGzip)?;
+    if out.len() > limit {
+        return Err(IngestError::DecompressedTooLarge { limit });
+    }
+    Ok(Bytes::from(out))
+}
+
+fn success_response(outcome: &ExportOutcome, encoding: HttpEncoding) -> Response {
+    let response = outcome.to_response();
+    let body = match encoding {
+        HttpEncoding::Protobuf => response.encode_to_vec(),
+        // A fully successful export answers `{}` rather than `{"partialSuccess":null}`.
+        HttpEncoding::Json if response.partial_success.is_none() => b"{}".to_vec(),
+        HttpEncoding::Json => serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+    };
+    ([(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::SocketAddr;
+
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::*;
+    use crate::wire::RpcStatus;
+    use crate::IngestConfig;
+
+    const PROTOBUF: &str = "application/x-protobuf";
+    const JSON: &str = "application/json";
+
+    struct Answer {
+        status: StatusCode,
+        content_type: String,
+        retry_after: Option<String>,
+        body: Bytes,
+    }
+
+    impl Answer {
+        fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).expect("JSON body")
+        }
+
+        fn rpc_status(&self) -> RpcStatus {
+            assert_eq!(self.content_type, PROTOBUF);
+            RpcStatus::decode(self.body.clone()).expect("google.rpc.Status body")
+        }
+
+        fn response(&self) -> ExportTraceServiceResponse {
+            assert_eq!(self.status, StatusCode::OK, "{:?}", self.body);
+            assert_eq!(self.content_type, PROTOBUF);
+            ExportTraceServiceResponse::decode(self.body.clone()).expect("response decodes")
+        }
+    }
+
+    async fn post(
+        addr: SocketAddr,
+        content_type: &str,
+        encoding: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://{addr}{TRACES_PATH}"))
+            .header("content-type", content_type);
+        if let Some(encoding) = encoding {
+            request = request.header("content-encoding", encoding);
+        }
+        let response = request.body(body).send().await.expect("request sent");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().expect("ascii header").to_owned())
+        };
+        Answer {
+            status: response.status(),
+            content_type: header("content-type").unwrap_or_default(),
+            retry_after: header("retry-after"),
+            body: response.bytes().await.expect("body"),
+        }
+    }
+
+    /// Posts `body` with chunked transfer encoding (no Content-Length) over a raw connection
+    /// and returns the status code.
+    async fn post_chunked(addr: SocketAddr, body: &[u8]) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {TRACES_PATH} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {PROTOBUF}\r\n\
+             transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        for chunk in body.chunks(4096) {
+            let frame = format!("{:x}\r\n", chunk.len());
+            // The server may answer and close before the whole body is sent.
+            if stream.write_all(frame.as_bytes()).await.is_err()
+                || stream.write_all(chunk).await.is_err()
+                || stream.write_all(b"\r\n").await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        let text = String::from_utf8_lossy(&response);
+        text.split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {text:?}"))
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).expect("compress");
+        encoder.finish().expect("compress")
+    }
+
+    /// The OTLP/JSON form of `request`, written by hand the way the spec and the OpenTelemetry
+    /// SDKs write it rather than by the serde derives under test.
+    fn otlp_json(request: &ExportTraceServiceRequest) -> serde_json::Value {
+        fn value(v: &Value) -> serde_json::Value {
+            match v {
+                Value::StringValue(s) => json!({ "stringValue": s }),
+                Value::BoolValue(b) => json!({ "boolValue": b }),
+                // 64-bit integers are strings in OTLP/JSON.
+                Value::IntValue(i) => json!({ "intValue": i.to_string() }),
+                Value::DoubleValue(d) => json!({ "doubleValue": d }),
+                other => panic!("fixture uses no {other:?}"),
+            }
+        }
+        fn attrs(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> serde_json::Value {
+            kvs.iter()
+                .map(|kv| {
+                    let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
+                    json!({ "key": kv.key, "value": v.map(value).unwrap_or(json!({})) })
+                })
+                .collect()
+        }
+        let resource_spans: Vec<serde_json::Value> = request
+            .resource_spans
+            .iter()
+            .map(|rs| {
+                let resource = rs.resource.as_ref().expect("fixture has a resource");
+                let scope_spans: Vec<serde_json::Value> = rs
+                    .scope_spans
+                    .iter()
+                    .map(|ss| {
+                        let scope = ss.scope.as_ref().expect("fixture has a scope");
+                        let spans: Vec<serde_json::Value> = ss
+                            .spans
+                            .iter()
+                            .map(|s| {
+                                let status = s.status.as_ref().expect("fixture has a status");
+                                json!({
+                                    "traceId": hex(&s.trace_id),
+                                    "spanId": hex(&s.span_id),
+                                    "parentSpanId": hex(&s.parent_span_id),
+                                    "traceState": s.trace_state,
+                                    "flags": s.flags,
+                                    "name": s.name,
+                                    "kind": s.kind,
+                                    "startTimeUnixNano": s.start_time_unix_nano.to_string(),
+                                    "endTimeUnixNano": s.end_time_unix_nano.to_string(),
+                                    "attributes": attrs(&s.attributes),
+                                    "events": s.events.iter().map(|e| json!({
+                                        "timeUnixNano": e.time_unix_nano.to_string(),
+                                        "name": e.name,
+                                        "attributes": attrs(&e.attributes),
+                                    })).collect::<Vec<_>>(),
+                                    "links": s.links.iter().map(|l| json!({
+                                        "traceId": hex(&l.trace_id),
+                                        "spanId": hex(&l.span_id),
+                                    })).collect::<Vec<_>>(),
+                                    "status": { "message": status.message, "code": status.code },
+                                })
+                            })
+                            .collect();
+                        json!({
+                            "scope": { "name": scope.name, "version": scope.version },
+                            "spans": spans,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "resource": { "attributes": attrs(&resource.attributes) },
+                    "scopeSpans": scope_spans,
+                    "schemaUrl": rs.schema_url,
+                })
+            })
+            .collect();
+        json!({ "resourceSpans": resource_spans })
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    async fn server(config: IngestConfig) -> (TestStore, IngestState, SocketAddr) {
+        let store = test_store(usize::MAX).await;
+        let state = state(&store, config);
+        let addr = serve_http(state.clone()).await;
+        (store, state, addr)
+    }
+
+    #[tokio::test]
+    async fn protobuf_and_gzip_exports_are_stored() {
+        let (store, state, addr) = server(IngestConfig::default()).await;
+        let sent = trace_request(1);
+        let answer = post(addr, PROTOBUF, None, sent.encode_to_vec()).await;
+        assert_eq!(answer.response().partial_success, None);
+        assert_stored(&store.store, 1, &sent).await;
+
+        let sent = trace_request(2);
+        let answer = post(addr, PROTOBUF, Some("gzip"), gzip(&sent.encode_to_vec())).await;
+        assert_eq!(answer.response().partial_success, None);
+        assert_stored(&store.store, 2, &sent).await;
+
+        let sent = trace_request(3);
+        let answer = post(addr, PROTOBUF, Some("identity"), sent.encode_to_vec()).await;
+        assert_eq!(answer.response().partial_success, None);
+        assert_stored(&store.store, 3, &sent).await;
+
+        let stats = state.stats().snapshot();
+        assert_eq!((stats.requests, stats.spans_accepted), (3, 9));
+    }
+
+    #[tokio::test]
+    async fn json_exports_are_stored_and_answered_in_json() {
+        let (store, _state, addr) = server(IngestConfig::default()).await;
+        let sent = trace_request(1);
+        let body = otlp_json(&sent).to_string();
+        let answer = post(addr, "application/json; charset=utf-8", None, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        assert_eq!(answer.content_type, JSON);
+        assert_eq!(answer.json(), json!({}));
+        assert_stored(&store.store, 1, &sent).await;
+
+        let sent = trace_request(2);
+        let body = gzip(otlp_json(&sent).to_string().as_bytes());
+        let answer = post(addr, JSON, Some("gzip"), body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        assert_stored(&store.store, 2, &sent).await;
+    }
+
+    #[tokio::test]
+    async fn partial_success_in_both_encodings() {
+        let (store, _state, addr) = server(IngestConfig::default()).await;
+        let good = span(4, 1, None);
+        let mut bad = span(4, 2, None);
+        bad.span_id = vec![1, 2, 3];
+        let sent = request(vec![good.clone(), bad]);
+
+        let answer = post(addr, PROTOBUF, None, sent.encode_to_vec()).await;
+        let partial = answer.response().partial_success.expect("partial success");
+        assert_eq!(partial.rejected_spans, 1);
+        assert!(partial.error_message.contains("span_id"), "{partial:?}");
+
+        let answer = post(addr, JSON, None, otlp_json(&sent).to_string()).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        let body = answer.json();
+        assert_eq!(body["partialSuccess"]["rejectedSpans"], json!(1), "{body}");
+        let message = body["partialSuccess"]["errorMessage"]
+            .as_str()
+            .expect("message");
+        assert!(message.contains("span_id"), "{message}");
+
+        // The valid span was stored (twice sent, so twice stored: OTLP has no deduplication).
+        let id = faultline_model::TraceId::from_bytes(&trace_id(4)).expect("id");
+        let trace = store.store.trace(id).await.expect("query").expect("stored");
+        assert!(trace
+            .spans
+            .iter()
+            .all(|s| s.span_id.0.as_slice() == good.span_id));
+    }
+
+    #[tokio::test]
+    async fn empty_requests_succeed() {
+        let (_store, _state, addr) = server(IngestConfig::default()).await;
+        let answer = post(addr, PROTOBUF, None, Vec::new()).await;
+        assert_eq!(answer.response().partial_success, None);
+        let answer = post(addr, JSON, None, "{}").await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.json(), json!({}));
+        let answer = post(addr, JSON, None, r#"{"resourceSpans":[]}"#).await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn unsupported_types_and_encodings_are_415() {
+        let (store, state, addr) = server(IngestConfig::default()).await;
+        let body = trace_request(5).encode_to_vec();
+        for content_type in [
+            "text/plain",
+            "application/xml",
+            "",
+            "application/x-protobufx",
+        ] {
+            let answer = post(addr, content_type, None, body.clone()).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{content_type:?}"
+            );
+            let message = answer.json()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(message.contains("application/x-protobuf"), "{message}");
+        }
+        for encoding in ["br", "deflate", "gzip, br"] {
+            let answer = post(addr, PROTOBUF, Some(encoding), body.clone()).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{encoding}"
+            );
+            assert!(answer.rpc_status().message.contains("gzip"));
+        }
+        let answer = post(addr, PROTOBUF, None, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::OK, "still serving");
+        assert_stored(&store.store, 5, &trace_request(5)).await;
+        assert_eq!(state.stats().snapshot().malformed_requests, 7);
+    }
+
+    #[tokio::test]
+    async fn malformed_payloads_are_400_with_a_status_body() {
+        let (store, _state, addr) = server(IngestConfig::default()).await;
+        let valid = trace_request(6).encode_to_vec();
+        let cases: [(&str, &str, Vec<u8>); 6] = [
+            ("truncated protobuf", PROTOBUF, valid[..valid.len() - 7].to_vec()),
+            ("garbage protobuf", PROTOBUF, vec![0xff; 100]),
+            ("invalid JSON", JSON, b"{\"resourceSpans\": [".to_vec()),
+            ("JSON of the wrong shape", JSON, b"{\"resourceSpans\": 5}".to_vec()),
+            ("non-hex trace ID", JSON, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz","spanId":"0102030405060708"}]}]}]}"#.to_vec()),
+            ("odd-length hex ID", JSON, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"abc","spanId":"0102030405060708"}]}]}]}"#.to_vec()),
+        ];
+        for (what, content_type, body) in cases {
+            let answer = post(addr, content_type, None, body).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}");
+            assert!(answer.retry_after.is_none(), "{what} is not retryable");
+            let message = if content_type == JSON {
+                assert_eq!(answer.content_type, JSON);
+                let body = answer.json();
+                assert_eq!(body["code"], json!(3), "{what}: INVALID_ARGUMENT");
+                body["message"].as_str().unwrap_or_default().to_owned()
+            } else {
+                answer.rpc_status().message
+            };
+            assert!(message.contains("OTLP"), "{what}: {message}");
+        }
+        let answer = post(addr, PROTOBUF, Some("gzip"), b"not gzip at all".to_vec()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(answer.rpc_status().message.contains("gzip"));
+
+        let answer = post(addr, PROTOBUF, None, valid).await;
+        assert_eq!(answer.status, StatusCode::OK, "still serving");
+        assert_stored(&store.store, 6, &trace_request(6)).await;
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_and_gzip_bombs_are_413() {
+        let config = IngestConfig {
+            max_request_bytes: 64 * 1024,
+            ..IngestConfig::default()
+        };
+        let (store, _state, addr) = server(config).await;
+        let mut big = span(7, 1, None);
+        big.attributes
+            .push(kv("payload", Value::StringValue("x".repeat(100 * 1024))));
+        let big = request(vec![big]).encode_to_vec();
+
+        let answer = post(addr, PROTOBUF, None, big.clone()).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(answer.rpc_status().message.contains("65536"));
+
+        // A stream has no Content-Length, so the limit must hold while reading.
+        assert_eq!(post_chunked(addr, &big).await, 413);
+
+        // 32 MiB of zeroes compress to about 32 kB, under the limit as sent; only bounded
+        // decompression stops it.
+        let bomb = {
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+            let zeroes = vec![0u8; 1024 * 1024];
+            for _ in 0..32 {
+                encoder.write_all(&zeroes).expect("compress");
+            }
+            encoder.finish().expect("compress")
+        };
+        assert!(bomb.len() < 64 * 1024);
+        let answer = post(addr, PROTOBUF, Some("gzip"), bomb).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(answer.rpc_status().message.contains("decompresses"));
+
+        let answer = post(addr, PROTOBUF, Some("gzip"), gzip(&big)).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+        let answer = post(addr, PROTOBUF, None, trace_request(8).encode_to_vec()).await;
+        assert_eq!(answer.status, StatusCode::OK, "still serving");
+        assert_stored(&store.store, 8, &trace_request(8)).await;
+    }
+
+    #[tokio::test]
+    async fn overloaded_store_answers_429_with_retry_after() {
+        let store = test_store(1).await;
+        let state = state(&store, IngestConfig::default());
+        let addr = serve_http(state.clone()).await;
+        let mut refused = None;
+        for seed in 0..100 {
+            let answer = post(addr, PROTOBUF, None, trace_request(seed).encode_to_vec()).await;
+            if answer.status != StatusCode::OK {
+                refused = Some(answer);
+                break;
+            }
+        }
+        let answer = refused.expect("a one-byte budget must refuse appends");
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+        let secs: u64 = answer
+            .retry_after
+            .as_deref()
+            .expect("Retry-After")
+            .parse()
+            .expect("seconds");
+        assert!(secs >= 1);
+        assert_eq!(
+            answer.rpc_status().code,
+            tonic::Code::ResourceExhausted as i32
+        );
+        assert_eq!(state.stats().snapshot().overload_rejections, 1);
+    }
+
+    #[tokio::test]
+    async fn busy_receivers_answer_429() {
+        let (_store, state, addr) = server(IngestConfig {
+            max_concurrent_requests: 1,
+            ..IngestConfig::default()
+        })
+        .await;
+        // Hold the only slot, as a slow request would.
+        let permit = state.admit().expect("free slot");
+        let answer = post(addr, JSON, None, "{}").await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(answer.retry_after.as_deref(), Some("1"));
+        drop(permit);
+        let answer = post(addr, JSON, None, "{}").await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn only_post_is_allowed() {
+        let (_store, _state, addr) = server(IngestConfig::default()).await;
+        let response = reqwest::get(format!("http://{addr}{TRACES_PATH}"))
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+}
