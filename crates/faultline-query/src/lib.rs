@@ -56,6 +56,14 @@ impl QueryState {
 
 /// The query API routes (Jaeger HTTP JSON and api_v3), ready to be merged into the server's
 /// router. No fallback is set, so merging never conflicts.
+///
+/// ```no_run
+/// # async fn serve(store: std::sync::Arc<faultline_storage::Store>) -> std::io::Result<()> {
+/// let app = faultline_query::router(faultline_query::QueryState::new(store));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:16686").await?;
+/// axum::serve(listener, app).await
+/// # }
+/// ```
 pub fn router(state: QueryState) -> Router {
     Router::new()
         .route("/api/services", get(jaeger::services))

@@ -65,6 +65,13 @@ fn first_of<'a>(pairs: &'a Pairs, names: &[&'static str]) -> Option<(&'a str, &'
 
 /// Parses a duration in Go's `time.ParseDuration` syntax (`300ms`, `1.5h`, `2h45m`, `0`) into
 /// nanoseconds. Negative durations are refused: no query here has a use for them.
+///
+/// ```
+/// use faultline_query::params::parse_go_duration;
+/// assert_eq!(parse_go_duration("1h30m"), Ok(5_400_000_000_000));
+/// assert_eq!(parse_go_duration("1.5ms"), Ok(1_500_000));
+/// assert!(parse_go_duration("10").is_err());
+/// ```
 pub fn parse_go_duration(input: &str) -> Result<u64, String> {
     let (negative, mut rest) = match input.as_bytes().first() {
         Some(b'-') => (true, &input[1..]),
