@@ -35,6 +35,9 @@ pub enum StorageError {
     /// The object store failed.
     #[error("object store error: {0}")]
     ObjectStore(#[from] object_store::Error),
+    /// A block could not be written, listed or read.
+    #[error("block error: {0}")]
+    Block(#[from] faultline_block::BlockError),
     /// A Parquet block could not be written or read.
     #[error("parquet error: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

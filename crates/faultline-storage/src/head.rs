@@ -91,6 +91,40 @@ impl Head {
     }
 }
 
+impl Head {
+    /// Every span, cloned, for writing a block.
+    pub(crate) fn all_spans(&self) -> Vec<Span> {
+        let mut out = Vec::with_capacity(usize::try_from(self.spans).unwrap_or(0));
+        for t in self.traces.values() {
+            out.extend(t.spans.iter().cloned());
+        }
+        out
+    }
+
+    /// Adds this head's spans of each wanted trace to `out`, with the per-trace drop count.
+    pub(crate) fn collect_traces(
+        &self,
+        ids: &[TraceId],
+        out: &mut HashMap<TraceId, (Vec<Span>, u64)>,
+    ) {
+        for id in ids {
+            if let Some(t) = self.traces.get(id) {
+                let e = out.entry(*id).or_default();
+                e.0.extend(t.spans.iter().cloned());
+                e.1 += t.dropped;
+            }
+        }
+    }
+}
+
+/// A head that has been cut off and is being written as a block; still queryable until the
+/// block is committed.
+pub(crate) struct FrozenHead {
+    pub(crate) head: Head,
+    /// The last WAL segment whose records are all in `head` (or in older blocks).
+    pub(crate) wal_through: u64,
+}
+
 /// Bytes a span is accounted for in the memory budget.
 pub(crate) fn span_bytes(span: &Span) -> usize {
     span.heap_size()

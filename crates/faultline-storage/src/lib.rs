@@ -9,12 +9,15 @@
 //! describe them, and answers queries in model types.
 #![deny(missing_docs)]
 
+mod config;
 mod error;
 mod head;
+mod lifecycle;
 mod store;
 #[cfg(test)]
 mod test_util;
 pub mod wal;
 
+pub use config::{AckMode, AppendBatch, StoreConfig, StoreStats, StoreTuning, TraceData};
 pub use error::StorageError;
-pub use store::{AckMode, AppendBatch, Store, StoreConfig, StoreStats, StoreTuning, TraceData};
+pub use store::Store;

@@ -60,3 +60,86 @@ pub(crate) fn batch(spans: Vec<Span>) -> AppendBatch {
         otlp: Bytes::from(data.encode_to_vec()),
     }
 }
+
+/// An in-memory object store whose writes can be made to fail, to model an unreachable or full
+/// block store.
+#[derive(Debug, Default)]
+pub(crate) struct FlakyStore {
+    pub(crate) inner: object_store::memory::InMemory,
+    pub(crate) fail_writes: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Display for FlakyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FlakyStore({})", self.inner)
+    }
+}
+
+mod flaky {
+    use super::FlakyStore;
+    use futures::stream::BoxStream;
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    };
+    use std::sync::atomic::Ordering;
+
+    impl FlakyStore {
+        fn check(&self) -> Result<()> {
+            if self.fail_writes.load(Ordering::SeqCst) {
+                return Err(object_store::Error::Generic {
+                    store: "flaky",
+                    source: "writes are failing".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for FlakyStore {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> Result<PutResult> {
+            self.check()?;
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> Result<Box<dyn MultipartUpload>> {
+            self.check()?;
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, Result<Path>>,
+        ) -> BoxStream<'static, Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+            self.check()?;
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+}

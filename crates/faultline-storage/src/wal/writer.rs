@@ -273,12 +273,17 @@ impl Writer {
 
     fn rotate(&mut self) -> Result<u64, String> {
         let next = self.seq + 1;
-        let file = create_segment(&self.dir, next).map_err(|e| e.to_string())?;
+        // The store has already moved its head on to segment `next`: records written to the
+        // old segment from now on would be deleted with it, so refuse them instead.
+        let file = create_segment(&self.dir, next).map_err(|e| {
+            let why = format!("WAL rotation to segment {next} failed: {e}");
+            self.broken = Some(why.clone());
+            why
+        })?;
         let closed = self.seq;
         self.file = file;
         self.seq = next;
         self.len = 0;
-        self.broken = None;
         Ok(closed)
     }
 }

@@ -1,0 +1,127 @@
+//! Cutting the head and writing cut heads as level-0 blocks.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use faultline_block::{write_block, BlockInfo};
+
+use crate::head::{dedup_spans, FrozenHead};
+use crate::store::Store;
+use crate::{wal, StorageError};
+
+impl Store {
+    /// Whether the head should be cut now (over its size or age).
+    pub(crate) async fn head_due(&self) -> bool {
+        let st = self.state.read().await;
+        !st.head.is_empty()
+            && (st.head.bytes >= self.cut_bytes()
+                || st
+                    .head_since
+                    .is_some_and(|t| t.elapsed() >= self.config.max_head_age))
+    }
+
+    /// Cuts the head now (if it holds anything) and waits until it, and every head cut before
+    /// it, is committed as a block and its WAL segments are deleted.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let _order = self.flush_lock.lock().await;
+        self.cut_head().await?;
+        self.flush_cut_heads_locked().await
+    }
+
+    /// Writes heads already cut (after an earlier failure) as blocks.
+    pub(crate) async fn flush_cut_heads(&self) -> Result<(), StorageError> {
+        let _order = self.flush_lock.lock().await;
+        self.flush_cut_heads_locked().await
+    }
+
+    /// Swaps in an empty head and moves to a new WAL segment, in one step under the state lock:
+    /// every record queued before the rotation is in the old head, every later one in the new
+    /// head. The old head stays queryable until its block is committed.
+    async fn cut_head(&self) -> Result<(), StorageError> {
+        let permit = self.wal.reserve().await?;
+        let (pending, wal_through) = {
+            let mut st = self.state.write().await;
+            if st.head.is_empty() {
+                return Ok(());
+            }
+            let pending = permit.rotate(&self.wal_dir);
+            let head = std::mem::take(&mut st.head);
+            let wal_through = st.wal_seq;
+            st.flushing
+                .push_back(Arc::new(FrozenHead { head, wal_through }));
+            st.wal_seq += 1;
+            st.head_since = None;
+            (pending, wal_through)
+        };
+        let closed = pending.wait().await?;
+        if closed != wal_through {
+            // Never expected; deleting segments by a wrong number could lose data, so stop.
+            return Err(StorageError::Corrupt {
+                what: "WAL".into(),
+                detail: format!("rotation closed segment {closed}, expected {wal_through}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes each cut head as a block, oldest first, stopping at the first failure so that
+    /// blocks are committed (and WAL segments deleted) strictly in WAL order.
+    async fn flush_cut_heads_locked(&self) -> Result<(), StorageError> {
+        loop {
+            let Some(frozen) = self.state.read().await.flushing.front().cloned() else {
+                return Ok(());
+            };
+            let mut spans = frozen.head.all_spans();
+            // A retried batch sits in the head twice; store it once.
+            dedup_spans(&mut spans);
+            let meta = if spans.is_empty() {
+                None
+            } else {
+                let info = BlockInfo {
+                    wal_through: frozen.wal_through,
+                    sources: Vec::new(),
+                    level: 0,
+                };
+                let meta = write_block(
+                    self.config.block_store.as_ref(),
+                    &self.block_root,
+                    spans,
+                    info,
+                    &self.tuning.block_settings,
+                )
+                .await?;
+                tracing::debug!(
+                    block = %meta.id,
+                    spans = meta.span_count,
+                    bytes = meta.data_bytes,
+                    wal_through = meta.wal_through,
+                    "head written as a block"
+                );
+                Some(Arc::new(meta))
+            };
+            {
+                // The block appears and the head it replaces disappears in one step, so no
+                // query sees both or neither.
+                let mut st = self.state.write().await;
+                if let Some(meta) = meta {
+                    self.counters.blocks_flushed.fetch_add(1, Ordering::Relaxed);
+                    let at = st.blocks.partition_point(|b| b.id < meta.id);
+                    st.blocks.insert(at, meta);
+                }
+                if st.flushing.front().is_some_and(|f| Arc::ptr_eq(f, &frozen)) {
+                    st.flushing.pop_front();
+                }
+            }
+            let dir = self.wal_dir.clone();
+            let through = frozen.wal_through;
+            // A failure here only leaves segments that the next open deletes.
+            match tokio::task::spawn_blocking(move || wal::delete_segments_through(&dir, through))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not delete flushed WAL segments"),
+                Err(e) => tracing::warn!(error = %e, "could not delete flushed WAL segments"),
+            }
+        }
+    }
+}

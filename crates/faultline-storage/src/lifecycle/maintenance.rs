@@ -1,0 +1,171 @@
+//! Compaction (merging small blocks into larger ones) and retention (deleting old blocks).
+//!
+//! A compaction commits by writing the merged block, whose `meta.json` names its inputs in
+//! `sources`; only then are the inputs deleted. A crash in between leaves inputs that the next
+//! open recognises as superseded and deletes, so no span is ever visible twice or lost.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use faultline_block::{delete_block, read_all, write_block, BlockId, BlockInfo, BlockMeta};
+use faultline_model::UnixNanos;
+
+use crate::head::dedup_spans;
+use crate::store::Store;
+use crate::StorageError;
+
+/// Most compactions one maintenance run performs, so a large backlog does not starve
+/// retention or hold the maintenance lock for long.
+const MAX_COMPACTIONS_PER_RUN: usize = 4;
+
+impl Store {
+    /// Runs one round of maintenance now: retries deletions that failed before, applies
+    /// retention, then compacts while there is work (up to a few merges). The background task
+    /// calls this every `maintenance_interval`; tests and tools may call it directly.
+    pub async fn run_maintenance(&self) -> Result<(), StorageError> {
+        let _one_at_a_time = self.maintenance_lock.lock().await;
+        self.retry_deletes().await?;
+        self.apply_retention(UnixNanos::now()).await?;
+        for _ in 0..MAX_COMPACTIONS_PER_RUN {
+            if !self.compact_once().await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes blocks whose removal failed earlier.
+    async fn retry_deletes(&self) -> Result<(), StorageError> {
+        let ids = std::mem::take(&mut *self.pending_deletes.lock().await);
+        self.delete_blocks(ids).await;
+        if self.pending_deletes.lock().await.is_empty() {
+            Ok(())
+        } else {
+            Err(StorageError::Corrupt {
+                what: "block store".into(),
+                detail: "some retired blocks could not be deleted yet".into(),
+            })
+        }
+    }
+
+    /// Deletes blocks already removed from the live list; failures are kept for a retry.
+    async fn delete_blocks(&self, ids: Vec<BlockId>) {
+        for id in ids {
+            if let Err(e) =
+                delete_block(self.config.block_store.as_ref(), &self.block_root, &id).await
+            {
+                tracing::warn!(block = %id, error = %e, "block deletion failed; will retry");
+                self.pending_deletes.lock().await.push(id);
+            }
+        }
+    }
+
+    /// Deletes every block whose newest span ended before `now - retention`.
+    pub(crate) async fn apply_retention(&self, now: UnixNanos) -> Result<(), StorageError> {
+        let retention = u64::try_from(self.config.retention.as_nanos()).unwrap_or(u64::MAX);
+        let cutoff = UnixNanos(now.0.saturating_sub(retention));
+        let expired: Vec<BlockId> = {
+            let mut st = self.state.write().await;
+            let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut st.blocks)
+                .into_iter()
+                .partition(|b| b.max_end < cutoff);
+            st.blocks = live;
+            if !expired.is_empty() {
+                st.generation += 1;
+            }
+            expired.iter().map(|b| b.id.clone()).collect()
+        };
+        if !expired.is_empty() {
+            tracing::info!(blocks = expired.len(), "deleting blocks past retention");
+            self.counters
+                .blocks_expired
+                .fetch_add(expired.len() as u64, Ordering::Relaxed);
+        }
+        self.delete_blocks(expired).await;
+        Ok(())
+    }
+
+    /// Picks the inputs of the next compaction: the oldest small blocks of the lowest level
+    /// that has enough of them.
+    fn plan_compaction(&self, blocks: &[Arc<BlockMeta>]) -> Option<(u32, Vec<Arc<BlockMeta>>)> {
+        let t = &self.tuning;
+        for level in 0..t.compaction_max_level {
+            let mut small: Vec<&Arc<BlockMeta>> = blocks
+                .iter()
+                .filter(|b| b.level == level && b.data_bytes < t.compaction_small_block_bytes)
+                .collect();
+            if small.len() < t.compaction_min_blocks.max(2) {
+                continue;
+            }
+            small.sort_by(|a, b| a.min_start.cmp(&b.min_start).then(a.id.cmp(&b.id)));
+            let mut picked = Vec::new();
+            let mut spans = 0u64;
+            for b in small {
+                if picked.len() >= t.compaction_max_blocks
+                    || (picked.len() >= 2 && spans + b.span_count > t.compaction_max_spans)
+                {
+                    break;
+                }
+                spans += b.span_count;
+                picked.push(Arc::clone(b));
+            }
+            if picked.len() >= 2 {
+                return Some((level, picked));
+            }
+        }
+        None
+    }
+
+    /// Performs one compaction if one is due; returns whether it did.
+    pub(crate) async fn compact_once(&self) -> Result<bool, StorageError> {
+        // An input whose own sources are not yet deleted must not be merged away: once it is
+        // gone, nothing would mark those leftovers as superseded.
+        if !self.pending_deletes.lock().await.is_empty() {
+            return Ok(false);
+        }
+        let blocks = self.state.read().await.blocks.clone();
+        let Some((level, inputs)) = self.plan_compaction(&blocks) else {
+            return Ok(false);
+        };
+        let objects = self.config.block_store.as_ref();
+        let mut spans = Vec::new();
+        for meta in &inputs {
+            spans.extend(read_all(objects, &self.block_root, meta).await?);
+        }
+        // Crash replays and client retries can put one span into two blocks; merge them here.
+        dedup_spans(&mut spans);
+        let info = BlockInfo {
+            wal_through: inputs.iter().map(|b| b.wal_through).max().unwrap_or(0),
+            sources: inputs.iter().map(|b| b.id.clone()).collect(),
+            level: level + 1,
+        };
+        let merged = write_block(
+            objects,
+            &self.block_root,
+            spans,
+            info,
+            &self.tuning.block_settings,
+        )
+        .await?;
+        tracing::info!(
+            block = %merged.id,
+            level = merged.level,
+            inputs = inputs.len(),
+            spans = merged.span_count,
+            bytes = merged.data_bytes,
+            "compacted blocks"
+        );
+        let sources = merged.sources.clone();
+        {
+            let mut st = self.state.write().await;
+            st.blocks.retain(|b| !sources.contains(&b.id));
+            let merged = Arc::new(merged);
+            let at = st.blocks.partition_point(|b| b.id < merged.id);
+            st.blocks.insert(at, merged);
+            st.generation += 1;
+        }
+        self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        self.delete_blocks(sources).await;
+        Ok(true)
+    }
+}

@@ -1,0 +1,294 @@
+//! The store's lifecycle: recovery on open, cutting and flushing heads into blocks, and the
+//! background tasks that drive flushing, compaction and retention.
+//!
+//! Crash safety rests on three commit points, none of which needs a manifest:
+//! a WAL record is committed by its fsync; a block by its `meta.json` (written last); a
+//! compaction by the new block's `meta.json`, whose `sources` list supersedes its inputs.
+//! Recovery on open re-derives everything else from what is committed (see `open`).
+
+mod flush;
+mod maintenance;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use faultline_block::{delete_block, list_blocks, list_orphans, BlockId};
+use faultline_model::otlp::{spans_from_otlp, SpanLimits, TracesData};
+use object_store::path::Path as ObjectPath;
+use prost::Message;
+use tokio::sync::{watch, Mutex, Notify, RwLock};
+use tokio::task::JoinHandle;
+
+use crate::config::{StoreConfig, StoreTuning};
+use crate::head::Head;
+use crate::store::{Counters, State, Store};
+use crate::wal::{self, RecordKind, Wal, WalOptions};
+use crate::StorageError;
+
+/// Where blocks live inside the block store.
+pub(crate) const BLOCK_ROOT: &str = "blocks";
+
+/// After a failed flush or maintenance run, wait this long before trying again.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Handles of the background tasks and the signal that stops them.
+pub(crate) struct Background {
+    stop: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Background {
+    fn new() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            tasks: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(handle);
+        }
+    }
+
+    /// Signals every task to stop and waits for them; a task finishes the step it is in.
+    pub(crate) async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let tasks = match self.tasks.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => Vec::new(),
+        };
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Opens the store.
+///
+/// 1. List committed blocks. A block named in another committed block's `sources` was merged
+///    into it by a compaction that crashed before deleting its inputs: delete it. Directories
+///    without `meta.json` are leftovers of an interrupted write or delete: delete them.
+/// 2. Every WAL segment up to the highest `wal_through` of any block is in a block already:
+///    delete those segments, replay the rest into the head.
+/// 3. Start the WAL writer on a fresh segment numbered above everything seen, and the
+///    background tasks.
+pub(crate) async fn open(
+    config: StoreConfig,
+    tuning: StoreTuning,
+) -> Result<Arc<Store>, StorageError> {
+    let wal_dir = config.data_dir.join("wal");
+    std::fs::create_dir_all(&wal_dir).map_err(|e| StorageError::io(&wal_dir, e))?;
+    let block_root = ObjectPath::from(BLOCK_ROOT);
+    let objects = config.block_store.as_ref();
+
+    let all = list_blocks(objects, &block_root).await?;
+    let superseded: HashSet<&BlockId> = all.iter().flat_map(|m| m.sources.iter()).collect();
+    let wal_through = all.iter().map(|m| m.wal_through).max();
+    let mut blocks = Vec::new();
+    for meta in &all {
+        if superseded.contains(&meta.id) {
+            tracing::info!(block = %meta.id, "deleting a block superseded by a compaction");
+            delete_block(objects, &block_root, &meta.id).await?;
+        } else {
+            blocks.push(Arc::new(meta.clone()));
+        }
+    }
+    for orphan in list_orphans(objects, &block_root).await? {
+        tracing::info!(block = %orphan, "deleting an uncommitted block left by a crash");
+        delete_block(objects, &block_root, &orphan).await?;
+    }
+
+    let (head, stats) = {
+        let dir = wal_dir.clone();
+        let max_per_trace = config.max_spans_per_trace;
+        tokio::task::spawn_blocking(move || {
+            if let Some(through) = wal_through {
+                wal::delete_segments_through(&dir, through)?;
+            }
+            replay_into_head(&dir, wal_through, max_per_trace)
+        })
+        .await
+        .map_err(|e| StorageError::io(&wal_dir, std::io::Error::other(e)))??
+    };
+    let last_seq = stats.segments.last().copied().max(wal_through).unwrap_or(0);
+    let first_seq = last_seq + 1;
+    let wal = Wal::start(
+        WalOptions {
+            dir: wal_dir.clone(),
+            queue_capacity: tuning.wal_queue_capacity,
+            max_group_bytes: tuning.wal_max_group_bytes,
+        },
+        first_seq,
+    )?;
+    // Segments left empty by a restart or a cut hold nothing; without this every restart
+    // would leave one more behind.
+    for seq in &stats.segments {
+        let path = wal::segment_path(&wal_dir, *seq);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(segment = %path.display(), error = %e, "could not delete an empty WAL segment");
+            }
+        }
+    }
+    tracing::info!(
+        blocks = blocks.len(),
+        replayed_records = stats.records,
+        replayed_segments = stats.segments.len(),
+        wal_segment = first_seq,
+        "store opened"
+    );
+    let head_since = (!head.is_empty()).then(Instant::now);
+    let store = Arc::new(Store {
+        config,
+        tuning,
+        wal_dir,
+        wal,
+        block_root,
+        state: RwLock::new(State {
+            head,
+            head_since,
+            wal_seq: first_seq,
+            flushing: VecDeque::new(),
+            blocks,
+            generation: 0,
+        }),
+        flush_lock: Mutex::new(()),
+        maintenance_lock: Mutex::new(()),
+        flush_wanted: Arc::new(Notify::new()),
+        pending_deletes: Mutex::new(Vec::new()),
+        background: Background::new(),
+        counters: Counters::default(),
+        replayed_records: stats.records,
+    });
+    let weak = Arc::downgrade(&store);
+    store.background.spawn(flusher(
+        weak.clone(),
+        Arc::clone(&store.flush_wanted),
+        store.background.stop.subscribe(),
+    ));
+    store
+        .background
+        .spawn(maintainer(weak, store.background.stop.subscribe()));
+    Ok(store)
+}
+
+/// Limits loose enough that decoding a WAL record never changes a span: the spans were
+/// limited once on ingest.
+fn replay_limits() -> SpanLimits {
+    SpanLimits {
+        max_attribute_value_len: usize::MAX,
+        max_attributes_per_span: usize::MAX,
+        max_events_per_span: usize::MAX,
+        max_links_per_span: usize::MAX,
+        max_value_depth: usize::MAX,
+    }
+}
+
+/// Reads WAL segments numbered above `after` into a fresh head.
+fn replay_into_head(
+    dir: &Path,
+    after: Option<u64>,
+    max_per_trace: usize,
+) -> Result<(Head, wal::ReplayStats), StorageError> {
+    let mut head = Head::default();
+    let limits = replay_limits();
+    let stats = wal::replay(dir, after, |seq, rec| match rec.kind {
+        RecordKind::Traces => match TracesData::decode(rec.payload.as_slice()) {
+            Ok(data) => {
+                let converted = spans_from_otlp(data.resource_spans, &limits);
+                if converted.rejected > 0 {
+                    tracing::warn!(
+                        segment = seq,
+                        rejected = converted.rejected,
+                        "WAL record held invalid spans: {}",
+                        converted.error_message()
+                    );
+                }
+                head.insert(converted.spans, max_per_trace);
+            }
+            Err(e) => {
+                // The checksum matched, so these bytes are what was written: a writer bug, not
+                // disk damage. Keep going; one bad batch must not hide the rest.
+                tracing::error!(segment = seq, error = %e, "WAL record is not valid OTLP; skipped");
+            }
+        },
+        RecordKind::Unknown(kind) => {
+            tracing::warn!(
+                segment = seq,
+                kind,
+                "WAL record of unknown kind (written by a newer version?); skipped"
+            );
+        }
+    })?;
+    Ok((head, stats))
+}
+
+/// Waits up to `d`, returning `true` early when stop was signalled.
+async fn stopped_within(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// Cuts the head when it is too big or too old and writes cut heads as blocks.
+async fn flusher(weak: Weak<Store>, wanted: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let Some(check) = weak.upgrade().map(|s| s.flush_check_interval()) else {
+            return;
+        };
+        tokio::select! {
+            _ = wanted.notified() => {}
+            _ = tokio::time::sleep(check) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let Some(store) = weak.upgrade() else { return };
+        let result = if store.head_due().await {
+            store.flush().await
+        } else {
+            store.flush_cut_heads().await
+        };
+        drop(store);
+        if let Err(e) = result {
+            tracing::error!(error = %e, "writing the head as a block failed; will retry");
+            if stopped_within(&mut stop, RETRY_DELAY).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs compaction and retention every `maintenance_interval`.
+async fn maintainer(weak: Weak<Store>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let Some(every) = weak.upgrade().map(|s| s.config.maintenance_interval) else {
+            return;
+        };
+        if stopped_within(&mut stop, every.max(Duration::from_millis(10))).await {
+            return;
+        }
+        let Some(store) = weak.upgrade() else { return };
+        if let Err(e) = store.run_maintenance().await {
+            tracing::error!(error = %e, "compaction or retention failed; will retry");
+        }
+    }
+}
+
+impl Store {
+    /// How often the flusher checks the head's age.
+    fn flush_check_interval(&self) -> Duration {
+        (self.config.max_head_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}

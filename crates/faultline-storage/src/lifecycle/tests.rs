@@ -1,0 +1,427 @@
+//! Lifecycle tests: cuts, flushes, compaction, retention, and crashes at each step.
+//!
+//! A crash is simulated by putting the files into the state a kill at that moment leaves
+//! (the store's own steps are ordered so that each such state is one of these), then reopening.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline_block::{list_blocks, list_orphans, read_all, write_block, BlockInfo};
+use faultline_model::query::SpanQuery;
+use faultline_model::{Span, UnixNanos};
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::test_util::{batch, span, trace_id, FlakyStore};
+use crate::{AckMode, StorageError, Store, StoreConfig, StoreTuning};
+
+fn config(dir: &Path, objects: Arc<dyn ObjectStore>) -> StoreConfig {
+    StoreConfig {
+        data_dir: dir.to_owned(),
+        block_store: objects,
+        max_head_bytes: 64 * 1024 * 1024,
+        max_head_age: Duration::from_secs(3600),
+        retention: Duration::from_secs(3600 * 24 * 365 * 100),
+        max_spans_per_trace: 10_000,
+        memory_budget_bytes: 256 * 1024 * 1024,
+        maintenance_interval: Duration::from_secs(3600),
+    }
+}
+
+fn root() -> ObjectPath {
+    ObjectPath::from(super::BLOCK_ROOT)
+}
+
+/// Appends `n` single-span batches: trace `i % traces`, span `first + i`.
+async fn append_spans(store: &Store, first: u64, n: u64, traces: u64) -> Vec<Span> {
+    let mut all = Vec::new();
+    for i in first..first + n {
+        let s = span(i % traces, i + 1, 1_000 + i, &format!("svc{}", i % 3), "op");
+        store
+            .append(batch(vec![s.clone()]), AckMode::Durable)
+            .await
+            .unwrap();
+        all.push(s);
+    }
+    all
+}
+
+/// Every stored span of the given traces, sorted, checked for repeats.
+async fn all_spans(store: &Store, traces: u64) -> Vec<Span> {
+    let ids: Vec<_> = (0..traces).map(trace_id).collect();
+    let mut out: Vec<Span> = store
+        .traces(&ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|(_, t)| t.spans)
+        .collect();
+    out.sort_by_key(|s| s.span_id);
+    out
+}
+
+fn sorted(mut spans: Vec<Span>) -> Vec<Span> {
+    spans.sort_by_key(|s| s.span_id);
+    spans
+}
+
+#[tokio::test]
+async fn trace_spanning_head_and_blocks_comes_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let store = Store::open(config(dir.path(), Arc::clone(&objects)))
+        .await
+        .unwrap();
+    let mut expected = append_spans(&store, 0, 10, 2).await;
+    store.flush().await.unwrap();
+    expected.extend(append_spans(&store, 10, 10, 2).await);
+    store.flush().await.unwrap();
+    expected.extend(append_spans(&store, 20, 10, 2).await);
+
+    let stats = store.stats().await;
+    assert_eq!(stats.blocks, 2);
+    assert_eq!(stats.block_spans, 20);
+    assert_eq!(stats.head_spans, 10);
+    assert_eq!(stats.blocks_flushed, 2);
+    assert_eq!(all_spans(&store, 2).await, sorted(expected.clone()));
+    let trace = store.trace(trace_id(1)).await.unwrap().unwrap();
+    assert_eq!(trace.spans.len(), 15);
+
+    let q = SpanQuery {
+        service: Some("svc0".into()),
+        end: UnixNanos(u64::MAX),
+        limit: 10,
+        ..SpanQuery::default()
+    };
+    let hits = store.search(&q).await.unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(
+        store.services().await.unwrap(),
+        vec!["svc0", "svc1", "svc2"]
+    );
+    assert_eq!(store.operations(Some("svc1")).await.unwrap().len(), 1);
+
+    // Flushed WAL segments are gone: a reopen replays only the head's records.
+    store.shutdown().await.unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path(), objects)).await.unwrap();
+    assert_eq!(store.stats().await.wal_replayed_records, 10);
+    assert_eq!(all_spans(&store, 2).await, sorted(expected));
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn dependencies_merge_head_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), Arc::new(InMemory::new())))
+        .await
+        .unwrap();
+    let parent = span(1, 1, 100, "front", "GET");
+    let mut child = span(1, 2, 150, "back", "query");
+    child.parent_span_id = Some(parent.span_id);
+    store
+        .append(batch(vec![parent, child]), AckMode::Durable)
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let parent = span(2, 1, 100, "front", "GET");
+    let mut child = span(2, 2, 150, "back", "query");
+    child.parent_span_id = Some(parent.span_id);
+    store
+        .append(batch(vec![parent, child]), AckMode::Durable)
+        .await
+        .unwrap();
+    let deps = store
+        .dependencies(UnixNanos(0), UnixNanos(u64::MAX))
+        .await
+        .unwrap();
+    assert_eq!(deps, vec![("front".to_owned(), "back".to_owned(), 2)]);
+}
+
+#[tokio::test]
+async fn crash_after_block_commit_before_wal_delete_does_not_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let store = Store::open(config(dir.path(), Arc::clone(&objects)))
+        .await
+        .unwrap();
+    let expected = append_spans(&store, 0, 20, 4).await;
+    let wal_dir = dir.path().join("wal");
+    let saved: Vec<_> = std::fs::read_dir(&wal_dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (p.clone(), std::fs::read(&p).unwrap())
+        })
+        .collect();
+    store.flush().await.unwrap();
+    store.shutdown().await.unwrap();
+    drop(store);
+    // The kill came after meta.json was written but before the segments were deleted.
+    for (path, bytes) in saved {
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    let store = Store::open(config(dir.path(), objects)).await.unwrap();
+    let stats = store.stats().await;
+    assert_eq!(stats.wal_replayed_records, 0);
+    assert_eq!(stats.head_spans, 0);
+    assert_eq!(stats.block_spans, 20);
+    assert_eq!(all_spans(&store, 4).await, sorted(expected));
+    assert_eq!(crate::wal::list_segments(&wal_dir).unwrap().len(), 1);
+}
+
+/// Four level-0 blocks of five spans each, plus the spans.
+async fn store_with_blocks(dir: &Path, objects: Arc<dyn ObjectStore>) -> (Arc<Store>, Vec<Span>) {
+    let store = Store::open(config(dir, objects)).await.unwrap();
+    let mut expected = Vec::new();
+    for b in 0..4 {
+        expected.extend(append_spans(&store, b * 5, 5, 3).await);
+        store.flush().await.unwrap();
+    }
+    (store, expected)
+}
+
+#[tokio::test]
+async fn compaction_merges_blocks_and_keeps_every_span_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let (store, mut expected) = store_with_blocks(dir.path(), Arc::clone(&objects)).await;
+    // A retried batch that ended up in two blocks.
+    let dup = expected[0].clone();
+    store
+        .append(batch(vec![dup]), AckMode::Durable)
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    expected.extend(append_spans(&store, 100, 3, 3).await);
+    assert_eq!(store.stats().await.blocks, 5);
+
+    store.run_maintenance().await.unwrap();
+    let stats = store.stats().await;
+    assert_eq!(stats.compactions, 1);
+    assert_eq!(stats.blocks, 1);
+    assert_eq!(stats.block_spans, 20);
+    let metas = list_blocks(objects.as_ref(), &root()).await.unwrap();
+    assert_eq!(metas.len(), 1);
+    assert_eq!(metas[0].level, 1);
+    assert_eq!(metas[0].sources.len(), 5);
+    assert_eq!(all_spans(&store, 3).await, sorted(expected.clone()));
+
+    store.shutdown().await.unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path(), objects)).await.unwrap();
+    assert_eq!(all_spans(&store, 3).await, sorted(expected));
+}
+
+#[tokio::test]
+async fn crash_after_compaction_commit_before_deleting_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let (store, expected) = store_with_blocks(dir.path(), Arc::clone(&objects)).await;
+    store.shutdown().await.unwrap();
+    drop(store);
+
+    // The compaction wrote its block, then the process died before deleting any input; in a
+    // second variant it died after deleting the first input's meta.json only.
+    let inputs = list_blocks(objects.as_ref(), &root()).await.unwrap();
+    let mut spans = Vec::new();
+    for m in &inputs {
+        spans.extend(read_all(objects.as_ref(), &root(), m).await.unwrap());
+    }
+    let info = BlockInfo {
+        wal_through: inputs.iter().map(|m| m.wal_through).max().unwrap(),
+        sources: inputs.iter().map(|m| m.id.clone()).collect(),
+        level: 1,
+    };
+    let merged = write_block(objects.as_ref(), &root(), spans, info, &Default::default())
+        .await
+        .unwrap();
+    objects
+        .delete(&faultline_block::meta_path(&root(), &inputs[0].id))
+        .await
+        .unwrap();
+
+    let store = Store::open(config(dir.path(), Arc::clone(&objects)))
+        .await
+        .unwrap();
+    assert_eq!(all_spans(&store, 3).await, sorted(expected));
+    let metas = list_blocks(objects.as_ref(), &root()).await.unwrap();
+    assert_eq!(
+        metas.iter().map(|m| &m.id).collect::<Vec<_>>(),
+        vec![&merged.id]
+    );
+    assert!(list_orphans(objects.as_ref(), &root())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn crash_during_block_write_or_delete_leaves_nothing_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let (store, expected) = store_with_blocks(dir.path(), Arc::clone(&objects)).await;
+    store.shutdown().await.unwrap();
+    drop(store);
+    // A block whose data landed but whose meta.json never did.
+    objects
+        .put(
+            &root()
+                .clone()
+                .join("01900000-0000-7000-8000-000000000000")
+                .join("data.parquet"),
+            PutPayload::from_static(b"PAR1 torn"),
+        )
+        .await
+        .unwrap();
+
+    let store = Store::open(config(dir.path(), Arc::clone(&objects)))
+        .await
+        .unwrap();
+    assert_eq!(all_spans(&store, 3).await, sorted(expected));
+    assert!(list_orphans(objects.as_ref(), &root())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.stats().await.blocks, 4);
+}
+
+#[tokio::test]
+async fn retention_deletes_expired_blocks_meta_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut cfg = config(dir.path(), Arc::clone(&objects));
+    cfg.retention = Duration::from_secs(3600);
+    let store = Store::open(cfg).await.unwrap();
+    // Spans from 1970: long expired.
+    append_spans(&store, 0, 5, 2).await;
+    store.flush().await.unwrap();
+    let now = UnixNanos::now();
+    let fresh = span(7, 1, now.0, "svc", "op");
+    store
+        .append(batch(vec![fresh.clone()]), AckMode::Durable)
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(store.stats().await.blocks, 2);
+
+    store.run_maintenance().await.unwrap();
+    let stats = store.stats().await;
+    assert_eq!(stats.blocks, 1);
+    assert_eq!(stats.blocks_expired, 1);
+    assert!(store.trace(trace_id(0)).await.unwrap().is_none());
+    assert_eq!(
+        store.trace(trace_id(7)).await.unwrap().unwrap().spans,
+        vec![fresh]
+    );
+    assert_eq!(
+        list_blocks(objects.as_ref(), &root()).await.unwrap().len(),
+        1
+    );
+    assert!(list_orphans(objects.as_ref(), &root())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn over_budget_appends_fail_fast_and_acknowledged_spans_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyStore::default());
+    flaky.fail_writes.store(true, Ordering::SeqCst);
+    let mut cfg = config(dir.path(), flaky.clone());
+    cfg.memory_budget_bytes = 16 * 1024;
+    cfg.max_head_bytes = 2 * 1024;
+    let store = Store::open(cfg).await.unwrap();
+
+    let mut acked = Vec::new();
+    let mut refused = false;
+    for i in 0..1_000 {
+        let s = span(i % 5, i + 1, 10 + i, "a", "x");
+        match store.append(batch(vec![s.clone()]), AckMode::Durable).await {
+            Ok(()) => acked.push(s),
+            Err(StorageError::Overloaded { budget, .. }) => {
+                assert_eq!(budget, 16 * 1024);
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused, "the budget never pushed back");
+    assert!(store.stats().await.appends_refused >= 1);
+    assert_eq!(all_spans(&store, 5).await, sorted(acked.clone()));
+
+    // Once the block store works again the flusher drains the heads and appends are accepted.
+    flaky.fail_writes.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = span(1, 5_000, 5, "a", "x");
+        match store.append(batch(vec![s.clone()]), AckMode::Durable).await {
+            Ok(()) => {
+                acked.push(s);
+                break;
+            }
+            Err(StorageError::Overloaded { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(all_spans(&store, 5).await, sorted(acked));
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn old_heads_are_cut_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(tempfile::tempdir().unwrap().keep())
+            .unwrap(),
+    );
+    let mut cfg = config(dir.path(), objects);
+    cfg.max_head_age = Duration::from_millis(50);
+    cfg.maintenance_interval = Duration::from_millis(50);
+    let tuning = StoreTuning {
+        compaction_min_blocks: 2,
+        ..StoreTuning::default()
+    };
+    let store = Store::open_with(cfg, tuning).await.unwrap();
+    let mut expected = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut round = 0;
+    while store.stats().await.compactions == 0 {
+        assert!(Instant::now() < deadline, "no compaction happened");
+        expected.extend(append_spans(&store, round * 4, 4, 3).await);
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert_eq!(all_spans(&store, 3).await, sorted(expected));
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn query_futures_can_be_spawned() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store_with_blocks(dir.path(), Arc::new(InMemory::new())).await;
+    let s = Arc::clone(&store);
+    let search = tokio::spawn(async move {
+        let q = SpanQuery {
+            end: UnixNanos(u64::MAX),
+            limit: 5,
+            ..SpanQuery::default()
+        };
+        s.search(&q).await
+    });
+    let s = Arc::clone(&store);
+    let traces = tokio::spawn(async move { s.traces(&[trace_id(0), trace_id(1)]).await });
+    let s = Arc::clone(&store);
+    let deps = tokio::spawn(async move { s.dependencies(UnixNanos(0), UnixNanos(u64::MAX)).await });
+    assert_eq!(search.await.unwrap().unwrap().len(), 3);
+    assert_eq!(traces.await.unwrap().unwrap().len(), 2);
+    assert!(deps.await.unwrap().unwrap().is_empty());
+}
