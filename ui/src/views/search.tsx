@@ -1,0 +1,406 @@
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import * as api from '../api';
+import { Empty, ErrorState, Loading } from '../components';
+import { fmtAgo, fmtDuration, fmtTime, parseDuration, parseTags, serviceColor } from '../format';
+import { linkClick, navigate, type Location } from '../router';
+import { summarize, type TraceSummary } from '../summary';
+
+const LOOKBACKS: [string, string, number][] = [
+  ['5m', 'Last 5 minutes', 5 * 60e3],
+  ['15m', 'Last 15 minutes', 15 * 60e3],
+  ['1h', 'Last hour', 3600e3],
+  ['2h', 'Last 2 hours', 7200e3],
+  ['6h', 'Last 6 hours', 6 * 3600e3],
+  ['12h', 'Last 12 hours', 12 * 3600e3],
+  ['24h', 'Last 24 hours', 24 * 3600e3],
+  ['48h', 'Last 2 days', 48 * 3600e3],
+  ['168h', 'Last 7 days', 168 * 3600e3],
+  ['custom', 'Custom range', 0],
+];
+
+/** The search form's state; exactly what the URL holds. */
+interface Form {
+  service: string;
+  operation: string;
+  tags: string;
+  minDuration: string;
+  maxDuration: string;
+  lookback: string;
+  /** datetime-local strings for a custom range */
+  start: string;
+  end: string;
+  limit: string;
+  sort: string;
+}
+
+function formFrom(q: URLSearchParams): Form {
+  return {
+    service: q.get('service') ?? '',
+    operation: q.get('operation') ?? '',
+    tags: q.get('tags') ?? '',
+    minDuration: q.get('minDuration') ?? '',
+    maxDuration: q.get('maxDuration') ?? '',
+    lookback: q.get('lookback') ?? '1h',
+    start: q.get('start') ?? '',
+    end: q.get('end') ?? '',
+    limit: q.get('limit') ?? '20',
+    sort: q.get('sort') ?? 'recent',
+  };
+}
+
+function toQuery(f: Form): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) {
+    if (v === '' || (k === 'sort' && v === 'recent')) continue;
+    if ((k === 'start' || k === 'end') && f.lookback !== 'custom') continue;
+    q.set(k, v);
+  }
+  return q.toString();
+}
+
+/** Validates the form and turns it into API parameters, or says what is wrong. */
+function toParams(f: Form, nowMs: number): api.SearchParams | string {
+  if (!f.service) return 'Pick a service.';
+  for (const [name, v] of [
+    ['Min duration', f.minDuration],
+    ['Max duration', f.maxDuration],
+  ] as const) {
+    if (v && parseDuration(v) === null) return `${name} "${v}" is not a duration; write e.g. 250ms, 1.5s or 2m.`;
+  }
+  const tags = parseTags(f.tags);
+  if (typeof tags === 'string') return tags;
+  const limit = Number(f.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1500) return 'Limit must be a whole number from 1 to 1500.';
+  let start: number;
+  let end: number;
+  let lookback: string | undefined;
+  if (f.lookback === 'custom') {
+    start = Date.parse(f.start) * 1000;
+    end = f.end ? Date.parse(f.end) * 1000 : nowMs * 1000;
+    if (!isFinite(start) || !isFinite(end)) return 'Set the start (and optionally the end) of the custom range.';
+    if (end <= start) return 'The end of the range must be after its start.';
+  } else {
+    const lb = LOOKBACKS.find((l) => l[0] === f.lookback) ?? LOOKBACKS[2];
+    end = nowMs * 1000;
+    start = end - lb[2] * 1000;
+    lookback = lb[0];
+  }
+  return {
+    service: f.service,
+    operation: f.operation || undefined,
+    tags,
+    minDuration: f.minDuration || undefined,
+    maxDuration: f.maxDuration || undefined,
+    start,
+    end,
+    lookback,
+    limit,
+  };
+}
+
+type Results = { state: 'idle' } | { state: 'loading' } | { state: 'error'; error: unknown } | { state: 'done'; traces: TraceSummary[]; ms: number };
+
+export function SearchView({ loc }: { loc: Location }) {
+  const urlForm = useMemo(() => formFrom(loc.query), [loc.query.toString()]);
+  const [form, setForm] = useState<Form>(urlForm);
+  const [services, setServices] = useState<string[] | null>(null);
+  const [servicesError, setServicesError] = useState<unknown>(null);
+  const [ops, setOps] = useState<string[]>([]);
+  const [results, setResults] = useState<Results>({ state: 'idle' });
+  const [invalid, setInvalid] = useState('');
+  const [picked, setPicked] = useState<string[]>([]);
+  const [reload, setReload] = useState(0);
+
+  useEffect(() => setForm(urlForm), [urlForm]);
+
+  useEffect(() => {
+    const ac = new AbortController();
+    setServicesError(null);
+    api
+      .services(ac.signal)
+      .then(setServices)
+      .catch((e) => e.name !== 'AbortError' && setServicesError(e));
+    return () => ac.abort();
+  }, [reload]);
+
+  useEffect(() => {
+    if (!form.service) return setOps([]);
+    const ac = new AbortController();
+    api
+      .operations(form.service, ac.signal)
+      .then(setOps)
+      .catch(() => setOps([]));
+    return () => ac.abort();
+  }, [form.service]);
+
+  // The URL is the source of truth: a search runs whenever it names a service.
+  useEffect(() => {
+    if (!urlForm.service) return setResults({ state: 'idle' });
+    const p = toParams(urlForm, Date.now());
+    if (typeof p === 'string') {
+      setInvalid(p);
+      return;
+    }
+    setInvalid('');
+    const ac = new AbortController();
+    setResults({ state: 'loading' });
+    const t0 = performance.now();
+    api
+      .searchTraces(p, ac.signal)
+      .then((ts) => setResults({ state: 'done', traces: ts.map(summarize), ms: performance.now() - t0 }))
+      .catch((e) => e.name !== 'AbortError' && setResults({ state: 'error', error: e }));
+    return () => ac.abort();
+  }, [urlForm, reload]);
+
+  const set = (k: keyof Form) => (e: Event) => {
+    const v = (e.currentTarget as HTMLInputElement).value;
+    setForm((f) => ({ ...f, [k]: v, ...(k === 'service' ? { operation: '' } : {}) }));
+  };
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const p = toParams(form, Date.now());
+    if (typeof p === 'string') return setInvalid(p);
+    setInvalid('');
+    const url = `/search?${toQuery(form)}`;
+    if (url === location.pathname + location.search) setReload((r) => r + 1);
+    else navigate(url);
+  };
+
+  if (servicesError) return <ErrorState error={servicesError} onRetry={() => setReload((r) => r + 1)} />;
+  if (services && services.length === 0)
+    return (
+      <Empty title="No traces stored yet">
+        <p>
+          Send spans over OTLP (gRPC on port 4317, HTTP <code>POST /v1/traces</code> on port 4318) or run <code>faultline demo</code>{' '}
+          to generate some, then reload this page.
+        </p>
+        <button type="button" onClick={() => setReload((r) => r + 1)}>
+          Reload
+        </button>
+      </Empty>
+    );
+
+  const sorted = results.state === 'done' ? sortResults(results.traces, form.sort) : [];
+  return (
+    <div class="search-layout">
+      <form class="search-form" onSubmit={submit} aria-label="Search traces">
+        <label>
+          Service
+          <select name="service" value={form.service} onChange={set('service')} required>
+            <option value="">{services ? 'Choose a service' : 'Loading…'}</option>
+            {(services ?? []).map((s) => (
+              <option value={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Operation
+          <select name="operation" value={form.operation} onChange={set('operation')}>
+            <option value="">All operations</option>
+            {ops.map((o) => (
+              <option value={o}>{o}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Tags
+          <input name="tags" value={form.tags} onInput={set('tags')} placeholder='http.response.status_code=500 error=true' spellcheck={false} />
+        </label>
+        <div class="row2">
+          <label>
+            Min duration
+            <input name="minDuration" value={form.minDuration} onInput={set('minDuration')} placeholder="e.g. 100ms" />
+          </label>
+          <label>
+            Max duration
+            <input name="maxDuration" value={form.maxDuration} onInput={set('maxDuration')} placeholder="e.g. 2s" />
+          </label>
+        </div>
+        <label>
+          Time range
+          <select name="lookback" value={form.lookback} onChange={set('lookback')}>
+            {LOOKBACKS.map(([v, l]) => (
+              <option value={v}>{l}</option>
+            ))}
+          </select>
+        </label>
+        {form.lookback === 'custom' && (
+          <div class="row2">
+            <label>
+              From
+              <input type="datetime-local" step="1" name="start" value={form.start} onInput={set('start')} />
+            </label>
+            <label>
+              To
+              <input type="datetime-local" step="1" name="end" value={form.end} onInput={set('end')} />
+            </label>
+          </div>
+        )}
+        <label>
+          Limit
+          <input name="limit" type="number" min="1" max="1500" value={form.limit} onInput={set('limit')} />
+        </label>
+        {invalid && (
+          <p class="invalid" role="alert">
+            {invalid}
+          </p>
+        )}
+        <button type="submit" class="primary">
+          Find traces
+        </button>
+      </form>
+      <section class="results" aria-label="Results">
+        {results.state === 'idle' && (
+          <Empty title="Search traces">
+            <p>Pick a service and press Find traces. The URL keeps the search, so you can share it.</p>
+          </Empty>
+        )}
+        {results.state === 'loading' && <Loading what="traces" />}
+        {results.state === 'error' && <ErrorState error={results.error} onRetry={() => setReload((r) => r + 1)} />}
+        {results.state === 'done' && results.traces.length === 0 && (
+          <Empty title="No traces match">
+            <p>Widen the time range, lower the minimum duration or remove tag filters.</p>
+          </Empty>
+        )}
+        {results.state === 'done' && results.traces.length > 0 && (
+          <>
+            <Scatter traces={results.traces} />
+            <div class="results-bar">
+              <span>
+                {results.traces.length} trace{results.traces.length === 1 ? '' : 's'}
+              </span>
+              <label>
+                Sort
+                <select
+                  value={form.sort}
+                  onChange={(e) => {
+                    const f = { ...urlForm, sort: (e.currentTarget as HTMLSelectElement).value };
+                    navigate(`/search?${toQuery(f)}`, true);
+                  }}
+                >
+                  <option value="recent">Most recent</option>
+                  <option value="longest">Longest first</option>
+                  <option value="shortest">Shortest first</option>
+                  <option value="spans">Most spans</option>
+                  <option value="errors">Most errors</option>
+                </select>
+              </label>
+              <button
+                type="button"
+                disabled={picked.length !== 2}
+                title="Tick two traces to compare them"
+                onClick={() => navigate(`/compare?a=${picked[0]}&b=${picked[1]}`)}
+              >
+                Compare selected ({picked.length}/2)
+              </button>
+            </div>
+            <ol class="result-list">
+              {sorted.map((t) => (
+                <ResultRow
+                  t={t}
+                  maxDuration={Math.max(...results.traces.map((x) => x.duration))}
+                  picked={picked.includes(t.traceID)}
+                  onPick={(on) => setPicked((p) => (on ? [...p.filter((x) => x !== t.traceID), t.traceID].slice(-2) : p.filter((x) => x !== t.traceID)))}
+                />
+              ))}
+            </ol>
+          </>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function sortResults(ts: TraceSummary[], how: string): TraceSummary[] {
+  const s = [...ts];
+  const by: Record<string, (a: TraceSummary, b: TraceSummary) => number> = {
+    recent: (a, b) => b.start - a.start,
+    longest: (a, b) => b.duration - a.duration,
+    shortest: (a, b) => a.duration - b.duration,
+    spans: (a, b) => b.spanCount - a.spanCount,
+    errors: (a, b) => b.errorCount - a.errorCount,
+  };
+  return s.sort(by[how] ?? by.recent);
+}
+
+function ResultRow({ t, maxDuration, picked, onPick }: { t: TraceSummary; maxDuration: number; picked: boolean; onPick: (on: boolean) => void }) {
+  const href = `/trace/${t.traceID}`;
+  return (
+    <li class={`result ${t.errorCount ? 'has-errors' : ''}`}>
+      <input type="checkbox" checked={picked} aria-label={`Select ${t.traceID} for comparison`} onChange={(e) => onPick((e.currentTarget as HTMLInputElement).checked)} />
+      <a href={href} onClick={linkClick} class="result-main">
+        <span class="result-title">
+          <span class="svc-chip" style={{ backgroundColor: serviceColor(t.rootService) }} />
+          <strong>{t.rootService}</strong>: {t.rootOperation}
+        </span>
+        <span class="result-id">{t.traceID.slice(0, 12)}</span>
+        <span class="result-bar">
+          <span style={{ width: `${maxDuration ? (100 * t.duration) / maxDuration : 0}%` }} />
+        </span>
+        <span class="result-meta">
+          <span class="dur">{fmtDuration(t.duration)}</span>
+          <span>
+            {t.spanCount} span{t.spanCount === 1 ? '' : 's'}
+          </span>
+          {t.errorCount > 0 && (
+            <span class="errors">
+              {t.errorCount} error{t.errorCount === 1 ? '' : 's'}
+            </span>
+          )}
+          <span title={fmtTime(t.start)}>{fmtAgo(t.start)}</span>
+        </span>
+        <span class="result-services">
+          {t.services.map(([s, n]) => (
+            <span class="svc-tag">
+              <span class="svc-chip" style={{ backgroundColor: serviceColor(s) }} />
+              {s} ({n})
+            </span>
+          ))}
+        </span>
+      </a>
+    </li>
+  );
+}
+
+/** Duration over start time, one dot per trace (red when it has errors); click opens it. */
+function Scatter({ traces }: { traces: TraceSummary[] }) {
+  const W = 800;
+  const H = 160;
+  const pad = { l: 56, r: 12, t: 10, b: 24 };
+  const xs = traces.map((t) => t.start);
+  const x0 = Math.min(...xs);
+  const x1 = Math.max(...xs);
+  const yMax = Math.max(1, ...traces.map((t) => t.duration));
+  const sx = (v: number) => pad.l + (x1 > x0 ? ((v - x0) / (x1 - x0)) * (W - pad.l - pad.r) : (W - pad.l - pad.r) / 2);
+  const sy = (v: number) => H - pad.b - (v / yMax) * (H - pad.t - pad.b);
+  const maxSpans = Math.max(1, ...traces.map((t) => t.spanCount));
+  return (
+    <svg class="scatter" viewBox={`0 0 ${W} ${H}`} role="img" aria-label="Trace duration over time">
+      <line x1={pad.l} y1={H - pad.b} x2={W - pad.r} y2={H - pad.b} class="axis" />
+      <line x1={pad.l} y1={pad.t} x2={pad.l} y2={H - pad.b} class="axis" />
+      {[0, 0.5, 1].map((f) => (
+        <text x={pad.l - 6} y={sy(yMax * f) + 4} class="tick" text-anchor="end">
+          {fmtDuration(yMax * f)}
+        </text>
+      ))}
+      <text x={pad.l} y={H - 6} class="tick">
+        {fmtTime(x0).slice(11, 19)}
+      </text>
+      <text x={W - pad.r} y={H - 6} class="tick" text-anchor="end">
+        {fmtTime(x1).slice(11, 19)}
+      </text>
+      {traces.map((t) => (
+        <a href={`/trace/${t.traceID}`} onClick={linkClick as never}>
+          <circle
+            cx={sx(t.start)}
+            cy={sy(t.duration)}
+            r={3 + 5 * Math.sqrt(t.spanCount / maxSpans)}
+            class={t.errorCount ? 'dot err' : 'dot'}
+          >
+            <title>{`${t.rootService}: ${t.rootOperation}\n${fmtDuration(t.duration)}, ${t.spanCount} spans${t.errorCount ? `, ${t.errorCount} errors` : ''}`}</title>
+          </circle>
+        </a>
+      ))}
+    </svg>
+  );
+}
