@@ -1,6 +1,6 @@
 //! Handlers of the Jaeger HTTP JSON API (`/api/...`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -103,23 +103,24 @@ pub(crate) async fn trace_by_id(
     }
 }
 
-/// Fetches `ids` and returns the found traces in the order of `ids`, plus the IDs not found.
+/// Fetches `ids` and returns the found traces in the order of `ids` (each once), plus the IDs
+/// not found.
 async fn fetch_in_order(
     state: &QueryState,
     ids: &[TraceId],
 ) -> Result<(Vec<JaegerTrace>, Vec<TraceId>), QueryError> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    let unique: Vec<TraceId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     let mut found: HashMap<TraceId, TraceData> =
-        state.store.traces(ids).await?.into_iter().collect();
-    let mut traces = Vec::with_capacity(ids.len());
+        state.store.traces(&unique).await?.into_iter().collect();
+    let mut traces = Vec::with_capacity(unique.len());
     let mut missing = Vec::new();
-    for id in ids {
-        match found.remove(id) {
+    for id in unique {
+        match found.remove(&id) {
             Some(t) if !t.spans.is_empty() => {
-                traces.push(trace_to_jaeger(*id, &t.spans, &t.warnings))
+                traces.push(trace_to_jaeger(id, &t.spans, &t.warnings))
             }
-            // A repeated ID was already answered (or already reported missing).
-            None if traces.iter().any(|t| t.trace_id == id.to_hex()) || missing.contains(id) => {}
-            _ => missing.push(*id),
+            _ => missing.push(id),
         }
     }
     Ok((traces, missing))

@@ -278,8 +278,9 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// Parses a hex trace ID (1 to 32 digits; shorter IDs are left-padded with zeroes as in Jaeger).
+/// Surrounding whitespace is ignored: IDs are often pasted into Grafana's query box.
 pub fn trace_id(param: &str, value: &str) -> Result<TraceId, QueryError> {
-    value.parse::<TraceId>().map_err(|e| {
+    value.trim().parse::<TraceId>().map_err(|e| {
         QueryError::bad_param(
             param,
             format!("{value:?} is not a trace ID ({e}); expected 1 to 32 hexadecimal digits"),
@@ -825,6 +826,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.query.start, UnixNanos(NOW.0 - NANOS_PER_HOUR));
+        assert_eq!(
+            trace_id("traceID", " abc\n").unwrap(),
+            trace_id("traceID", "abc").unwrap()
+        );
         assert_eq!(
             s.trace_ids.iter().map(TraceId::to_hex).collect::<Vec<_>>(),
             vec![
