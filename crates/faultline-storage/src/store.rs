@@ -19,6 +19,9 @@ use crate::head::{dedup_spans, span_bytes, FrozenHead, Head};
 use crate::wal::{record, RecordKind, Wal};
 use crate::StorageError;
 
+/// Longest an append waits for room in the WAL queue before it is refused as overloaded.
+const WAL_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Blocks read concurrently by one query.
 const QUERY_BLOCK_CONCURRENCY: usize = 8;
 
@@ -120,7 +123,21 @@ impl Store {
                 max: record::MAX_PAYLOAD_LEN,
             }
         })?;
-        let permit = self.wal.reserve().await?;
+        // The queue is full only when the disk falls behind; waiting a little smooths bursts,
+        // waiting long would hide an overload from the client.
+        let permit = match tokio::time::timeout(WAL_QUEUE_WAIT, self.wal.reserve()).await {
+            Ok(permit) => permit?,
+            Err(_) => {
+                self.counters
+                    .appends_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(StorageError::Overloaded {
+                    used: self.wal.queued_bytes(),
+                    budget: self.config.memory_budget_bytes,
+                    retry_after_secs: 1,
+                });
+            }
+        };
         let (pending, cut) = {
             let mut st = self.state.write().await;
             let pending = permit.append(rec, ack == AckMode::Durable, &self.wal_dir);

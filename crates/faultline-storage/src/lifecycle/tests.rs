@@ -425,3 +425,50 @@ async fn query_futures_can_be_spawned() {
     assert_eq!(traces.await.unwrap().unwrap().len(), 2);
     assert!(deps.await.unwrap().unwrap().is_empty());
 }
+
+/// Throughput of durable appends with many concurrent writers (group commit) and of block
+/// flushes. Prints numbers; run with `cargo test -p faultline-storage -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a test"]
+async fn measure_durable_append_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(tempfile::tempdir().unwrap().keep())
+            .unwrap(),
+    );
+    let store = Store::open(config(dir.path(), objects)).await.unwrap();
+    let (writers, batches, per_batch) = (64u64, 40u64, 100u64);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for b in 0..batches {
+                let spans = (0..per_batch)
+                    .map(|i| {
+                        let n = (w * batches + b) * per_batch + i;
+                        span(n / 10, n + 1, 1_000 + n, "svc", "op")
+                    })
+                    .collect();
+                store.append(batch(spans), AckMode::Durable).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let spans = writers * batches * per_batch;
+    let flush_started = Instant::now();
+    store.flush().await.unwrap();
+    let stats = store.stats().await;
+    println!(
+        "durable append: {spans} spans in {:.2?} = {:.0} spans/s; flush to block: {:.2?}, {} bytes ({:.1} B/span)",
+        elapsed,
+        spans as f64 / elapsed.as_secs_f64(),
+        flush_started.elapsed(),
+        stats.block_bytes,
+        stats.block_bytes as f64 / spans as f64,
+    );
+    store.shutdown().await.unwrap();
+}
