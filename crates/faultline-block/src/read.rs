@@ -19,7 +19,7 @@ use crate::BlockError;
 
 /// Bytes fetched from the end of the file on open: usually the whole footer and page index in
 /// one request.
-const FOOTER_GUESS: u64 = 256 * 1024;
+const FOOTER_GUESS: u64 = 64 * 1024;
 /// Rows per decoded batch.
 const BATCH_ROWS: usize = 8192;
 
