@@ -14,5 +14,196 @@ use crate::IngestError;
 /// `serde_json` refuses input nested deeper than 128 levels, so hostile nesting of array and
 /// kvlist values ends in an error, not a stack overflow.
 pub(crate) fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, IngestError> {
+    // serde also reads a struct from a JSON array of its fields in order; OTLP/JSON is always
+    // an object, so anything else is a client bug worth reporting rather than guessing at.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(IngestError::InvalidJson(serde::de::Error::custom(
+            "an OTLP/JSON request must be a JSON object",
+        )));
+    }
     Ok(serde_json::from_slice(body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use faultline_model::otlp::{spans_from_otlp, SpanLimits};
+    use faultline_model::{AttributeValue, SpanKind, StatusCode};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+    use super::*;
+
+    fn decode(text: &str) -> ExportTraceServiceRequest {
+        decode_request(text.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    fn one_span(span: &str) -> String {
+        format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"scopeSpans":[{{"scope":{{"name":"lib"}},"spans":[{span}]}}]}}]}}"#
+        )
+    }
+
+    const IDS: &str = r#""traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174""#;
+
+    #[test]
+    fn ids_are_hex_in_either_case() {
+        let request = decode(&one_span(&format!(
+            r#"{{{IDS},"parentSpanId":"eee19b7ec3c1b173","name":"x"}}"#
+        )));
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.trace_id[0], 0x5b);
+        assert_eq!(span.trace_id.len(), 16);
+        assert_eq!(span.span_id.len(), 8);
+        assert_eq!(span.parent_span_id[7], 0x73);
+    }
+
+    #[test]
+    fn sixty_four_bit_integers_may_be_strings_or_numbers() {
+        let request = decode(&one_span(&format!(
+            r#"{{{IDS},"startTimeUnixNano":"1700000000000000001","endTimeUnixNano":1700000000000000002,
+               "attributes":[{{"key":"a","value":{{"intValue":"-9007199254740993"}}}},
+                             {{"key":"b","value":{{"intValue":42}}}}],
+               "events":[{{"timeUnixNano":"1700000000000000003","name":"e"}}]}}"#
+        )));
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.start_time_unix_nano, 1_700_000_000_000_000_001);
+        assert_eq!(span.end_time_unix_nano, 1_700_000_000_000_000_002);
+        assert_eq!(span.events[0].time_unix_nano, 1_700_000_000_000_000_003);
+        let ints: Vec<_> = span
+            .attributes
+            .iter()
+            .map(|kv| kv.value.as_ref().and_then(|v| v.value.clone()))
+            .collect();
+        assert_eq!(
+            ints,
+            [
+                Some(Value::IntValue(-9_007_199_254_740_993)),
+                Some(Value::IntValue(42))
+            ]
+        );
+    }
+
+    #[test]
+    fn enums_are_integers_and_keys_are_camel_case() {
+        let request = decode(&one_span(&format!(
+            r#"{{{IDS},"kind":3,"status":{{"code":2,"message":"bad"}},"droppedAttributesCount":4,
+               "flags":257,"traceState":"a=b"}}"#
+        )));
+        let converted = spans_from_otlp(request.resource_spans, &SpanLimits::default());
+        let span = &converted.spans[0];
+        assert_eq!(span.kind, SpanKind::Client);
+        assert_eq!(span.status.code, StatusCode::Error);
+        assert_eq!(span.status.message, "bad");
+        assert_eq!(span.dropped_attributes_count, 4);
+        assert_eq!(span.flags, 257);
+        assert_eq!(span.trace_state, "a=b");
+        assert_eq!(span.service_name(), "svc");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_at_every_level() {
+        let text = format!(
+            r#"{{"resourceSpans":[{{"futureField":1,"resource":{{"x":[1,2],"attributes":[]}},
+                "scopeSpans":[{{"scope":{{"name":"lib","y":{{}}}},"z":null,
+                "spans":[{{{IDS},"name":"x","newThing":{{"deep":[{{}}]}},
+                "attributes":[{{"key":"k","value":{{"stringValue":"v","futureValue":3}},"extra":true}}],
+                "status":{{"code":1,"detail":"?"}}}}]}}]}}],"topLevelExtra":"ok"}}"#
+        );
+        let request = decode(&text);
+        let converted = spans_from_otlp(request.resource_spans, &SpanLimits::default());
+        assert_eq!(converted.spans.len(), 1);
+        assert_eq!(
+            converted.spans[0].attribute("k"),
+            Some(&AttributeValue::String("v".into()))
+        );
+    }
+
+    #[test]
+    fn every_value_type_decodes() {
+        let request = decode(&one_span(&format!(
+            r#"{{{IDS},"attributes":[
+                {{"key":"s","value":{{"stringValue":"text"}}}},
+                {{"key":"b","value":{{"boolValue":true}}}},
+                {{"key":"d","value":{{"doubleValue":1.5}}}},
+                {{"key":"raw","value":{{"bytesValue":"AQID"}}}},
+                {{"key":"arr","value":{{"arrayValue":{{"values":[{{"intValue":"1"}},{{"stringValue":"x"}}]}}}}}},
+                {{"key":"kv","value":{{"kvlistValue":{{"values":[{{"key":"in","value":{{"boolValue":false}}}}]}}}}}},
+                {{"key":"empty","value":{{}}}}
+            ]}}"#
+        )));
+        let converted = spans_from_otlp(request.resource_spans, &SpanLimits::default());
+        let span = &converted.spans[0];
+        assert_eq!(
+            span.attribute("raw"),
+            Some(&AttributeValue::Bytes(vec![1, 2, 3]))
+        );
+        assert_eq!(span.attribute("d"), Some(&AttributeValue::Double(1.5)));
+        assert_eq!(
+            span.attribute("arr"),
+            Some(&AttributeValue::Array(vec![
+                AttributeValue::Int(1),
+                AttributeValue::String("x".into())
+            ]))
+        );
+        assert!(
+            matches!(span.attribute("kv"), Some(AttributeValue::KvList(kvs)) if kvs.len() == 1)
+        );
+        assert_eq!(span.attribute("empty"), Some(&AttributeValue::Empty));
+    }
+
+    #[test]
+    fn ids_of_the_wrong_length_reject_only_their_span() {
+        let text = one_span(
+            r#"{"traceId":"5b8efff798038103d269b633813fc6","spanId":"eee19b7ec3c1b174"},
+               {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b1"},
+               {"traceId":"","spanId":"eee19b7ec3c1b174"},
+               {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}"#,
+        );
+        let converted = spans_from_otlp(decode(&text).resource_spans, &SpanLimits::default());
+        assert_eq!(converted.spans.len(), 1);
+        assert_eq!(converted.rejected, 3);
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_that_says_where() {
+        for text in [
+            "",
+            "[]",
+            "{\"resourceSpans\":{}}",
+            r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#,
+            r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#,
+            r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"intValue":"1.5"}}]}]}]}]}"#,
+        ] {
+            let err = decode_request(text.as_bytes()).expect_err(text);
+            assert!(matches!(err, IngestError::InvalidJson(_)), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let depth = 10_000;
+        let mut value = String::from(r#"{"stringValue":"leaf"}"#);
+        for _ in 0..depth {
+            value = format!(r#"{{"kvlistValue":{{"values":[{{"key":"k","value":{value}}}]}}}}"#);
+        }
+        let text = one_span(&format!(
+            r#"{{{IDS},"attributes":[{{"key":"deep","value":{value}}}]}}"#
+        ));
+        let err = decode_request(text.as_bytes()).expect_err("too deep");
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+    }
+
+    #[test]
+    fn moderate_nesting_is_cut_by_the_depth_limit() {
+        let mut value = String::from(r#"{"stringValue":"leaf"}"#);
+        for _ in 0..20 {
+            value = format!(r#"{{"arrayValue":{{"values":[{value}]}}}}"#);
+        }
+        let text = one_span(&format!(
+            r#"{{{IDS},"attributes":[{{"key":"deep","value":{value}}}]}}"#
+        ));
+        let converted = spans_from_otlp(decode(&text).resource_spans, &SpanLimits::default());
+        assert!(converted.modified, "nesting past max_value_depth is cut");
+        assert_eq!(converted.spans.len(), 1);
+    }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use faultline_model::otlp::{spans_from_otlp, spans_to_otlp, TracesData};
+use faultline_model::otlp::{spans_from_otlp, spans_to_otlp, Converted, TracesData};
 use faultline_storage::{AppendBatch, Store};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -157,17 +157,7 @@ impl IngestState {
             error_message: converted.error_message(),
         };
         if !converted.spans.is_empty() {
-            let otlp = match raw {
-                // ExportTraceServiceRequest and TracesData share field 1, so the bytes are a
-                // valid TracesData too.
-                Some(raw) if converted.rejected == 0 && !converted.modified => raw,
-                _ => Bytes::from(
-                    TracesData {
-                        resource_spans: spans_to_otlp(&converted.spans),
-                    }
-                    .encode_to_vec(),
-                ),
-            };
+            let otlp = wal_record(&converted, raw);
             let batch = AppendBatch {
                 spans: converted.spans,
                 otlp,
@@ -179,5 +169,209 @@ impl IngestState {
         }
         self.inner.stats.spans(outcome.accepted, outcome.rejected);
         Ok(outcome)
+    }
+}
+
+/// The OTLP `TracesData` bytes the store logs for `converted`: the request's own bytes when
+/// they describe exactly the accepted spans, otherwise a fresh encoding of those spans.
+fn wal_record(converted: &Converted, raw: Option<Bytes>) -> Bytes {
+    match raw {
+        // ExportTraceServiceRequest and TracesData share field 1, so the bytes are a valid
+        // TracesData too.
+        Some(raw) if converted.rejected == 0 && !converted.modified => raw,
+        _ => Bytes::from(
+            TracesData {
+                resource_spans: spans_to_otlp(&converted.spans),
+            }
+            .encode_to_vec(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use faultline_model::otlp::SpanLimits;
+    use faultline_storage::AckMode;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::*;
+
+    /// Replays a WAL record the way the store does on start.
+    fn replay(record: &Bytes) -> Converted {
+        let data = TracesData::decode(record.clone()).expect("WAL record is TracesData");
+        spans_from_otlp(data.resource_spans, &SpanLimits::default())
+    }
+
+    #[test]
+    fn clean_protobuf_is_logged_without_re_encoding() {
+        let raw = Bytes::from(trace_request(1).encode_to_vec());
+        let request = ExportTraceServiceRequest::decode(raw.clone()).expect("decodes");
+        let converted = spans_from_otlp(request.resource_spans, &SpanLimits::default());
+        let record = wal_record(&converted, Some(raw.clone()));
+        assert_eq!(record.as_ptr(), raw.as_ptr(), "same buffer, no copy");
+        assert_eq!(replay(&record).spans, converted.spans);
+    }
+
+    #[test]
+    fn limited_or_rejected_spans_are_re_encoded_to_what_was_accepted() {
+        let limits = SpanLimits {
+            max_attribute_value_len: 100,
+            ..SpanLimits::default()
+        };
+        let mut huge = span(2, 1, None);
+        huge.attributes
+            .push(kv("blob", Value::StringValue("é".repeat(1_000_000))));
+        let mut invalid = span(2, 2, None);
+        invalid.trace_id.clear();
+        for (what, spans) in [
+            ("huge attribute", vec![huge.clone()]),
+            ("invalid span", vec![span(2, 3, None), invalid]),
+        ] {
+            let raw = Bytes::from(request(spans).encode_to_vec());
+            let request = ExportTraceServiceRequest::decode(raw.clone()).expect("decodes");
+            let converted = spans_from_otlp(request.resource_spans, &limits);
+            let record = wal_record(&converted, Some(raw.clone()));
+            assert_ne!(record, raw, "{what}: the request bytes no longer fit");
+            assert_eq!(replay(&record).spans, converted.spans, "{what}");
+        }
+        let converted = spans_from_otlp(request(vec![huge]).resource_spans, &limits);
+        let record = wal_record(&converted, None);
+        assert!(
+            record.len() < 2_000,
+            "truncated value logged: {} bytes",
+            record.len()
+        );
+    }
+
+    fn nested(depth: usize) -> AnyValue {
+        let mut value = AnyValue {
+            value: Some(Value::StringValue("leaf".into())),
+        };
+        for _ in 0..depth {
+            value = AnyValue {
+                value: Some(Value::KvlistValue(KeyValueList {
+                    values: vec![KeyValue {
+                        key: "k".into(),
+                        value: Some(value),
+                        ..Default::default()
+                    }],
+                })),
+            };
+        }
+        value
+    }
+
+    #[tokio::test]
+    async fn nesting_is_cut_to_the_depth_limit_or_refused() {
+        let store = test_store(usize::MAX).await;
+        let state = state(&store, crate::IngestConfig::default());
+
+        let mut shallow = span(3, 1, None);
+        shallow.attributes.push(KeyValue {
+            key: "deep".into(),
+            value: Some(nested(20)),
+            ..Default::default()
+        });
+        let body = Bytes::from(request(vec![shallow]).encode_to_vec());
+        let outcome = state.export(Payload::Protobuf(body)).await.expect("stored");
+        assert_eq!(outcome.accepted, 1);
+
+        // prost refuses messages nested past 100 levels; each kvlist level is three.
+        let mut deep = span(3, 2, None);
+        deep.attributes.push(KeyValue {
+            key: "deep".into(),
+            value: Some(nested(200)),
+            ..Default::default()
+        });
+        let body = Bytes::from(request(vec![deep]).encode_to_vec());
+        let err = state
+            .export(Payload::Protobuf(body))
+            .await
+            .expect_err("too deep");
+        assert!(matches!(err, IngestError::InvalidProtobuf(_)), "{err}");
+        assert!(err.to_string().contains("recursion"), "{err}");
+    }
+
+    /// When `bytes` decode, the WAL record built from them replays to the accepted spans.
+    /// Compared in encoded form because corrupted doubles may be NaN, which is never equal.
+    fn assert_replays_exactly(bytes: &Bytes) {
+        let Ok(request) = ExportTraceServiceRequest::decode(bytes.clone()) else {
+            return;
+        };
+        let converted = spans_from_otlp(request.resource_spans, &SpanLimits::default());
+        let record = wal_record(&converted, Some(bytes.clone()));
+        let encode = |spans: &[faultline_model::Span]| {
+            TracesData {
+                resource_spans: spans_to_otlp(spans),
+            }
+            .encode_to_vec()
+        };
+        assert_eq!(encode(&replay(&record).spans), encode(&converted.spans));
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the bytes, the pipeline answers with a result, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let rt = runtime();
+            rt.block_on(async {
+                let store = test_store(usize::MAX).await;
+                let state = state(&store, crate::IngestConfig {
+                    ack: AckMode::Received,
+                    ..crate::IngestConfig::default()
+                });
+                let bytes = Bytes::from(bytes);
+                let _ = state.export(Payload::Protobuf(bytes.clone())).await;
+                let _ = state.export(Payload::Json(bytes)).await;
+            });
+        }
+
+        /// Valid requests with a few bytes changed, cut short or extended: the closest thing to
+        /// the malformed input real clients send. Accepted spans must replay from the WAL
+        /// record exactly.
+        #[test]
+        fn corrupted_requests_never_panic(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+            cut in any::<prop::sample::Index>(),
+            json in any::<bool>(),
+        ) {
+            let valid = if json {
+                serde_json::to_vec(&trace_request(9)).expect("serialize")
+            } else {
+                trace_request(9).encode_to_vec()
+            };
+            let mut bytes = valid;
+            for (at, byte) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1).max(1));
+            let rt = runtime();
+            rt.block_on(async {
+                let store = test_store(usize::MAX).await;
+                let state = state(&store, crate::IngestConfig {
+                    ack: AckMode::Received,
+                    ..crate::IngestConfig::default()
+                });
+                let bytes = Bytes::from(bytes);
+                if !json {
+                    assert_replays_exactly(&bytes);
+                }
+                let payload = if json { Payload::Json(bytes) } else { Payload::Protobuf(bytes) };
+                let _ = state.export(payload).await;
+            });
+        }
     }
 }

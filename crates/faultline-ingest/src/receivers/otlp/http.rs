@@ -555,6 +555,69 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hostile_values_are_cut_or_refused_and_server_keeps_serving() {
+        let (store, _state, addr) = server(IngestConfig::default()).await;
+
+        // A 4 MiB attribute is accepted, cut to the configured length.
+        let mut huge = span(9, 1, None);
+        huge.attributes
+            .push(kv("blob", Value::StringValue("y".repeat(4 * 1024 * 1024))));
+        let answer = post(addr, PROTOBUF, None, request(vec![huge]).encode_to_vec()).await;
+        assert_eq!(answer.response().partial_success, None);
+        let id = faultline_model::TraceId::from_bytes(&trace_id(9)).expect("id");
+        let trace = store.store.trace(id).await.expect("query").expect("stored");
+        match trace.spans[0].attribute("blob") {
+            Some(faultline_model::AttributeValue::String(v)) => assert_eq!(
+                v.len(),
+                IngestConfig::default().limits.max_attribute_value_len
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+
+        // kvlist values nested 1000 deep, in both encodings.
+        let mut json_value = String::from(r#"{"stringValue":"leaf"}"#);
+        let mut proto_value = opentelemetry_proto::tonic::common::v1::AnyValue {
+            value: Some(Value::StringValue("leaf".into())),
+        };
+        for _ in 0..1000 {
+            json_value =
+                format!(r#"{{"kvlistValue":{{"values":[{{"key":"k","value":{json_value}}}]}}}}"#);
+            proto_value = opentelemetry_proto::tonic::common::v1::AnyValue {
+                value: Some(Value::KvlistValue(
+                    opentelemetry_proto::tonic::common::v1::KeyValueList {
+                        values: vec![opentelemetry_proto::tonic::common::v1::KeyValue {
+                            key: "k".into(),
+                            value: Some(proto_value),
+                            ..Default::default()
+                        }],
+                    },
+                )),
+            };
+        }
+        let json_body = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","attributes":[{{"key":"deep","value":{json_value}}}]}}]}}]}}]}}"#
+        );
+        let answer = post(addr, JSON, None, json_body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(answer.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("recursion limit")));
+        let mut deep = span(10, 1, None);
+        deep.attributes
+            .push(opentelemetry_proto::tonic::common::v1::KeyValue {
+                key: "deep".into(),
+                value: Some(proto_value),
+                ..Default::default()
+            });
+        let answer = post(addr, PROTOBUF, None, request(vec![deep]).encode_to_vec()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(answer.rpc_status().message.contains("recursion"));
+
+        let answer = post(addr, PROTOBUF, None, trace_request(11).encode_to_vec()).await;
+        assert_eq!(answer.status, StatusCode::OK, "still serving");
+    }
+
+    #[tokio::test]
     async fn overloaded_store_answers_429_with_retry_after() {
         let store = test_store(1).await;
         let state = state(&store, IngestConfig::default());
