@@ -35,7 +35,9 @@ def emit_trace(exporter, service):
             child.set_attribute("peer.service", "payment-provider")
             child.set_status(Status(StatusCode.ERROR, "card declined"))
             child.record_exception(ValueError("declined"))
-        link_ctx = root.get_span_context()
+            # Linking to a sibling, not the parent: a link to the parent would restate the
+            # parent reference (Jaeger then types it FOLLOWS_FROM).
+            link_ctx = child.get_span_context()
         with tracer.start_as_current_span("audit", kind=SpanKind.INTERNAL, links=[Link(link_ctx, {"why": "audit"})]):
             pass
         root.set_status(Status(StatusCode.ERROR))

@@ -1,1 +1,236 @@
-//! placeholder during bootstrap
+//! Faultline's server: turns a [`ServeConfig`] into running listeners.
+//!
+//! It opens the store, binds the OTLP/gRPC, OTLP/HTTP and query listeners, logs one line per
+//! listener, and shuts everything down in order (listeners first, then the store flush). The
+//! protocol logic lives in `faultline-ingest` and `faultline-query`; this crate only wires.
+
+#![deny(missing_docs)]
+
+mod config;
+mod storage_url;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::get;
+use faultline_storage::{AckMode, Store, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use config::{AckSetting, ServeConfig, ServeOptions};
+pub use storage_url::StorageUrl;
+
+/// Errors that stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A setting is missing or invalid; the message says which and what to write instead.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} for {what}: {source}; is another process using the port? Pick another with --{flag}")]
+    Bind {
+        /// What the listener is for.
+        what: &'static str,
+        /// The flag that sets its address.
+        flag: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The store failed to open or flush.
+    #[error(transparent)]
+    Storage(#[from] faultline_storage::StorageError),
+    /// A listener failed while serving.
+    #[error("{what} listener failed: {detail}")]
+    Serve {
+        /// Which listener.
+        what: &'static str,
+        /// The error.
+        detail: String,
+    },
+}
+
+/// A running server; drop-safe, but call [`RunningServer::shutdown`] to flush cleanly.
+pub struct RunningServer {
+    /// Bound OTLP/gRPC address (useful when the configured port was 0).
+    pub otlp_grpc_addr: SocketAddr,
+    /// Bound OTLP/HTTP address.
+    pub otlp_http_addr: SocketAddr,
+    /// Bound query/UI address.
+    pub http_addr: SocketAddr,
+    store: Arc<Store>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<(&'static str, Result<(), String>)>,
+}
+
+impl RunningServer {
+    /// The store behind the server.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Stops accepting requests, waits for in-flight ones, then flushes the store.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        let _ = self.stop.send(true);
+        let mut first_err = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let (what, res) = joined.unwrap_or_else(|e| ("listener", Err(e.to_string())));
+            if let Err(detail) = res {
+                first_err.get_or_insert(ServerError::Serve { what, detail });
+            }
+        }
+        self.store.shutdown().await?;
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Runs until `signal` completes or a listener fails, then shuts down.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let failure = tokio::select! {
+            _ = signal => {
+                tracing::info!("shutting down");
+                None
+            }
+            // A listener ending before shutdown was asked for has failed.
+            Some(joined) = self.tasks.join_next() => {
+                let (what, res) = joined.unwrap_or_else(|e| ("listener", Err(e.to_string())));
+                let detail = res.err().unwrap_or_else(|| "stopped without an error".into());
+                tracing::error!(listener = what, %detail, "listener stopped unexpectedly; shutting down");
+                Some(ServerError::Serve { what, detail })
+            }
+        };
+        let res = self.shutdown().await;
+        match failure {
+            Some(e) => Err(e),
+            None => res,
+        }
+    }
+}
+
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            what,
+            flag,
+            addr,
+            source,
+        })
+}
+
+/// Opens the store and starts every listener.
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ServerError::Config(format!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let block_store = config.storage.open()?;
+    let store = Store::open(StoreConfig {
+        data_dir: config.data_dir.clone(),
+        block_store,
+        max_head_bytes: config.max_head_bytes,
+        max_head_age: config.max_head_age,
+        retention: config.retention,
+        max_spans_per_trace: config.max_spans_per_trace,
+        memory_budget_bytes: config.memory_budget_bytes,
+        maintenance_interval: config.maintenance_interval,
+    })
+    .await?;
+
+    let ack = match config.ack {
+        AckSetting::Durable => AckMode::Durable,
+        AckSetting::Received => AckMode::Received,
+    };
+    let ingest = faultline_ingest::IngestState::new(
+        Arc::clone(&store),
+        faultline_ingest::IngestConfig {
+            max_request_bytes: config.max_request_bytes,
+            limits: faultline_model::otlp::SpanLimits {
+                max_attribute_value_len: config.max_attribute_value_len,
+                max_attributes_per_span: config.max_attributes_per_span,
+                ..Default::default()
+            },
+            ack,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| ServerError::Config(e.to_string()))?;
+
+    let grpc_listener = bind(config.otlp_grpc, "OTLP/gRPC", "otlp-grpc").await?;
+    let otlp_http_listener = bind(config.otlp_http, "OTLP/HTTP", "otlp-http").await?;
+    let http_listener = bind(config.http, "query API", "http").await?;
+    let local = |l: &TcpListener| {
+        l.local_addr()
+            .map_err(|e| ServerError::Config(e.to_string()))
+    };
+    let (otlp_grpc_addr, otlp_http_addr, http_addr) = (
+        local(&grpc_listener)?,
+        local(&otlp_http_listener)?,
+        local(&http_listener)?,
+    );
+
+    let (stop, stop_rx) = watch::channel(false);
+    let stopped = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let mut tasks = JoinSet::new();
+    let grpc_svc = faultline_ingest::grpc_service(ingest.clone());
+    let rx = stop_rx.clone();
+    tasks.spawn(async move {
+        let what = "OTLP/gRPC";
+        let res = tonic::transport::Server::builder()
+            .add_service(grpc_svc)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(grpc_listener),
+                stopped(rx),
+            )
+            .await
+            .map_err(|e| e.to_string());
+        (what, res)
+    });
+    tracing::info!(addr = %otlp_grpc_addr, "OTLP/gRPC listening (opentelemetry.proto.collector.trace.v1.TraceService/Export)");
+
+    let otlp_router = faultline_ingest::http_router(ingest.clone());
+    let rx = stop_rx.clone();
+    tasks.spawn(async move {
+        let what = "OTLP/HTTP";
+        let res = axum::serve(otlp_http_listener, otlp_router)
+            .with_graceful_shutdown(stopped(rx))
+            .await
+            .map_err(|e| e.to_string());
+        (what, res)
+    });
+    tracing::info!(addr = %otlp_http_addr, "OTLP/HTTP listening (POST /v1/traces)");
+
+    let query_router =
+        faultline_query::router(faultline_query::QueryState::new(Arc::clone(&store)))
+            .route("/ready", get(|| async { "ready\n" }));
+    let rx = stop_rx.clone();
+    tasks.spawn(async move {
+        let what = "query API";
+        let res = axum::serve(http_listener, query_router)
+            .with_graceful_shutdown(stopped(rx))
+            .await
+            .map_err(|e| e.to_string());
+        (what, res)
+    });
+    tracing::info!(addr = %http_addr, "query API listening (Jaeger /api, /api/v3, /ready)");
+
+    Ok(RunningServer {
+        otlp_grpc_addr,
+        otlp_http_addr,
+        http_addr,
+        store,
+        stop,
+        tasks,
+    })
+}

@@ -1,0 +1,341 @@
+//! `faultline serve` settings: one struct that is at once the command-line flags, the TOML
+//! config file and the `FAULTLINE_*` environment variables. Its doc comments are the user docs
+//! (they are what `faultline serve --help` prints).
+//!
+//! Precedence, highest first: command-line flag, environment variable, config file, default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::storage_url::StorageUrl;
+use crate::ServerError;
+
+/// Settings of `faultline serve`. Every field is optional here; [`ServeOptions::resolve`] fills
+/// in defaults and validates.
+#[derive(clap::Args, Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeOptions {
+    /// TOML file with any of these settings (keys as the long flag names, e.g.
+    /// `data-dir = "/var/lib/faultline"`).
+    #[arg(long, env = "FAULTLINE_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the write-ahead log and, unless --storage says otherwise, the blocks.
+    /// [default: ./faultline-data]
+    #[arg(long, env = "FAULTLINE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address for OTLP over gRPC. [default: 0.0.0.0:4317]
+    #[arg(long, env = "FAULTLINE_OTLP_GRPC", value_name = "ADDR")]
+    pub otlp_grpc: Option<SocketAddr>,
+
+    /// Address for OTLP over HTTP (`POST /v1/traces`). [default: 0.0.0.0:4318]
+    #[arg(long, env = "FAULTLINE_OTLP_HTTP", value_name = "ADDR")]
+    pub otlp_http: Option<SocketAddr>,
+
+    /// Address for the query APIs (Jaeger, api_v3), `/ready`, and later the UI and `/metrics`.
+    /// [default: 0.0.0.0:16686]
+    #[arg(long, env = "FAULTLINE_HTTP", value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+
+    /// How long spans are kept, e.g. `72h` or `14days`. [default: 72h]
+    #[arg(long, env = "FAULTLINE_RETENTION", value_name = "DURATION")]
+    pub retention: Option<String>,
+
+    /// Where blocks are stored: `file:///absolute/dir`, `file://relative/dir`, or `memory://`
+    /// (nothing survives a restart; for tests). `s3://bucket/prefix` is reserved for
+    /// S3-compatible object storage. [default: file://<data-dir>/blocks]
+    #[arg(long, env = "FAULTLINE_STORAGE", value_name = "URL")]
+    pub storage: Option<String>,
+
+    /// When a span is acknowledged: `durable` (after the write-ahead log is fsynced) or
+    /// `received` (on receipt; faster, a crash can lose the last moments). [default: durable]
+    #[arg(long, env = "FAULTLINE_ACK", value_name = "MODE")]
+    pub ack: Option<String>,
+
+    /// Largest accepted OTLP request, in bytes (compressed and uncompressed).
+    /// [default: 16777216]
+    #[arg(long, env = "FAULTLINE_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
+
+    /// Longest attribute value kept, in bytes; longer values are truncated. [default: 16384]
+    #[arg(long, env = "FAULTLINE_MAX_ATTRIBUTE_VALUE_LEN", value_name = "BYTES")]
+    pub max_attribute_value_len: Option<usize>,
+
+    /// Most attributes kept per span (and per event, link, resource). [default: 128]
+    #[arg(long, env = "FAULTLINE_MAX_ATTRIBUTES_PER_SPAN", value_name = "N")]
+    pub max_attributes_per_span: Option<usize>,
+
+    /// Most spans kept per trace; the excess is counted and shown as a warning on the trace.
+    /// [default: 100000]
+    #[arg(long, env = "FAULTLINE_MAX_SPANS_PER_TRACE", value_name = "N")]
+    pub max_spans_per_trace: Option<usize>,
+
+    /// Memory the write path may hold (queued for the log plus the in-memory head) before
+    /// new data is refused with RESOURCE_EXHAUSTED / HTTP 429. [default: 1073741824]
+    #[arg(long, env = "FAULTLINE_MEMORY_BUDGET_BYTES", value_name = "BYTES")]
+    pub memory_budget_bytes: Option<usize>,
+
+    /// Cut the in-memory head into a block once it holds this many bytes. [default: 134217728]
+    #[arg(long, env = "FAULTLINE_MAX_HEAD_BYTES", value_name = "BYTES")]
+    pub max_head_bytes: Option<usize>,
+
+    /// Cut the in-memory head into a block once its oldest data is this old. [default: 5m]
+    #[arg(long, env = "FAULTLINE_MAX_HEAD_AGE", value_name = "DURATION")]
+    pub max_head_age: Option<String>,
+
+    /// How often compaction and retention run. [default: 30s]
+    #[arg(long, env = "FAULTLINE_MAINTENANCE_INTERVAL", value_name = "DURATION")]
+    pub maintenance_interval: Option<String>,
+}
+
+/// Whether a span is acknowledged after fsync or on receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckSetting {
+    /// After the write-ahead log record is fsynced.
+    Durable,
+    /// On receipt.
+    Received,
+}
+
+/// Validated settings with defaults applied.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Data directory (WAL, default block location).
+    pub data_dir: PathBuf,
+    /// OTLP/gRPC listen address.
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP listen address.
+    pub otlp_http: SocketAddr,
+    /// Query API listen address.
+    pub http: SocketAddr,
+    /// How long spans are kept.
+    pub retention: Duration,
+    /// Where blocks go.
+    pub storage: StorageUrl,
+    /// Acknowledgement mode.
+    pub ack: AckSetting,
+    /// Request size limit.
+    pub max_request_bytes: usize,
+    /// Attribute value length limit.
+    pub max_attribute_value_len: usize,
+    /// Attributes-per-span limit.
+    pub max_attributes_per_span: usize,
+    /// Spans-per-trace limit.
+    pub max_spans_per_trace: usize,
+    /// Write-path memory budget.
+    pub memory_budget_bytes: usize,
+    /// Head size that triggers a block cut.
+    pub max_head_bytes: usize,
+    /// Head age that triggers a block cut.
+    pub max_head_age: Duration,
+    /// Compaction and retention period.
+    pub maintenance_interval: Duration,
+}
+
+impl ServeOptions {
+    /// Fills every unset field of `self` from `lower` (so `self` wins).
+    pub fn or(self, lower: ServeOptions) -> ServeOptions {
+        ServeOptions {
+            config: self.config.or(lower.config),
+            data_dir: self.data_dir.or(lower.data_dir),
+            otlp_grpc: self.otlp_grpc.or(lower.otlp_grpc),
+            otlp_http: self.otlp_http.or(lower.otlp_http),
+            http: self.http.or(lower.http),
+            retention: self.retention.or(lower.retention),
+            storage: self.storage.or(lower.storage),
+            ack: self.ack.or(lower.ack),
+            max_request_bytes: self.max_request_bytes.or(lower.max_request_bytes),
+            max_attribute_value_len: self
+                .max_attribute_value_len
+                .or(lower.max_attribute_value_len),
+            max_attributes_per_span: self
+                .max_attributes_per_span
+                .or(lower.max_attributes_per_span),
+            max_spans_per_trace: self.max_spans_per_trace.or(lower.max_spans_per_trace),
+            memory_budget_bytes: self.memory_budget_bytes.or(lower.memory_budget_bytes),
+            max_head_bytes: self.max_head_bytes.or(lower.max_head_bytes),
+            max_head_age: self.max_head_age.or(lower.max_head_age),
+            maintenance_interval: self.maintenance_interval.or(lower.maintenance_interval),
+        }
+    }
+
+    /// Reads a TOML config file.
+    pub fn from_toml_file(path: &Path) -> Result<ServeOptions, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ServerError::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| ServerError::Config(format!("config file {}: {e}", path.display())))
+    }
+
+    /// Layers the config file named by `--config` (if any) under these options, applies
+    /// defaults and validates.
+    pub fn resolve(self) -> Result<ServeConfig, ServerError> {
+        let merged = match &self.config {
+            Some(path) => {
+                let file = Self::from_toml_file(path)?;
+                self.or(file)
+            }
+            None => self,
+        };
+        let data_dir = merged
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./faultline-data"));
+        let storage = match merged.storage.as_deref() {
+            Some(url) => StorageUrl::parse(url)?,
+            None => StorageUrl::File(data_dir.join("blocks")),
+        };
+        let ack = match merged.ack.as_deref().unwrap_or("durable") {
+            "durable" => AckSetting::Durable,
+            "received" => AckSetting::Received,
+            other => {
+                return Err(ServerError::Config(format!(
+                    "--ack must be `durable` or `received`, not {other:?}"
+                )))
+            }
+        };
+        let cfg = ServeConfig {
+            data_dir,
+            otlp_grpc: merged
+                .otlp_grpc
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 4317))),
+            otlp_http: merged
+                .otlp_http
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 4318))),
+            http: merged
+                .http
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 16686))),
+            retention: duration("retention", merged.retention.as_deref().unwrap_or("72h"))?,
+            storage,
+            ack,
+            max_request_bytes: positive(
+                "max-request-bytes",
+                merged.max_request_bytes.unwrap_or(16 << 20),
+            )?,
+            max_attribute_value_len: positive(
+                "max-attribute-value-len",
+                merged.max_attribute_value_len.unwrap_or(16 * 1024),
+            )?,
+            max_attributes_per_span: merged.max_attributes_per_span.unwrap_or(128),
+            max_spans_per_trace: positive(
+                "max-spans-per-trace",
+                merged.max_spans_per_trace.unwrap_or(100_000),
+            )?,
+            memory_budget_bytes: positive(
+                "memory-budget-bytes",
+                merged.memory_budget_bytes.unwrap_or(1 << 30),
+            )?,
+            max_head_bytes: positive("max-head-bytes", merged.max_head_bytes.unwrap_or(128 << 20))?,
+            max_head_age: duration(
+                "max-head-age",
+                merged.max_head_age.as_deref().unwrap_or("5m"),
+            )?,
+            maintenance_interval: duration(
+                "maintenance-interval",
+                merged.maintenance_interval.as_deref().unwrap_or("30s"),
+            )?,
+        };
+        Ok(cfg)
+    }
+}
+
+fn duration(name: &str, text: &str) -> Result<Duration, ServerError> {
+    let d = humantime::parse_duration(text).map_err(|e| {
+        ServerError::Config(format!(
+            "--{name}: {text:?} is not a duration ({e}); write e.g. `90s`, `5m` or `72h`"
+        ))
+    })?;
+    if d.is_zero() {
+        return Err(ServerError::Config(format!(
+            "--{name} must be greater than zero"
+        )));
+    }
+    Ok(d)
+}
+
+fn positive(name: &str, v: usize) -> Result<usize, ServerError> {
+    if v == 0 {
+        return Err(ServerError::Config(format!(
+            "--{name} must be greater than zero"
+        )));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = ServeOptions::default().resolve().unwrap();
+        assert_eq!(c.otlp_grpc.port(), 4317);
+        assert_eq!(c.otlp_http.port(), 4318);
+        assert_eq!(c.http.port(), 16686);
+        assert_eq!(c.retention, Duration::from_secs(72 * 3600));
+        assert_eq!(
+            c.storage,
+            StorageUrl::File(PathBuf::from("./faultline-data/blocks"))
+        );
+        assert_eq!(c.ack, AckSetting::Durable);
+        assert_eq!(c.max_request_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            "retention = \"24h\"\nhttp = \"127.0.0.1:9999\"\nack = \"received\"\n",
+        )
+        .unwrap();
+        let flags = ServeOptions {
+            config: Some(file),
+            http: Some("127.0.0.1:1234".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = flags.resolve().unwrap();
+        assert_eq!(c.http.port(), 1234);
+        assert_eq!(c.retention, Duration::from_secs(24 * 3600));
+        assert_eq!(c.ack, AckSetting::Received);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "retension = \"24h\"\n").unwrap();
+        let err = ServeOptions {
+            config: Some(file),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("retension"), "{err}");
+
+        let err = ServeOptions {
+            retention: Some("soon".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--retention") && err.contains("soon"), "{err}");
+
+        let err = ServeOptions {
+            ack: Some("maybe".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--ack"), "{err}");
+    }
+}
