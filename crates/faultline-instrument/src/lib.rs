@@ -12,10 +12,13 @@
 
 #![deny(missing_docs)]
 
+pub mod client;
 mod error;
 pub mod processor;
 pub mod propagation;
 pub mod sampling;
+mod semconv;
+pub mod server;
 mod setup;
 mod token_bucket;
 

@@ -9,9 +9,11 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 use opentelemetry_sdk::Resource;
 
+use crate::client::{ClientLayer, TracingMiddleware};
 use crate::processor::{BatchSettings, BoundedBatchProcessor, ExportStats};
 use crate::propagation::Propagation;
 use crate::sampling::SamplerConfig;
+use crate::server::ServerLayer;
 use crate::Error;
 
 /// The OTLP transport.
@@ -280,6 +282,21 @@ impl Telemetry {
     /// The underlying provider, for components that take one.
     pub fn provider(&self) -> Option<&SdkTracerProvider> {
         self.provider.as_ref()
+    }
+
+    /// A tower layer tracing incoming HTTP requests; see [`ServerLayer`].
+    pub fn server_layer(&self) -> ServerLayer {
+        ServerLayer::new(self.tracer.clone(), self.propagation.clone())
+    }
+
+    /// A `reqwest-middleware` middleware tracing outgoing requests; see [`TracingMiddleware`].
+    pub fn reqwest_middleware(&self) -> TracingMiddleware {
+        TracingMiddleware::new(self.tracer.clone(), self.propagation.clone())
+    }
+
+    /// A tower layer tracing outgoing requests of a hyper-style client; see [`ClientLayer`].
+    pub fn client_layer(&self) -> ClientLayer {
+        ClientLayer::new(self.tracer.clone(), self.propagation.clone())
     }
 
     /// Exports everything finished so far.

@@ -1,0 +1,168 @@
+//! The response future of [`TracedService`](super::TracedService).
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use http::{HeaderValue, Response, StatusCode};
+use http_body::Body;
+use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use pin_project_lite::pin_project;
+
+use super::ServerConfig;
+use crate::semconv;
+
+pin_project! {
+    /// Completes the SERVER span when the inner service answers.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        panic: Option<String>,
+        cx: Context,
+        config: Arc<ServerConfig>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn new(
+        call: Result<F, Box<dyn Any + Send>>,
+        cx: Context,
+        config: Arc<ServerConfig>,
+    ) -> Self {
+        let (inner, panic) = match call {
+            Ok(future) => (Some(future), None),
+            Err(payload) => (None, Some(panic_message(payload.as_ref()))),
+        };
+        ResponseFuture {
+            inner,
+            panic,
+            cx,
+            config,
+        }
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: std::fmt::Display,
+    ResBody: Default + Body,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(message) = this.panic.take() {
+            return Poll::Ready(Ok(panic_response(this.cx, this.config, &message)));
+        }
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            // Polled after completion: the caller broke the Future contract, but a hostile
+            // request must not be able to turn that into a panic of ours.
+            return Poll::Pending;
+        };
+        let polled = {
+            let _attached = this.cx.clone().attach();
+            catch_unwind(AssertUnwindSafe(|| inner.poll(task)))
+        };
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => {
+                this.inner.set(None);
+                Poll::Ready(match result {
+                    Ok(response) => Ok(finish(this.cx, this.config, response)),
+                    Err(err) => {
+                        let span = this.cx.span();
+                        span.set_attribute(KeyValue::new("error.type", "_OTHER"));
+                        span.set_status(Status::error(err.to_string()));
+                        span.end();
+                        Err(err)
+                    }
+                })
+            }
+            Err(payload) => {
+                // The handler's future is unusable after a panic; drop it before answering.
+                this.inner.set(None);
+                let message = panic_message(payload.as_ref());
+                Poll::Ready(Ok(panic_response(this.cx, this.config, &message)))
+            }
+        }
+    }
+}
+
+fn finish<B: Body>(cx: &Context, config: &ServerConfig, mut response: Response<B>) -> Response<B> {
+    let span = cx.span();
+    let status = response.status();
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    ));
+    let body_size = semconv::content_length(response.headers()).or_else(|| {
+        response
+            .body()
+            .size_hint()
+            .exact()
+            .and_then(|n| i64::try_from(n).ok())
+    });
+    if let Some(size) = body_size {
+        span.set_attribute(KeyValue::new("http.response.body.size", size));
+    }
+    // 4xx is the client's fault and is not an error of this server.
+    if status.is_server_error() {
+        span.set_attribute(KeyValue::new("error.type", status.as_u16().to_string()));
+        span.set_status(semconv::error_status());
+    }
+    add_trace_headers(cx, config, response.headers_mut());
+    span.end();
+    response
+}
+
+fn panic_response<B: Default>(cx: &Context, config: &ServerConfig, message: &str) -> Response<B> {
+    let span = cx.span();
+    span.add_event(
+        "exception",
+        vec![
+            KeyValue::new("exception.type", "panic"),
+            KeyValue::new("exception.message", message.to_owned()),
+        ],
+    );
+    span.set_attribute(KeyValue::new("http.response.status_code", 500_i64));
+    span.set_attribute(KeyValue::new("error.type", "panic"));
+    span.set_status(Status::error(message.to_owned()));
+    let mut response = Response::new(B::default());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    add_trace_headers(cx, config, response.headers_mut());
+    span.end();
+    response
+}
+
+fn add_trace_headers(cx: &Context, config: &ServerConfig, headers: &mut http::HeaderMap) {
+    let span = cx.span();
+    let sc = span.span_context();
+    if !sc.is_valid() {
+        return;
+    }
+    if config.traceresponse {
+        if let Ok(value) = HeaderValue::from_str(&semconv::traceresponse(sc)) {
+            headers.insert("traceresponse", value);
+        }
+    }
+    if let Some(name) = &config.trace_id_header {
+        if let Ok(value) = HeaderValue::from_str(&sc.trace_id().to_string()) {
+            headers.insert(name.clone(), value);
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

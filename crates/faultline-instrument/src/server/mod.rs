@@ -1,0 +1,99 @@
+//! The server-side tower layer: one SERVER span per request, context extracted from any
+//! supported propagation format, stable HTTP semantic-convention attributes, panics turned
+//! into recorded 500s, and the trace id handed back in response headers.
+
+mod future;
+mod service;
+
+use std::sync::Arc;
+
+use http::HeaderName;
+use opentelemetry_sdk::trace::SdkTracer;
+use tower::Layer;
+
+pub use future::ResponseFuture;
+pub use service::TracedService;
+
+use crate::propagation::Propagation;
+
+#[derive(Debug)]
+pub(crate) struct ServerConfig {
+    pub(crate) tracer: SdkTracer,
+    pub(crate) propagation: Propagation,
+    pub(crate) trace_id_header: Option<HeaderName>,
+    pub(crate) traceresponse: bool,
+}
+
+/// Traces every request through the wrapped service.
+///
+/// Add it with axum's `Router::layer` so the route template (`MatchedPath`) is known.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use faultline_instrument::{server::ServerLayer, propagation::Propagation, Telemetry};
+/// use opentelemetry_sdk::trace::InMemorySpanExporter;
+///
+/// let telemetry = Telemetry::builder("order-service")
+///     .install_global(false)
+///     .install_with_exporter(InMemorySpanExporter::default())?;
+/// let app: Router = Router::new()
+///     .route("/orders/{id}", get(|| async { "order" }))
+///     .layer(telemetry.server_layer());
+/// # Ok::<(), faultline_instrument::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerLayer {
+    config: Arc<ServerConfig>,
+}
+
+impl ServerLayer {
+    /// A layer recording with `tracer` and reading context with `propagation`.
+    pub fn new(tracer: SdkTracer, propagation: Propagation) -> Self {
+        ServerLayer {
+            config: Arc::new(ServerConfig {
+                tracer,
+                propagation,
+                trace_id_header: Some(HeaderName::from_static("x-trace-id")),
+                traceresponse: true,
+            }),
+        }
+    }
+
+    /// The response header carrying the bare trace id for support tickets (default
+    /// `X-Trace-Id`); `None` turns it off.
+    pub fn trace_id_header(mut self, header: Option<HeaderName>) -> Self {
+        self.config_mut().trace_id_header = header;
+        self
+    }
+
+    /// Whether to add the W3C `traceresponse` header (default yes).
+    pub fn traceresponse(mut self, enabled: bool) -> Self {
+        self.config_mut().traceresponse = enabled;
+        self
+    }
+
+    fn config_mut(&mut self) -> &mut ServerConfig {
+        // Layers are configured before they are cloned into services, so this rarely copies.
+        if Arc::get_mut(&mut self.config).is_none() {
+            let config = ServerConfig {
+                tracer: self.config.tracer.clone(),
+                propagation: self.config.propagation.clone(),
+                trace_id_header: self.config.trace_id_header.clone(),
+                traceresponse: self.config.traceresponse,
+            };
+            self.config = Arc::new(config);
+        }
+        match Arc::get_mut(&mut self.config) {
+            Some(config) => config,
+            None => unreachable!("the Arc was just replaced by a unique one"),
+        }
+    }
+}
+
+impl<S> Layer<S> for ServerLayer {
+    type Service = TracedService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TracedService::new(inner, Arc::clone(&self.config))
+    }
+}
