@@ -152,6 +152,10 @@ export function SearchView({ loc }: { loc: Location }) {
     return () => ac.abort();
   }, [urlForm, reload]);
 
+  useEffect(() => {
+    if (results.state === 'done') requestAnimationFrame(() => performance.mark('faultline:search-rendered'));
+  }, [results]);
+
   const set = (k: keyof Form) => (e: Event) => {
     const v = (e.currentTarget as HTMLInputElement).value;
     setForm((f) => ({ ...f, [k]: v, ...(k === 'service' ? { operation: '' } : {}) }));

@@ -66,7 +66,7 @@ export function ServiceMapView({ loc }: { loc: Location }) {
       <div class="map-scroll">
         <svg class="service-map" width={layout.width} height={layout.height + 24} viewBox={`0 -24 ${layout.width} ${layout.height + 24}`} role="img" aria-label="Service dependency map">
           <defs>
-            <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+            <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">
               <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
             </marker>
           </defs>

@@ -1,0 +1,404 @@
+// End-to-end tests of the Faultline UI in headless Debian Chromium, driven by playwright-core,
+// against a real `faultline serve`. Screenshots of every view go to ui/test-artifacts/.
+// Usage: node tests/e2e/run.mjs [--bench] [test-name-filter]
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { bigJaegerTrace, checkoutTrace, hex, poll, sendSpans, startServer, stopAll, uiDir } from './harness.mjs';
+
+const artifacts = path.join(uiDir, 'test-artifacts');
+fs.mkdirSync(artifacts, { recursive: true });
+const argv = process.argv.slice(2);
+const bench = argv.includes('--bench');
+const only = argv.find((a) => !a.startsWith('--'));
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+const XSS = {
+  service: '<img src=x onerror="window.__xss=1">svc',
+  name: '<script>window.__xss=2</script><img src=x onerror=window.__xss=3>',
+  attr: '"><svg onload="window.__xss=4"></svg>',
+  link: 'javascript:window.__xss=5',
+};
+
+async function seed(otlp) {
+  const now = Date.now();
+  const traces = [];
+  for (let i = 0; i < 12; i++) {
+    const t = checkoutTrace({ startMs: now - (12 - i) * 60_000, scale: 1 + (i % 4), queries: 1 + (i % 3), paymentFails: i % 5 === 3 });
+    traces.push(t);
+  }
+  // Two traces that differ in shape and speed, for the compare view.
+  const fast = checkoutTrace({ startMs: now - 30_000, scale: 1, queries: 2 });
+  const slow = checkoutTrace({ startMs: now - 20_000, scale: 4, queries: 4, payments: false });
+  traces.push(fast, slow);
+  // Hostile data: every name and attribute tries to run script.
+  const xssId = hex(16);
+  const rootId = hex(8);
+  const startNs = BigInt(now - 10_000) * 1_000_000n;
+  const xss = [
+    { service: XSS.service, traceId: xssId, spanId: rootId, name: XSS.name, kind: 2, startNs, endNs: startNs + 5_000_000n, attrs: { [XSS.attr]: XSS.attr, 'url.full': XSS.link }, error: true, errorMessage: XSS.name, events: [{ timeNs: startNs + 1_000_000n, name: XSS.name, attrs: { message: XSS.attr } }] },
+    { service: 'frontend', traceId: xssId, spanId: hex(8), parentSpanId: rootId, name: XSS.attr, kind: 3, startNs: startNs + 1_000_000n, endNs: startNs + 3_000_000n, attrs: { 'peer.service': XSS.service } },
+  ];
+  for (const t of traces) await sendSpans(otlp, t.spans, { 'deployment.environment': 'e2e' });
+  await sendSpans(otlp, xss, { [XSS.attr]: XSS.name });
+  return { traces, fast, slow, xssId };
+}
+
+async function main() {
+  const srv = await startServer(artifacts);
+  console.log(`server: ${srv.api}, UI at ${srv.base}${srv.servesUi ? '' : ' (proxy)'}`);
+  const data = await seed(srv.otlp);
+  await poll('seeded traces to be searchable', async () => {
+    const r = await (await fetch(`${srv.api}/api/traces?service=frontend&lookback=1h&limit=100`)).json();
+    return (r.data ?? []).length >= 14;
+  });
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'faultline-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1400, height: 900 } });
+  const failures = [];
+  const results = [];
+  try {
+    for (const [name, fn] of Object.entries(bench ? BENCH : TESTS)) {
+      if (only && !name.includes(only)) continue;
+      const page = await ctx.newPage();
+      const problems = [];
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      page.on('dialog', (d) => {
+        problems.push(`dialog opened: ${d.message()}`);
+        void d.dismiss();
+      });
+      page.on('console', (m) => m.type() === 'error' && !/Failed to load resource/.test(m.text()) && problems.push(`console error: ${m.text()}`));
+      await page.addInitScript(() => {
+        window.__cspViolations = [];
+        document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(`${e.violatedDirective}: ${e.blockedURI} ${e.sample}`));
+      });
+      const t0 = Date.now();
+      try {
+        const r = await fn(page, { ...srv, ...data });
+        if (r) results.push([name, r]);
+        const violations = await page.evaluate(() => window.__cspViolations ?? []);
+        assert.deepEqual(violations, [], 'no Content-Security-Policy violations');
+        assert.deepEqual(problems, [], 'no page errors, dialogs or console errors');
+        console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+      } catch (e) {
+        failures.push(name);
+        console.log(`FAIL ${name}: ${e.stack ?? e}`);
+        await page.screenshot({ path: path.join(artifacts, `FAILED-${name}.png`) }).catch(() => {});
+      } finally {
+        await page.close();
+      }
+    }
+  } finally {
+    await ctx.close();
+    stopAll();
+    fs.rmSync(profile, { recursive: true, force: true });
+    fs.rmSync(srv.dataDir, { recursive: true, force: true });
+  }
+  for (const [name, r] of results) console.log(`${name}: ${JSON.stringify(r)}`);
+  if (results.length) fs.writeFileSync(path.join(artifacts, bench ? 'bench.json' : 'results.json'), JSON.stringify(Object.fromEntries(results), null, 2));
+  if (failures.length) {
+    console.log(`${failures.length} e2e test(s) failed: ${failures.join(', ')}`);
+    process.exit(1);
+  }
+}
+
+const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`) });
+
+const TESTS = {
+  async 'serves the UI with a strict CSP on every route'(page, { base }) {
+    for (const route of ['/', '/search?service=frontend', '/trace/abc', '/dependencies']) {
+      const res = await page.goto(base + route);
+      assert.equal(res.status(), 200, route);
+      const csp = res.headers()['content-security-policy'] ?? '';
+      assert.match(csp, /script-src 'self'/, route);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|https?:/, route);
+    }
+  },
+
+  async 'search finds traces, plots them and keeps state in the URL'(page, { base }) {
+    await page.goto(`${base}/search`);
+    await page.selectOption('select[name=service]', 'frontend');
+    await page.fill('input[name=minDuration]', '1ms');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('.result');
+    const url = new URL(page.url());
+    assert.equal(url.searchParams.get('service'), 'frontend');
+    assert.equal(url.searchParams.get('minDuration'), '1ms');
+    const n = await page.locator('.result').count();
+    assert.ok(n >= 14, `expected >= 14 results, got ${n}`);
+    assert.equal(await page.locator('.scatter circle').count(), n);
+    assert.ok((await page.locator('.result .errors').count()) >= 1, 'some traces show errors');
+    const titles = await page.locator('.result-title').allTextContents();
+    assert.ok(titles.filter((t) => t === 'frontend: GET /checkout').length >= 14, titles.join('\n'));
+    await shot(page, 'search');
+    // Reloading the URL restores the search.
+    await page.reload();
+    await page.waitForSelector('.result');
+    assert.equal(await page.inputValue('input[name=minDuration]'), '1ms');
+    // Tag filter reaches the server.
+    await page.fill('input[name=tags]', 'http.response.status_code=500');
+    await page.click('button[type=submit]');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('tags') === 'http.response.status_code=500');
+    await page.waitForSelector('.result, .state.empty');
+    const failed = await page.locator('.result').count();
+    assert.ok(failed >= 1 && failed < n, `tag search narrows results (${failed} of ${n})`);
+  },
+
+  async 'trace view: expand, collapse, details, critical path, keyboard, filter'(page, { base, fast }) {
+    await page.goto(`${base}/trace/${fast.traceId}`);
+    await page.waitForSelector('.span-row');
+    const rows = () => page.locator('.span-row').count();
+    assert.equal(await rows(), fast.spans.length);
+    assert.ok((await page.locator('.crit').count()) >= 3, 'critical path drawn');
+    // Collapse the root, then expand it again.
+    await page.locator('.span-row').first().locator('button.toggle').click();
+    assert.equal(await rows(), 1);
+    assert.match(await page.locator('.hidden-count').first().textContent(), /\+6/);
+    await page.locator('.span-row').first().locator('button.toggle').click();
+    assert.equal(await rows(), fast.spans.length);
+    // Open a span's details.
+    await page.locator('.span-row', { hasText: 'SELECT items' }).first().click();
+    const detail = page.locator('.span-detail');
+    await detail.waitFor();
+    assert.match(await detail.textContent(), /db\.query\.text/);
+    assert.match(await detail.textContent(), /SELECT \* FROM items/);
+    assert.match(await detail.textContent(), /Self time/);
+    assert.match(await detail.textContent(), /deployment\.environment/); // resource
+    await shot(page, 'trace-detail');
+    // Keyboard: Escape closes, j moves the selection, Left collapses.
+    await page.keyboard.press('Escape');
+    await detail.waitFor({ state: 'detached' });
+    await page.keyboard.press('j');
+    await page.waitForSelector('.span-row.selected');
+    assert.equal(await page.locator('.span-row.selected .op').textContent(), 'GET /checkout');
+    await page.keyboard.press('j');
+    assert.equal(await page.locator('.span-row.selected .op').textContent(), 'check token');
+    await page.keyboard.press('h'); // leaf: goes to the parent
+    assert.equal(await page.locator('.span-row.selected .op').textContent(), 'GET /checkout');
+    await page.keyboard.press('ArrowLeft'); // collapses the root
+    assert.equal(await rows(), 1);
+    await page.keyboard.press('ArrowRight');
+    assert.equal(await rows(), fast.spans.length);
+    // In-trace search.
+    await page.keyboard.press('/');
+    await page.keyboard.type('select');
+    await page.waitForSelector('.match-count');
+    assert.match(await page.locator('.match-count').textContent(), /^2 matches/);
+    await page.check('text=Only matches');
+    await page.waitForFunction(() => document.querySelectorAll('.span-row').length === 4); // root, cart, 2 × db
+    await shot(page, 'trace-filter');
+  },
+
+  async 'trace view tabs: flame graph, statistics, JSON download'(page, { base, fast }) {
+    await page.goto(`${base}/trace/${fast.traceId}?view=flame`);
+    await page.waitForSelector('.flame canvas');
+    const box = await page.locator('.flame canvas').boundingBox();
+    assert.ok(box.height >= 18 * 3, 'flame graph has a row per depth');
+    await page.mouse.click(box.x + 5, box.y + 5); // the root box
+    await page.waitForSelector('.span-detail');
+    assert.match(await page.locator('.span-detail h2').textContent(), /GET \/checkout/);
+    await shot(page, 'trace-flame');
+    await page.click('role=tab[name="Statistics"]');
+    await page.waitForSelector('table.stats');
+    const text = await page.locator('table.stats').textContent();
+    for (const s of ['frontend', 'auth', 'cart', 'db', 'payments', 'bank']) assert.ok(text.includes(s), s);
+    await shot(page, 'trace-stats');
+    await page.click('role=tab[name="Timeline"]');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('text=Download JSON')]);
+    const file = await download.path();
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.equal(json.data[0].spans.length, fast.spans.length);
+  },
+
+  async 'service map shows the call graph and links to search'(page, { base }) {
+    await page.goto(`${base}/dependencies`);
+    await page.waitForSelector('.service-map .node');
+    const names = await page.locator('.service-map .node').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-service')));
+    for (const s of ['frontend', 'auth', 'cart', 'db', 'payments', 'bank']) assert.ok(names.includes(s), `${s} in ${names}`);
+    assert.ok((await page.locator('.service-map .edge').count()) >= 5);
+    await shot(page, 'service-map');
+    await page.locator('.service-map .node[data-service="cart"]').click();
+    await page.waitForURL(/\/search\?service=cart/);
+    await page.waitForSelector('.result');
+    assert.match(await page.locator('.result').first().textContent(), /frontend/);
+  },
+
+  async 'compare shows added, missing and slower calls'(page, { base, fast, slow }) {
+    await page.goto(`${base}/compare?a=${fast.traceId}&b=${slow.traceId}`);
+    await page.waitForSelector('.diff-row');
+    const statuses = await page.locator('.diff-row').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-status')));
+    assert.ok(statuses.includes('missing'), 'payments is missing in B');
+    assert.ok(statuses.includes('slower'), 'B is slower');
+    assert.match(await page.locator('.diff-row.missing').first().textContent(), /payments/);
+    assert.match(await page.locator('.diff-row', { hasText: 'SELECT items' }).textContent(), /count 2→4/);
+    await shot(page, 'compare');
+    // Also reachable from search results: tick two, press Compare selected.
+    await page.goto(`${base}/search?service=frontend`);
+    await page.waitForSelector('.result');
+    await page.locator('.result input[type=checkbox]').nth(0).check();
+    await page.locator('.result input[type=checkbox]').nth(1).check();
+    await page.click('text=Compare selected');
+    await page.waitForSelector('.diff-row');
+  },
+
+  async 'hostile span data is shown as text and never runs'(page, { base, xssId }) {
+    await page.goto(`${base}/trace/${xssId}`);
+    await page.waitForSelector('.span-row');
+    await page.locator('.span-row').first().click();
+    await page.waitForSelector('.span-detail');
+    const text = await page.locator('main').textContent();
+    assert.ok(text.includes(XSS.name), 'span name rendered literally');
+    assert.ok(text.includes(XSS.attr), 'attribute rendered literally');
+    assert.ok(text.includes(XSS.service), 'service rendered literally');
+    await shot(page, 'xss-trace');
+    await page.goto(`${base}/search?service=${encodeURIComponent(XSS.service)}`);
+    await page.waitForSelector('.result');
+    await page.goto(`${base}/trace/${xssId}?view=flame`);
+    await page.waitForSelector('.flame canvas');
+    await page.goto(`${base}/trace/${xssId}?view=stats`);
+    await page.waitForSelector('table.stats');
+    await page.goto(`${base}/dependencies`);
+    await page.waitForSelector('.service-map .node');
+    await shot(page, 'xss-map');
+    assert.equal(await page.evaluate(() => window.__xss), undefined, 'no payload executed');
+    // No element from the payloads made it into the DOM.
+    assert.equal(await page.locator('main img, main script, main svg[onload], main [onerror]').count(), 0);
+  },
+
+  async 'dark mode persists across reloads'(page, { base, slow }) {
+    await page.goto(`${base}/trace/${slow.traceId}`);
+    await page.waitForSelector('.span-row');
+    await page.click('text=Dark mode');
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+    await page.reload();
+    await page.waitForSelector('.span-row');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    await page.locator('.span-row').nth(2).click();
+    await shot(page, 'trace-dark');
+  },
+
+  async 'empty and error states say what to do'(page, { base }) {
+    await page.goto(`${base}/trace/0123456789abcdef0123456789abcdef`);
+    await page.waitForSelector('.state.error');
+    assert.match(await page.locator('.state.error').textContent(), /not found/i);
+    await page.route('**/api/**', (r) => r.abort('connectionrefused'));
+    await page.goto(`${base}/search`);
+    await page.waitForSelector('.state.error');
+    assert.match(await page.locator('.state.error').textContent(), /faultline serve/);
+    await shot(page, 'server-down');
+    await page.unroute('**/api/**');
+    await page.route('**/api/services', (r) => r.fulfill({ contentType: 'application/json', body: '{"data":[],"total":0}' }));
+    await page.goto(`${base}/search`);
+    await page.waitForSelector('.state.empty');
+    assert.match(await page.locator('.state.empty').textContent(), /No traces stored yet.*4318/s);
+    await shot(page, 'no-data');
+  },
+
+  async 'a 100k-span trace renders and scrolls'(page, { base }) {
+    return measureTrace(page, base, 100_000, 'trace-100k');
+  },
+};
+
+/** Serves a generated n-span trace through page.route and measures render and scroll. */
+async function measureTrace(page, base, n, shotName) {
+  const trace = bigJaegerTrace(n);
+  const body = JSON.stringify({ data: [trace], total: 1, limit: 0, offset: 0, errors: null });
+  await page.route(`**/api/traces/${trace.traceID}`, (r) => r.fulfill({ contentType: 'application/json', body }));
+  await page.goto(`${base}/trace/${trace.traceID}`);
+  await page.waitForSelector('.span-row', { timeout: 60_000 });
+  await page.waitForFunction(() => performance.getEntriesByName('faultline:trace-rendered').length > 0);
+  const marks = await page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const m = (k) => performance.getEntriesByName(k)[0]?.startTime ?? NaN;
+    return {
+      responseEnd: nav.responseEnd,
+      fetched: m('faultline:trace-fetched'),
+      built: m('faultline:trace-built'),
+      rendered: m('faultline:trace-rendered'),
+    };
+  });
+  const rowCount = await page.locator('.span-row').count();
+  assert.ok(rowCount > 10 && rowCount < 200, `virtualised: ${rowCount} rows in the DOM for ${n} spans`);
+  // Scroll frame times: scroll the list by 3 rows per animation frame for 180 frames.
+  const frames = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const el = document.querySelector('.vlist');
+        const times = [];
+        let last = performance.now();
+        let i = 0;
+        const step = (t) => {
+          times.push(t - last);
+          last = t;
+          el.scrollTop += 72;
+          if (++i < 180) requestAnimationFrame(step);
+          else resolve(times.slice(5));
+        };
+        requestAnimationFrame(step);
+      }),
+  );
+  frames.sort((a, b) => a - b);
+  const avg = frames.reduce((a, b) => a + b, 0) / frames.length;
+  const p95 = frames[Math.floor(frames.length * 0.95)];
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  await cdp.send('HeapProfiler.collectGarbage');
+  const metrics = Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+  // Interactive: back to the top, collapse the root.
+  await page.evaluate(() => (document.querySelector('.vlist').scrollTop = 0));
+  await page.waitForSelector('.span-row[data-span] >> nth=0');
+  await page.waitForFunction(() => document.querySelector('.span-row .toggle') && document.querySelector('.vlist').scrollTop === 0);
+  const t = Date.now();
+  await page.locator('.span-row').first().locator('button.toggle').click();
+  await page.waitForFunction(() => document.querySelectorAll('.span-row').length === 1);
+  const collapseMs = Date.now() - t;
+  if (shotName) {
+    await page.locator('.span-row').first().locator('button.toggle').click();
+    await shot(page, shotName);
+  }
+  return {
+    spans: n,
+    jsonMB: +(body.length / 1e6).toFixed(1),
+    fetchedMs: Math.round(marks.fetched),
+    modelBuiltMs: Math.round(marks.built),
+    firstRenderMs: Math.round(marks.rendered),
+    scrollFrameAvgMs: +avg.toFixed(1),
+    scrollFrameP95Ms: +p95.toFixed(1),
+    fps: +(1000 / avg).toFixed(0),
+    jsHeapMB: +(metrics.JSHeapUsedSize / 1e6).toFixed(0),
+    domNodes: metrics.Nodes,
+    collapseRootMs: collapseMs,
+  };
+}
+
+const BENCH = {
+  async '1k spans'(page, { base }) {
+    return measureTrace(page, base, 1_000);
+  },
+  async '10k spans'(page, { base }) {
+    return measureTrace(page, base, 10_000);
+  },
+  async '100k spans'(page, { base }) {
+    return measureTrace(page, base, 100_000, 'bench-100k');
+  },
+  async 'search page after the API answers'(page, { base }) {
+    await page.goto(`${base}/search?service=frontend`);
+    await page.waitForSelector('.result');
+    await page.waitForFunction(() => performance.getEntriesByName('faultline:search-rendered').length > 0);
+    return page.evaluate(() => {
+      const api = performance.getEntriesByType('resource').find((e) => e.name.includes('/api/traces?'));
+      const paint = performance.getEntriesByName('faultline:search-rendered')[0].startTime;
+      return { apiResponseEndMs: Math.round(api.responseEnd), resultsShownByMs: Math.round(paint), renderAfterApiMs: Math.round(paint - api.responseEnd) };
+    });
+  },
+};
+
+main().catch((e) => {
+  console.error(e);
+  stopAll();
+  process.exit(1);
+});
