@@ -1,6 +1,7 @@
 //! The in-memory head: recent spans indexed by trace, serving queries until cut into a block.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use faultline_model::query::{service_edges, SpanQuery};
 use faultline_model::{Span, SpanKind, TraceId, UnixNanos};
@@ -22,6 +23,14 @@ pub(crate) struct Head {
     pub(crate) dropped: u64,
     pub(crate) min_start: Option<UnixNanos>,
     pub(crate) max_start: Option<UnixNanos>,
+    /// Hashes of the (service, operation, kind) triples in `operations`.
+    seen_operations: HashSet<u64>,
+}
+
+fn operation_hash(service: &str, name: &str, kind: SpanKind) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (service, name, kind).hash(&mut h);
+    h.finish()
 }
 
 impl Head {
@@ -34,12 +43,12 @@ impl Head {
                 continue;
             }
             let svc = span.service_name();
-            // Look up before inserting so the common case (already known) allocates nothing.
-            let known = self
-                .operations
-                .get(svc)
-                .is_some_and(|ops| ops.contains(&(span.name.clone(), span.kind)));
-            if !known {
+            // Almost every span repeats a known operation; a hash check keeps that case free of
+            // allocation (the set lookup would need an owned key).
+            if self
+                .seen_operations
+                .insert(operation_hash(svc, &span.name, span.kind))
+            {
                 self.operations
                     .entry(svc.to_owned())
                     .or_default()

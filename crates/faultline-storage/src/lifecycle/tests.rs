@@ -472,3 +472,36 @@ async fn measure_durable_append_throughput() {
     );
     store.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn crash_with_heads_cut_but_not_yet_written_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyStore::default());
+    flaky.fail_writes.store(true, Ordering::SeqCst);
+    let store = Store::open(config(dir.path(), flaky.clone()))
+        .await
+        .unwrap();
+    let mut expected = append_spans(&store, 0, 6, 2).await;
+    assert!(store.flush().await.is_err());
+    expected.extend(append_spans(&store, 6, 6, 2).await);
+    assert!(store.flush().await.is_err());
+    expected.extend(append_spans(&store, 12, 6, 2).await);
+    let stats = store.stats().await;
+    assert_eq!(stats.flushing_heads, 2);
+    assert_eq!(stats.blocks, 0);
+    // Heads being flushed are still served.
+    assert_eq!(all_spans(&store, 2).await, sorted(expected.clone()));
+    store.shutdown().await.unwrap();
+    drop(store);
+
+    flaky.fail_writes.store(false, Ordering::SeqCst);
+    let store = Store::open(config(dir.path(), flaky.clone()))
+        .await
+        .unwrap();
+    assert_eq!(store.stats().await.wal_replayed_records, 18);
+    assert_eq!(all_spans(&store, 2).await, sorted(expected.clone()));
+    store.flush().await.unwrap();
+    assert_eq!(store.stats().await.block_spans, 18);
+    assert_eq!(all_spans(&store, 2).await, sorted(expected));
+    store.shutdown().await.unwrap();
+}
