@@ -32,3 +32,12 @@ cargo test --workspace
 
 step "Python OpenTelemetry SDK end-to-end tests"
 .venv/bin/python -m pytest -q tests/python
+
+step "web UI: unit tests (Vitest) and end-to-end tests in headless Chromium (ui/)"
+if [ ! -d ui/node_modules ] || ! cmp -s ui/package-lock.json ui/node_modules/.installed-package-lock.json; then
+    (cd ui && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.installed-package-lock.json)
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update && apt-get install -y chromium
+fi
+(cd ui && npm test && FAULTLINE_BIN="$FAULTLINE_BIN" npm run e2e)
