@@ -185,10 +185,19 @@ fn fixture() -> Vec<Span> {
 
 /// A real store in a temporary directory with in-memory blocks.
 async fn open_store(dir: &tempfile::TempDir, max_spans_per_trace: usize) -> Arc<Store> {
+    open_store_cutting_at(dir, max_spans_per_trace, 64 << 20).await
+}
+
+/// Like [`open_store`], cutting the head into a block once it holds `max_head_bytes`.
+async fn open_store_cutting_at(
+    dir: &tempfile::TempDir,
+    max_spans_per_trace: usize,
+    max_head_bytes: usize,
+) -> Arc<Store> {
     let config = StoreConfig {
         data_dir: dir.path().to_path_buf(),
         block_store: Arc::new(object_store::memory::InMemory::new()),
-        max_head_bytes: 64 << 20,
+        max_head_bytes,
         max_head_age: Duration::from_secs(3600),
         retention: Duration::from_secs(30 * 24 * 3600),
         max_spans_per_trace,
@@ -601,7 +610,7 @@ async fn search_by_trace_ids() {
     let f = Fixture::new().await;
     let (status, body) = f
         .get(&format!(
-            "/api/traces?traceID={TRACE_B}&traceID=ffff&traceID={TRACE_A}&traceID={TRACE_B}"
+            "/api/traces?traceID={TRACE_B}&traceID=ffff&traceID={TRACE_A}&traceID={TRACE_B}&traceID=FFFF"
         ))
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -748,6 +757,60 @@ async fn trace_warnings_from_the_store() {
     assert!(
         warnings[0].as_str().is_some_and(|w| w.contains("dropped")),
         "{warnings:?}"
+    );
+    f.close().await;
+}
+
+/// Waits until the store has flushed `blocks` heads and holds nothing in its head, or panics at
+/// the deadline.
+async fn wait_for_flush(store: &Store, blocks: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = store.stats().await;
+        if stats.blocks_flushed >= blocks && stats.flushing_heads == 0 && stats.head_spans == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "store did not flush {blocks} blocks in time: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn trace_split_across_blocks_comes_back_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Every append fills the head, so each batch below becomes its own block.
+    let store = open_store_cutting_at(&dir, 1000, 1).await;
+    let spans = fixture();
+    for (i, span) in spans.iter().enumerate() {
+        append(&store, vec![span.clone()]).await;
+        if i < 2 {
+            wait_for_flush(&store, i as u64 + 1).await;
+        }
+    }
+    let app = router(QueryState::new(Arc::clone(&store)).with_clock(test_now));
+    let f = Fixture {
+        app,
+        store,
+        _dir: dir,
+    };
+    let (status, body) = f.get(&format!("/api/traces/{TRACE_A}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"data": [expected_trace_a()], "total": 1, "limit": 0, "offset": 0, "errors": null})
+    );
+    assert_eq!(f.search("service=cart").await, vec![TRACE_B, TRACE_A]);
+    assert_eq!(
+        f.get("/api/services").await.1["data"],
+        json!(["cart", "frontend"])
+    );
+    let (_, v3) = f.get(&format!("/api/v3/traces/{TRACE_A}")).await;
+    assert_eq!(
+        v3["result"]["resourceSpans"].as_array().map(Vec::len),
+        Some(2)
     );
     f.close().await;
 }
