@@ -29,9 +29,9 @@ pub struct IngestConfig {
     pub ack: AckMode,
 }
 
-/// The largest `max_request_bytes` accepted: gRPC frames carry a 32-bit length, and a bigger
-/// limit would only let one request take the memory of many.
-const MAX_REQUEST_BYTES_CEILING: usize = 1 << 30;
+/// The largest `max_request_bytes` accepted: the WAL takes records of at most 256 MiB, and a
+/// bigger limit would only let one request take the memory of many.
+const MAX_REQUEST_BYTES_CEILING: usize = 256 * 1024 * 1024;
 
 impl Default for IngestConfig {
     fn default() -> Self {

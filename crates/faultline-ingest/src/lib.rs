@@ -9,6 +9,26 @@
 //! This crate must not bind sockets, own runtimes or know how spans are stored: the server
 //! crate wires listeners, the storage crate persists. Every byte it reads is hostile, so no
 //! input may make it panic or grow memory past its configured limits.
+//!
+//! ```no_run
+//! # async fn wire(store: std::sync::Arc<faultline_storage::Store>) -> Result<(), Box<dyn std::error::Error>> {
+//! use faultline_ingest::{grpc_service, http_router, IngestConfig, IngestState};
+//!
+//! let state = IngestState::new(store, IngestConfig::default())?;
+//! let grpc = tonic::transport::Server::builder()
+//!     .add_service(grpc_service(state.clone()))
+//!     .serve("127.0.0.1:4317".parse()?);
+//! let http = axum::serve(
+//!     tokio::net::TcpListener::bind("127.0.0.1:4318").await?,
+//!     http_router(state.clone()),
+//! );
+//! let (grpc, http) = tokio::join!(grpc, http);
+//! grpc?;
+//! http?;
+//! println!("{:?}", state.stats().snapshot());
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 mod config;

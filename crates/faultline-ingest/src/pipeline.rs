@@ -124,7 +124,7 @@ impl IngestState {
     pub(crate) fn record_failure(&self, err: &IngestError) {
         if err.is_overload() {
             self.inner.stats.overload();
-        } else if !matches!(err, IngestError::Storage(_)) {
+        } else if err.http_status().is_client_error() {
             self.inner.stats.malformed();
         }
     }

@@ -101,6 +101,7 @@ impl IngestError {
             }
             Self::TooManyRequests { .. } => Code::ResourceExhausted,
             Self::Storage(StorageError::Overloaded { .. }) => Code::ResourceExhausted,
+            Self::Storage(StorageError::BatchTooLarge { .. }) => Code::ResourceExhausted,
             // A failed or refused write loses nothing the client still holds: let it retry.
             Self::Storage(_) => Code::Unavailable,
         }
@@ -117,9 +118,9 @@ impl IngestError {
             | Self::InvalidGzip(_)
             | Self::InvalidProtobuf(_)
             | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
-            Self::BodyTooLarge { .. } | Self::DecompressedTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            Self::BodyTooLarge { .. }
+            | Self::DecompressedTooLarge { .. }
+            | Self::Storage(StorageError::BatchTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } | Self::Storage(StorageError::Overloaded { .. }) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -136,6 +137,7 @@ impl IngestError {
             | Self::Storage(StorageError::Overloaded {
                 retry_after_secs, ..
             }) => Some((*retry_after_secs).max(1)),
+            Self::Storage(StorageError::BatchTooLarge { .. }) => None,
             Self::Storage(_) => Some(1),
             _ => None,
         }

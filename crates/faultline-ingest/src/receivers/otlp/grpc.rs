@@ -421,6 +421,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stopped_store_answers_unavailable() {
+        let store = test_store(usize::MAX).await;
+        let addr = serve_grpc(state(&store, IngestConfig::default())).await;
+        let mut client = client(addr).await;
+        client.export(trace_request(1)).await.expect("export");
+        store.store.shutdown().await.expect("shutdown");
+        let status = client
+            .export(trace_request(2))
+            .await
+            .expect_err("store is stopped");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    }
+
+    #[tokio::test]
     async fn unknown_methods_are_unimplemented() {
         let store = test_store(usize::MAX).await;
         let addr = serve_grpc(state(&store, IngestConfig::default())).await;

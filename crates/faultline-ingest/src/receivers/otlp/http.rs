@@ -647,6 +647,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stopped_store_answers_503_with_retry_after() {
+        let (store, _state, addr) = server(IngestConfig::default()).await;
+        store.store.shutdown().await.expect("shutdown");
+        let answer = post(addr, JSON, None, otlp_json(&trace_request(1)).to_string()).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(answer.retry_after.is_some());
+        assert_eq!(
+            answer.json()["code"],
+            json!(tonic::Code::Unavailable as i32)
+        );
+    }
+
+    #[tokio::test]
     async fn busy_receivers_answer_429() {
         let (_store, state, addr) = server(IngestConfig {
             max_concurrent_requests: 1,
