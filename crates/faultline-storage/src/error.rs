@@ -21,6 +21,9 @@ pub enum StorageError {
         /// The limit.
         max: usize,
     },
+    /// A setting makes no sense (e.g. a zero memory budget).
+    #[error("invalid storage configuration: {0}")]
+    InvalidConfig(String),
     /// The store is shutting down and takes no more writes.
     #[error("storage is shutting down")]
     ShuttingDown,

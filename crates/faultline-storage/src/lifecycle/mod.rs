@@ -82,6 +82,7 @@ pub(crate) async fn open(
     config: StoreConfig,
     tuning: StoreTuning,
 ) -> Result<Arc<Store>, StorageError> {
+    validate(&config, &tuning)?;
     let wal_dir = config.data_dir.join("wal");
     std::fs::create_dir_all(&wal_dir).map_err(|e| StorageError::io(&wal_dir, e))?;
     let block_root = ObjectPath::from(BLOCK_ROOT);
@@ -176,6 +177,27 @@ pub(crate) async fn open(
         .background
         .spawn(maintainer(weak, store.background.stop.subscribe()));
     Ok(store)
+}
+
+/// Rejects settings under which the store could not work.
+fn validate(config: &StoreConfig, tuning: &StoreTuning) -> Result<(), StorageError> {
+    let bad = |what: &str| Err(StorageError::InvalidConfig(what.to_owned()));
+    if config.memory_budget_bytes == 0 {
+        return bad("memory_budget_bytes must be positive");
+    }
+    if config.max_head_bytes == 0 {
+        return bad("max_head_bytes must be positive");
+    }
+    if config.max_spans_per_trace == 0 {
+        return bad("max_spans_per_trace must be positive");
+    }
+    if config.max_head_age.is_zero() {
+        return bad("max_head_age must be positive");
+    }
+    if tuning.wal_queue_capacity == 0 || tuning.wal_max_group_bytes == 0 {
+        return bad("WAL queue capacity and group size must be positive");
+    }
+    Ok(())
 }
 
 /// Limits loose enough that decoding a WAL record never changes a span: the spans were

@@ -505,3 +505,12 @@ async fn crash_with_heads_cut_but_not_yet_written_loses_nothing() {
     assert_eq!(all_spans(&store, 2).await, sorted(expected));
     store.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn nonsense_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), Arc::new(InMemory::new()));
+    cfg.memory_budget_bytes = 0;
+    let err = Store::open(cfg).await.err().unwrap();
+    assert!(err.to_string().contains("memory_budget_bytes"), "{err}");
+}
