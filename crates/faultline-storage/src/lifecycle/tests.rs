@@ -3,6 +3,7 @@
 //! A crash is simulated by putting the files into the state a kill at that moment leaves
 //! (the store's own steps are ordered so that each such state is one of these), then reopening.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -513,4 +514,101 @@ async fn nonsense_settings_are_refused() {
     cfg.memory_budget_bytes = 0;
     let err = Store::open(cfg).await.err().unwrap();
     assert!(err.to_string().contains("memory_budget_bytes"), "{err}");
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Append `n` new spans to trace `trace`.
+    Append {
+        trace: u64,
+        n: u64,
+    },
+    /// Send the `k`-th earlier batch again, as a client retry does.
+    Retry {
+        k: usize,
+    },
+    Flush,
+    Maintain,
+    Reopen,
+}
+
+fn arb_op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0u64..4, 1u64..4).prop_map(|(trace, n)| Op::Append { trace, n }),
+        1 => any::<usize>().prop_map(|k| Op::Retry { k }),
+        2 => Just(Op::Flush),
+        2 => Just(Op::Maintain),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// Runs `ops` against a store and checks after each step that every trace reads back as
+/// exactly the distinct spans appended to it, whatever mix of head, flushing heads, blocks,
+/// compactions and restarts holds them.
+async fn check_against_model(ops: Vec<Op>) {
+    let dir = tempfile::tempdir().unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let tuning = || StoreTuning {
+        compaction_min_blocks: 2,
+        compaction_max_blocks: 3,
+        ..StoreTuning::default()
+    };
+    let open = || Store::open_with(config(dir.path(), Arc::clone(&objects)), tuning());
+    let mut store = open().await.unwrap();
+    let mut batches: Vec<Vec<Span>> = Vec::new();
+    let mut model: BTreeMap<u64, Vec<Span>> = BTreeMap::new();
+    let mut next_id = 1u64;
+    for op in ops {
+        match op {
+            Op::Append { trace, n } => {
+                let spans: Vec<Span> = (0..n)
+                    .map(|i| span(trace, next_id + i, 1_000 + next_id + i, "svc", "op"))
+                    .collect();
+                next_id += n;
+                store
+                    .append(batch(spans.clone()), AckMode::Durable)
+                    .await
+                    .unwrap();
+                model
+                    .entry(trace)
+                    .or_default()
+                    .extend(spans.iter().cloned());
+                batches.push(spans);
+            }
+            Op::Retry { k } => {
+                if !batches.is_empty() {
+                    let spans = batches[k % batches.len()].clone();
+                    store.append(batch(spans), AckMode::Durable).await.unwrap();
+                }
+            }
+            Op::Flush => store.flush().await.unwrap(),
+            Op::Maintain => store.run_maintenance().await.unwrap(),
+            Op::Reopen => {
+                store.shutdown().await.unwrap();
+                drop(store);
+                store = open().await.unwrap();
+            }
+        }
+        for (trace, spans) in &model {
+            let got = store.trace(trace_id(*trace)).await.unwrap().unwrap();
+            assert_eq!(sorted(got.spans), sorted(spans.clone()), "trace {trace}");
+        }
+        let q = SpanQuery {
+            end: UnixNanos(u64::MAX),
+            limit: 100,
+            ..SpanQuery::default()
+        };
+        assert_eq!(store.search(&q).await.unwrap().len(), model.len());
+    }
+    store.shutdown().await.unwrap();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+    #[test]
+    fn lifecycle_matches_a_model(ops in proptest::collection::vec(arb_op(), 1..25)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(check_against_model(ops));
+    }
 }
