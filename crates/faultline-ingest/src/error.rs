@@ -50,6 +50,9 @@ pub enum IngestError {
         /// Suggested wait before retrying, in seconds.
         retry_after_secs: u64,
     },
+    /// A bug or a runtime shutting down stopped the work midway.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The store refused or failed the append.
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use faultline_model::otlp::{spans_from_otlp, spans_to_otlp, Converted, TracesData};
+use faultline_model::otlp::{spans_from_otlp, spans_to_otlp, Converted, SpanLimits, TracesData};
 use faultline_storage::{AppendBatch, Store};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -132,36 +132,13 @@ impl IngestState {
     /// Decodes `payload` and stores its spans.
     pub(crate) async fn export(&self, payload: Payload) -> Result<ExportOutcome, IngestError> {
         self.inner.stats.payload(payload.len());
-        let (request, raw) = match payload {
-            Payload::Protobuf(bytes) => {
-                let request = ExportTraceServiceRequest::decode(bytes.clone())?;
-                (request, Some(bytes))
-            }
-            Payload::Json(bytes) => (crate::json::decode_request(&bytes)?, None),
+        let limits = self.inner.config.limits;
+        let (outcome, batch) = if payload.len() <= INLINE_PAYLOAD_BYTES {
+            prepare(payload, &limits)?
+        } else {
+            run_blocking(move || prepare(payload, &limits)).await??
         };
-        self.store(request, raw).await
-    }
-
-    /// Converts, limits and appends. `raw` is the request's protobuf encoding when there is
-    /// one: it becomes the WAL record as-is if nothing was rejected or changed, which saves
-    /// re-encoding the whole batch on the common path.
-    async fn store(
-        &self,
-        request: ExportTraceServiceRequest,
-        raw: Option<Bytes>,
-    ) -> Result<ExportOutcome, IngestError> {
-        let converted = spans_from_otlp(request.resource_spans, &self.inner.config.limits);
-        let outcome = ExportOutcome {
-            accepted: converted.spans.len() as u64,
-            rejected: converted.rejected,
-            error_message: converted.error_message(),
-        };
-        if !converted.spans.is_empty() {
-            let otlp = wal_record(&converted, raw);
-            let batch = AppendBatch {
-                spans: converted.spans,
-                otlp,
-            };
+        if let Some(batch) = batch {
             self.inner
                 .store
                 .append(batch, self.inner.config.ack)
@@ -170,6 +147,54 @@ impl IngestState {
         self.inner.stats.spans(outcome.accepted, outcome.rejected);
         Ok(outcome)
     }
+}
+
+/// Payloads up to this size are decoded on the async worker: a few dozen spans take less time
+/// to decode than a hop to the blocking pool. Larger ones would stall every connection that
+/// shares the worker (including queries), so they are decoded on the blocking pool.
+pub(crate) const INLINE_PAYLOAD_BYTES: usize = 32 * 1024;
+
+/// Runs CPU-heavy work (decompression, decoding) off the async workers.
+pub(crate) async fn run_blocking<T, F>(work: F) -> Result<T, IngestError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| IngestError::Internal(format!("decoding task did not finish: {e}")))
+}
+
+/// Decodes, validates and limits the spans of `payload`, and builds the batch to append (none
+/// when no span was accepted).
+///
+/// `raw`, the request's protobuf encoding, becomes the WAL record as-is when nothing was
+/// rejected or changed, which saves re-encoding the whole batch on the common path.
+fn prepare(
+    payload: Payload,
+    limits: &SpanLimits,
+) -> Result<(ExportOutcome, Option<AppendBatch>), IngestError> {
+    let (request, raw) = match payload {
+        Payload::Protobuf(bytes) => {
+            let request = ExportTraceServiceRequest::decode(bytes.clone())?;
+            (request, Some(bytes))
+        }
+        Payload::Json(bytes) => (crate::json::decode_request(&bytes)?, None),
+    };
+    let converted = spans_from_otlp(request.resource_spans, limits);
+    let outcome = ExportOutcome {
+        accepted: converted.spans.len() as u64,
+        rejected: converted.rejected,
+        error_message: converted.error_message(),
+    };
+    let batch = (!converted.spans.is_empty()).then(|| {
+        let otlp = wal_record(&converted, raw);
+        AppendBatch {
+            spans: converted.spans,
+            otlp,
+        }
+    });
+    Ok((outcome, batch))
 }
 
 /// The OTLP `TracesData` bytes the store logs for `converted`: the request's own bytes when
@@ -190,7 +215,6 @@ fn wal_record(converted: &Converted, raw: Option<Bytes>) -> Bytes {
 
 #[cfg(test)]
 mod tests {
-    use faultline_model::otlp::SpanLimits;
     use faultline_storage::AckMode;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList};

@@ -87,7 +87,7 @@ impl IngestError {
     /// The gRPC code for this error.
     pub(crate) fn grpc_code(&self) -> Code {
         match self {
-            Self::InvalidConfig(_) => Code::Internal,
+            Self::InvalidConfig(_) | Self::Internal(_) => Code::Internal,
             Self::UnsupportedContentType(_)
             | Self::UnsupportedContentEncoding(_)
             | Self::BodyRead(_)
@@ -110,7 +110,7 @@ impl IngestError {
     /// The HTTP status for this error.
     pub(crate) fn http_status(&self) -> StatusCode {
         match self {
-            Self::InvalidConfig(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InvalidConfig(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UnsupportedContentType(_) | Self::UnsupportedContentEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }

@@ -13,7 +13,7 @@ use flate2::read::MultiGzDecoder;
 use futures::StreamExt;
 use prost::Message;
 
-use crate::pipeline::{ExportOutcome, Payload};
+use crate::pipeline::{run_blocking, ExportOutcome, Payload, INLINE_PAYLOAD_BYTES};
 use crate::wire::HttpEncoding;
 use crate::{IngestError, IngestState};
 
@@ -54,7 +54,12 @@ async fn handle(
     let gzip = is_gzip(&parts.headers)?;
     let limit = state.config().max_request_bytes;
     let body = read_body(body, &parts.headers, limit).await?;
-    let body = if gzip { gunzip(&body, limit)? } else { body };
+    let body = match gzip {
+        false => body,
+        true if body.len() <= INLINE_PAYLOAD_BYTES / 8 => gunzip(&body, limit)?,
+        // Decompressing megabytes would stall the async worker; see `run_blocking`.
+        true => run_blocking(move || gunzip(&body, limit)).await??,
+    };
     let payload = match encoding {
         HttpEncoding::Protobuf => Payload::Protobuf(body),
         HttpEncoding::Json => Payload::Json(body),
