@@ -698,4 +698,34 @@ mod tests {
             bad_param_of(v3_trace_by_id_hints(&pairs(&[("endTime", "soon")])).unwrap_err());
         assert_eq!(param, "endTime");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn request_parsers_never_panic(
+            pairs in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "service", "operation", "tag", "tags", "minDuration", "maxDuration",
+                        "start", "end", "lookback", "limit", "traceID", "endTs", "raw",
+                        "query.start_time_min", "query.start_time_max", "query.attributes",
+                        "query.duration_min", "query.search_depth", "spanKind", "span_kind",
+                    ]),
+                    "\\PC{0,30}",
+                ),
+                0..8,
+            )
+        ) {
+            let pairs: Vec<(String, String)> =
+                pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let _ = trace_search(&pairs, NOW);
+            let _ = trace_by_id_hints(&pairs);
+            let _ = dependencies(&pairs, NOW);
+            let _ = v3_trace_search(&pairs);
+            let _ = v3_trace_by_id_hints(&pairs);
+            let _ = operations_kind(&pairs, &["spanKind", "span_kind"]);
+            for (_, v) in &pairs {
+                let _ = trace_id("traceID", v);
+            }
+        }
+    }
 }

@@ -331,4 +331,28 @@ mod tests {
             assert!(parse_rfc3339(bad).is_err(), "{bad:?} should fail");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(input in "\\PC{0,40}") {
+            let _ = parse_go_duration(&input);
+            let _ = parse_lookback(&input);
+            let _ = parse_rfc3339(&input);
+        }
+
+        #[test]
+        fn near_valid_inputs_never_panic(
+            input in "[-+]?[0-9.]{0,25}(ns|us|µs|ms|s|m|h|d|w|x)?([0-9.]{0,5}[a-z]{0,2}){0,3}",
+            time in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,20})?(Z|[+-][0-9]{2}:[0-9]{2}|.{0,3})",
+        ) {
+            let _ = parse_go_duration(&input);
+            let _ = parse_lookback(&input);
+            let _ = parse_rfc3339(&time);
+        }
+
+        #[test]
+        fn durations_round_trip_through_nanoseconds(n in 0u64..i64::MAX as u64) {
+            proptest::prop_assert_eq!(parse_go_duration(&format!("{n}ns")), Ok(n));
+        }
+    }
 }
