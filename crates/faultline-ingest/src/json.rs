@@ -3,7 +3,9 @@
 //! The `opentelemetry-proto` serde derives implement the OTLP/JSON rules that matter here:
 //! lowerCamelCase keys, hex trace and span IDs, 64-bit integers as numbers or strings, enums as
 //! integers, unknown keys ignored. The tests below pin each of those rules down, so that a
-//! change in the dependency shows up here rather than as data refused in production.
+//! change in the dependency shows up here rather than as data refused in production. Where the
+//! derives are stricter than protobuf's JSON mapping (`null` members, enum names), a failed
+//! parse is retried once with those forms rewritten.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
@@ -22,7 +24,54 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, I
             "an OTLP/JSON request must be a JSON object",
         )));
     }
-    Ok(serde_json::from_slice(body)?)
+    match serde_json::from_slice(body) {
+        Ok(request) => Ok(request),
+        // The strict parse covers what the spec asks of senders. Protobuf's JSON mapping also
+        // lets them write `null` for "not set" and enum names instead of numbers; the derives
+        // refuse both, so retry once with those rewritten. Only failing requests pay for it.
+        Err(strict) => lenient(body).ok_or(IngestError::InvalidJson(strict)),
+    }
+}
+
+/// Parses `body` as a JSON tree, rewrites the tolerated forms, and decodes the result; `None`
+/// when that fails too (the caller then reports the strict parser's error, which points at the
+/// original text).
+fn lenient(body: &[u8]) -> Option<ExportTraceServiceRequest> {
+    let mut tree: serde_json::Value = serde_json::from_slice(body).ok()?;
+    normalise(&mut tree);
+    serde_json::from_value(tree).ok()
+}
+
+/// Drops `null` members and turns enum names into their numbers. Recursion is bounded: the
+/// parser refuses trees deeper than 128 levels.
+fn normalise(value: &mut serde_json::Value) {
+    use serde_json::Value as J;
+    match value {
+        J::Object(members) => {
+            members.retain(|_, v| !v.is_null());
+            for (key, member) in members.iter_mut() {
+                if let J::String(name) = member {
+                    if let Some(number) = enum_number(key, name) {
+                        *member = J::from(number);
+                        continue;
+                    }
+                }
+                normalise(member);
+            }
+        }
+        J::Array(items) => items.iter_mut().for_each(normalise),
+        _ => {}
+    }
+}
+
+/// The number of an OTLP trace enum given by name, for the fields that hold one.
+fn enum_number(key: &str, name: &str) -> Option<i32> {
+    use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
+    match key {
+        "kind" => SpanKind::from_str_name(name).map(|k| k as i32),
+        "code" => StatusCode::from_str_name(name).map(|c| c as i32),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +211,32 @@ mod tests {
         let converted = spans_from_otlp(decode(&text).resource_spans, &SpanLimits::default());
         assert_eq!(converted.spans.len(), 1);
         assert_eq!(converted.rejected, 3);
+    }
+
+    #[test]
+    fn nulls_and_enum_names_are_tolerated() {
+        let request = decode(&one_span(&format!(
+            r#"{{{IDS},"parentSpanId":null,"name":"x","kind":"SPAN_KIND_CONSUMER",
+               "attributes":null,"events":[{{"name":"e","attributes":null}}],
+               "status":{{"code":"STATUS_CODE_ERROR","message":null}}}}"#
+        )));
+        let converted = spans_from_otlp(request.resource_spans, &SpanLimits::default());
+        let span = &converted.spans[0];
+        assert_eq!(span.kind, SpanKind::Consumer);
+        assert_eq!(span.status.code, StatusCode::Error);
+        assert_eq!(span.parent_span_id, None);
+        assert!(span.attributes.is_empty());
+        assert_eq!(span.events[0].name, "e");
+    }
+
+    #[test]
+    fn errors_point_at_the_original_text() {
+        let text = one_span(r#"{"traceId":"zz","kind":"SPAN_KIND_SERVER"}"#);
+        let err = decode_request(text.as_bytes()).expect_err("bad hex");
+        assert!(err.to_string().contains("column"), "{err}");
+        let text = one_span(r#"{"kind":"SPAN_KIND_SIDEWAYS"}"#);
+        let err = decode_request(text.as_bytes()).expect_err("unknown enum name");
+        assert!(err.to_string().contains("column"), "{err}");
     }
 
     #[test]
