@@ -17,6 +17,7 @@ mod error;
 pub mod logs;
 pub mod processor;
 pub mod propagation;
+pub mod resilience;
 pub mod sampling;
 mod semconv;
 pub mod server;
