@@ -356,6 +356,15 @@ pub fn v3_trace_search(pairs: &Pairs) -> Result<SpanQuery, QueryError> {
         Some(v) => json_tag_map("query.attributes", v)?,
         None => Vec::new(),
     };
+    // grpc-gateway's map syntax, which older Jaeger versions and generated clients use.
+    for (name, value) in pairs {
+        let key = name
+            .strip_prefix("query.attributes[")
+            .and_then(|rest| rest.strip_suffix(']'));
+        if let Some(key) = key.filter(|k| !k.is_empty()) {
+            upsert(&mut tags, key.to_owned(), value.clone());
+        }
+    }
     let kind = lift_span_kind(&mut tags);
     let duration = |names: &[&'static str]| {
         first_of(pairs, names)
@@ -627,6 +636,24 @@ mod tests {
         assert_eq!(q.max_duration_nanos, Some(2 * NANOS_PER_SEC));
         assert_eq!(q.limit, 5);
         assert_eq!(q.tags, vec![("http.route".to_owned(), "/cart".to_owned())]);
+
+        let q = v3_trace_search(&pairs(&[
+            ("query.start_time_min", "2023-11-14T22:13:20Z"),
+            ("query.start_time_max", "2023-11-14T23:13:20Z"),
+            ("query.attributes", r#"{"a":"1","b":"2"}"#),
+            ("query.attributes[b]", "3"),
+            ("query.attributes[c]", "x:y"),
+            ("query.attributes[]", "ignored"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            q.tags,
+            vec![
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "3".to_owned()),
+                ("c".to_owned(), "x:y".to_owned()),
+            ]
+        );
 
         let window = [
             ("query.start_time_min", "2023-11-14T22:13:20Z"),
