@@ -228,7 +228,10 @@ impl Writer {
             }
             match control {
                 Some(Request::Rotate { done }) => {
-                    let _ = done.send(result.and_then(|()| self.rotate()));
+                    // Rotate even if the group failed (its waiters have their error): the
+                    // store has already moved its head on, and later records must not land in
+                    // the segment it is about to retire.
+                    let _ = done.send(self.rotate());
                 }
                 Some(Request::Shutdown { done }) => {
                     let _ = done.send(());
