@@ -10,9 +10,12 @@
 //! Jaeger's UI converter types them (integers beyond JavaScript's safe range are sent as strings).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
-use faultline_model::{AttributeValue, KeyValue, Link, Span, SpanKind, StatusCode, TraceId};
+use faultline_model::{
+    AttributeValue, KeyValue, Link, Resource, Span, SpanKind, StatusCode, TraceId,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -291,17 +294,28 @@ pub fn trace_to_jaeger(trace_id: TraceId, spans: &[Span], warnings: &[String]) -
     let mut ordered: Vec<&Span> = spans.iter().collect();
     ordered.sort_by_key(|s| (s.start, s.span_id));
     let mut processes: Vec<JaegerProcess> = Vec::new();
+    // Spans of one batch share their resource `Arc`; remembering which allocation maps to which
+    // process spares building and comparing a process per span.
+    let mut by_resource: Vec<(&Arc<Resource>, usize)> = Vec::new();
     let jaeger_spans = ordered
         .into_iter()
         .map(|span| {
-            let process = process_of(span);
-            let index = processes
+            let known = by_resource
                 .iter()
-                .position(|p| *p == process)
-                .unwrap_or_else(|| {
-                    processes.push(process);
-                    processes.len() - 1
-                });
+                .find(|(r, _)| Arc::ptr_eq(r, &span.resource))
+                .map(|(_, i)| *i);
+            let index = known.unwrap_or_else(|| {
+                let process = process_of(span);
+                let i = processes
+                    .iter()
+                    .position(|p| *p == process)
+                    .unwrap_or_else(|| {
+                        processes.push(process);
+                        processes.len() - 1
+                    });
+                by_resource.push((&span.resource, i));
+                i
+            });
             JaegerSpan {
                 trace_id: span.trace_id.to_hex(),
                 span_id: span.span_id.to_hex(),
@@ -331,8 +345,6 @@ pub fn trace_to_jaeger(trace_id: TraceId, spans: &[Span], warnings: &[String]) -
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use faultline_model::{Event, InstrumentationScope, Resource, SpanId, Status, UnixNanos};
     use serde_json::json;
 
