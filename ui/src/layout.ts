@@ -79,13 +79,13 @@ export function criticalPath(trace: Trace, root?: number): Segment[] {
   return segs;
 }
 
-/** Critical segments grouped by span, for drawing. */
-export function segmentsBySpan(segs: Segment[]): Map<number, Segment[]> {
-  const m = new Map<number, Segment[]>();
+/** Critical segments indexed by span (undefined when off the path), for drawing. */
+export function segmentsBySpan(segs: Segment[], spanCount: number): (Segment[] | undefined)[] {
+  const m: (Segment[] | undefined)[] = new Array(spanCount).fill(undefined);
   for (const s of segs) {
-    const l = m.get(s.span);
+    const l = m[s.span];
     if (l) l.push(s);
-    else m.set(s.span, [s]);
+    else m[s.span] = [s];
   }
   return m;
 }

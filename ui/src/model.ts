@@ -77,6 +77,9 @@ export interface Trace {
   raw: JaegerTrace;
 }
 
+/** Shared by every leaf; never mutated. */
+const NO_CHILDREN: number[] = Object.freeze([]) as unknown as number[];
+
 function tagValue(tags: KeyValue[] | null | undefined, key: string): unknown {
   if (!tags) return undefined;
   for (const t of tags) if (t.key === key) return t.value;
@@ -118,14 +121,17 @@ export function buildTrace(raw: JaegerTrace): Trace {
     }
     if (follows >= 0) parentOf[i] = follows;
   }
-  const kids: number[][] = Array.from({ length: n }, () => []);
+  // Child lists only for spans that have children: leaves share one empty array, which keeps
+  // allocation (and garbage collection) down on 100k-span traces.
+  const kids: (number[] | undefined)[] = new Array(n);
   const rootCandidates: number[] = [];
   for (let i = 0; i < n; i++) {
-    if (parentOf[i] >= 0) kids[parentOf[i]].push(i);
+    const p = parentOf[i];
+    if (p >= 0) (kids[p] ??= []).push(i);
     else rootCandidates.push(i);
   }
   const byStart = (a: number, b: number) => input[a].startTime - input[b].startTime || a - b;
-  for (const k of kids) if (k.length > 1) k.sort(byStart);
+  for (const k of kids) if (k && k.length > 1) k.sort(byStart);
   rootCandidates.sort(byStart);
 
   const order: number[] = [];
@@ -143,6 +149,7 @@ export function buildTrace(raw: JaegerTrace): Trace {
       const s = stack.pop()!;
       order.push(s);
       const k = kids[s];
+      if (!k) continue;
       for (let j = k.length - 1; j >= 0; j--) {
         const c = k[j];
         if (visited[c]) continue;
@@ -187,7 +194,7 @@ export function buildTrace(raw: JaegerTrace): Trace {
       duration: du,
       end: st + du,
       parent: newParent[order[p]] >= 0 ? pos[newParent[order[p]]] : -1,
-      children: [],
+      children: NO_CHILDREN,
       depth: depthOf[order[p]],
       last: p,
       error: isError(s.tags),
@@ -198,8 +205,13 @@ export function buildTrace(raw: JaegerTrace): Trace {
     };
   }
   for (let p = 0; p < n; p++) {
-    const par = spans[p].parent;
-    if (par >= 0) spans[par].children.push(p);
+    const orig = order[p];
+    let k = kids[orig];
+    if (!k) continue;
+    // A child reached first through a broken cycle has another parent in the tree.
+    if (k.some((c) => newParent[c] !== orig)) k = k.filter((c) => newParent[c] === orig);
+    for (let j = 0; j < k.length; j++) k[j] = pos[k[j]];
+    spans[p].children = k;
   }
   // Pre-order: a subtree ends where the next span at the same or lower depth begins.
   for (let p = n - 1; p >= 0; p--) {

@@ -15,7 +15,7 @@ export function FlameGraph(props: {
   trace: Trace;
   selected: number;
   matches: Uint8Array | null;
-  critical: Map<number, Segment[]> | null;
+  critical: (Segment[] | undefined)[] | null;
   onSelect: (i: number) => void;
 }) {
   const { trace } = props;
@@ -62,9 +62,10 @@ export function FlameGraph(props: {
         g.globalAlpha = dim ? 0.25 : 1;
         g.fillStyle = s.error ? '#d32f2f' : serviceColor(s.service);
         g.fillRect(x, d * ROW, Math.max(w, 1), ROW - 1);
-        if (props.critical?.has(i)) {
+        const crit = props.critical?.[i];
+        if (crit) {
           g.fillStyle = dark ? '#fff' : '#111';
-          for (const seg of props.critical.get(i)!) {
+          for (const seg of crit) {
             g.fillRect(((seg.start - trace.start) / total) * width, d * ROW + ROW - 4, Math.max(1, ((seg.end - seg.start) / total) * width), 3);
           }
         }

@@ -78,7 +78,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
   const [viewport, setViewport] = useState({ top: 0, height: 600 });
   const searchRef = useRef<HTMLInputElement>(null);
 
-  const critical = useMemo(() => segmentsBySpan(criticalPath(trace)), [trace]);
+  const critical = useMemo(() => segmentsBySpan(criticalPath(trace), trace.spans.length), [trace]);
   const matches = useMemo(() => (filterActive(filter) ? matchSpans(trace, filter) : null), [trace, filter]);
   const matchList = useMemo(() => {
     if (!matches) return [];
@@ -383,7 +383,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
                           collapsed={!!collapsed[i]}
                           selected={i === selected}
                           match={matches ? !!matches[i] : null}
-                          critical={showCritical ? critical.get(i) : undefined}
+                          critical={showCritical ? critical[i] : undefined}
                           onSelect={() => setSelected(i === selected ? -1 : i)}
                           onToggle={() => toggle(i)}
                         />
@@ -402,7 +402,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
               </div>
             )}
             {selected >= 0 && (
-              <SpanDetail trace={trace} span={trace.spans[selected]} critical={critical.get(selected)} onClose={() => setSelected(-1)} onSelect={select} />
+              <SpanDetail trace={trace} span={trace.spans[selected]} critical={critical[selected]} onClose={() => setSelected(-1)} onSelect={select} />
             )}
           </div>
           <p class="keys">

@@ -217,3 +217,35 @@ export function bigJaegerTrace(n, { fanout = 8, services = 12 } = {}) {
   }
   return { traceID, spans, processes, warnings: null };
 }
+
+/** The same shape as bigJaegerTrace, as OTLP spans for sendSpans (sent in batches). */
+export function bigOtlpTrace(n, { fanout = 8, services = 12 } = {}) {
+  const traceId = hex(16);
+  const t0 = BigInt(Date.now() - 60_000) * 1_000_000n;
+  const ids = Array.from({ length: n }, () => hex(8));
+  const start = new Float64Array(n); // ns offsets
+  const dur = new Float64Array(n);
+  dur[0] = 5e9;
+  const spans = [];
+  for (let i = 0; i < n; i++) {
+    const p = Math.floor((i - 1) / fanout);
+    if (i > 0) {
+      const slot = dur[p] / fanout;
+      start[i] = start[p] + ((i - 1) % fanout) * slot + slot * 0.05;
+      dur[i] = Math.max(1000, slot * 0.9);
+    }
+    spans.push({
+      service: `service-${i % services}`,
+      traceId,
+      spanId: ids[i],
+      parentSpanId: i ? ids[p] : '',
+      name: `operation-${i % 97}`,
+      kind: 2,
+      startNs: t0 + BigInt(Math.round(start[i])),
+      endNs: t0 + BigInt(Math.round(start[i] + dur[i])),
+      attrs: { 'http.route': `/api/v1/item/${i}` },
+      error: i % 1000 === 7,
+    });
+  }
+  return { traceId, spans };
+}

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { bigJaegerTrace, checkoutTrace, hex, poll, sendSpans, startServer, stopAll, uiDir } from './harness.mjs';
+import { bigJaegerTrace, bigOtlpTrace, checkoutTrace, hex, poll, sendSpans, startServer, stopAll, uiDir } from './harness.mjs';
 
 const artifacts = path.join(uiDir, 'test-artifacts');
 fs.mkdirSync(artifacts, { recursive: true });
@@ -308,7 +308,12 @@ async function measureTrace(page, base, n, shotName) {
   const trace = bigJaegerTrace(n);
   const body = JSON.stringify({ data: [trace], total: 1, limit: 0, offset: 0, errors: null });
   await page.route(`**/api/traces/${trace.traceID}`, (r) => r.fulfill({ contentType: 'application/json', body }));
-  await page.goto(`${base}/trace/${trace.traceID}`);
+  return measureLoaded(page, base, trace.traceID, n, shotName, body.length);
+}
+
+/** Opens a trace (served by the real server unless routed) and measures render and scroll. */
+async function measureLoaded(page, base, traceID, n, shotName, bodyBytes) {
+  await page.goto(`${base}/trace/${traceID}`);
   await page.waitForSelector('.span-row', { timeout: 60_000 });
   await page.waitForFunction(() => performance.getEntriesByName('faultline:trace-rendered').length > 0);
   const marks = await page.evaluate(() => {
@@ -319,6 +324,7 @@ async function measureTrace(page, base, n, shotName) {
       fetched: m('faultline:trace-fetched'),
       built: m('faultline:trace-built'),
       rendered: m('faultline:trace-rendered'),
+      api: performance.getEntriesByType('resource').find((e) => e.name.includes('/api/traces/')),
     };
   });
   const rowCount = await page.locator('.span-row').count();
@@ -362,10 +368,13 @@ async function measureTrace(page, base, n, shotName) {
   }
   return {
     spans: n,
-    jsonMB: +(body.length / 1e6).toFixed(1),
-    fetchedMs: Math.round(marks.fetched),
+    jsonMB: +((bodyBytes ?? marks.api?.decodedBodySize ?? 0) / 1e6).toFixed(1),
+    apiRequestStartMs: Math.round(marks.api?.requestStart ?? NaN),
+    apiResponseEndMs: Math.round(marks.api?.responseEnd ?? NaN),
+    parsedMs: Math.round(marks.fetched),
     modelBuiltMs: Math.round(marks.built),
     firstRenderMs: Math.round(marks.rendered),
+    uiAfterResponseMs: Math.round(marks.rendered - (marks.api?.responseEnd ?? NaN)),
     scrollFrameAvgMs: +avg.toFixed(1),
     scrollFrameP95Ms: +p95.toFixed(1),
     fps: +(1000 / avg).toFixed(0),
@@ -373,6 +382,16 @@ async function measureTrace(page, base, n, shotName) {
     domNodes: metrics.Nodes,
     collapseRootMs: collapseMs,
   };
+}
+
+async function measureReal(page, base, otlp, api, n) {
+  const t = bigOtlpTrace(n);
+  for (let i = 0; i < t.spans.length; i += 2000) await sendSpans(otlp, t.spans.slice(i, i + 2000));
+  await poll(`${n} spans stored`, async () => {
+    const r = await (await fetch(`${api}/api/traces/${t.traceId}`)).json();
+    return r.data?.[0]?.spans?.length === n;
+  }, 120_000);
+  return measureLoaded(page, base, t.traceId, n);
 }
 
 const BENCH = {
@@ -384,6 +403,12 @@ const BENCH = {
   },
   async '100k spans'(page, { base }) {
     return measureTrace(page, base, 100_000, 'bench-100k');
+  },
+  async 'real server: 10k spans'(page, { base, otlp, api }) {
+    return measureReal(page, base, otlp, api, 10_000);
+  },
+  async 'real server: 100k spans'(page, { base, otlp, api }) {
+    return measureReal(page, base, otlp, api, 100_000);
   },
   async 'search page after the API answers'(page, { base }) {
     await page.goto(`${base}/search?service=frontend`);

@@ -40,3 +40,13 @@ describe('summarize', () => {
     ]);
   });
 });
+
+describe('minimap colours', async () => {
+  const { rgba } = await import('../../src/views/minimap');
+  it('converts hsl() to little-endian RGBA words', () => {
+    expect(rgba('hsl(0 100% 50%)')).toBe(0xff0000ff); // red: A=ff B=00 G=00 R=ff
+    expect(rgba('hsl(120 100% 50%)')).toBe(0xff00ff00);
+    expect(rgba('hsl(240 100% 50%)')).toBe(0xffff0000);
+    expect(rgba('hsl(0 0% 100%)')).toBe(0xffffffff);
+  });
+});
