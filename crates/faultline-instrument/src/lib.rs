@@ -14,6 +14,7 @@
 
 pub mod client;
 mod error;
+pub mod grpc;
 pub mod logs;
 pub mod processor;
 pub mod propagation;

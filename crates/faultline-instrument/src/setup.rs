@@ -10,6 +10,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 use opentelemetry_sdk::Resource;
 
 use crate::client::{ClientLayer, TracingMiddleware};
+use crate::grpc::GrpcLayer;
 use crate::processor::{BatchSettings, BoundedBatchProcessor, ExportStats};
 use crate::propagation::Propagation;
 use crate::sampling::SamplerConfig;
@@ -297,6 +298,16 @@ impl Telemetry {
     /// A tower layer tracing outgoing requests of a hyper-style client; see [`ClientLayer`].
     pub fn client_layer(&self) -> ClientLayer {
         ClientLayer::new(self.tracer.clone(), self.propagation.clone())
+    }
+
+    /// A tower layer for tonic servers; see [`GrpcLayer`].
+    pub fn grpc_server_layer(&self) -> GrpcLayer {
+        GrpcLayer::server(self.tracer.clone(), self.propagation.clone())
+    }
+
+    /// A tower layer for tonic clients (wrap the `Channel`); see [`GrpcLayer`].
+    pub fn grpc_client_layer(&self) -> GrpcLayer {
+        GrpcLayer::client(self.tracer.clone(), self.propagation.clone())
     }
 
     /// Exports everything finished so far.
