@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::common::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use serde_json::json;
 
 use crate::{grpc_service, http_router, IngestConfig, IngestState};
 
@@ -198,4 +199,84 @@ pub(crate) async fn assert_stored(store: &Store, seed: u8, expected: &ExportTrac
         .expect("root span");
     assert_eq!(root.service_name(), "checkout");
     assert_eq!(root.name, "GET /item/1");
+}
+
+/// The OTLP/JSON form of `request`, written by hand the way the spec and the OpenTelemetry
+/// SDKs write it rather than by the serde derives under test.
+pub(crate) fn otlp_json(request: &ExportTraceServiceRequest) -> serde_json::Value {
+    fn value(v: &Value) -> serde_json::Value {
+        match v {
+            Value::StringValue(s) => json!({ "stringValue": s }),
+            Value::BoolValue(b) => json!({ "boolValue": b }),
+            // 64-bit integers are strings in OTLP/JSON.
+            Value::IntValue(i) => json!({ "intValue": i.to_string() }),
+            Value::DoubleValue(d) => json!({ "doubleValue": d }),
+            other => panic!("fixture uses no {other:?}"),
+        }
+    }
+    fn attrs(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> serde_json::Value {
+        kvs.iter()
+            .map(|kv| {
+                let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
+                json!({ "key": kv.key, "value": v.map(value).unwrap_or(json!({})) })
+            })
+            .collect()
+    }
+    let resource_spans: Vec<serde_json::Value> = request
+        .resource_spans
+        .iter()
+        .map(|rs| {
+            let resource = rs.resource.as_ref().expect("fixture has a resource");
+            let scope_spans: Vec<serde_json::Value> = rs
+                .scope_spans
+                .iter()
+                .map(|ss| {
+                    let scope = ss.scope.as_ref().expect("fixture has a scope");
+                    let spans: Vec<serde_json::Value> = ss
+                        .spans
+                        .iter()
+                        .map(|s| {
+                            let status = s.status.as_ref().expect("fixture has a status");
+                            json!({
+                                "traceId": hex(&s.trace_id),
+                                "spanId": hex(&s.span_id),
+                                "parentSpanId": hex(&s.parent_span_id),
+                                "traceState": s.trace_state,
+                                "flags": s.flags,
+                                "name": s.name,
+                                "kind": s.kind,
+                                "startTimeUnixNano": s.start_time_unix_nano.to_string(),
+                                "endTimeUnixNano": s.end_time_unix_nano.to_string(),
+                                "attributes": attrs(&s.attributes),
+                                "events": s.events.iter().map(|e| json!({
+                                    "timeUnixNano": e.time_unix_nano.to_string(),
+                                    "name": e.name,
+                                    "attributes": attrs(&e.attributes),
+                                })).collect::<Vec<_>>(),
+                                "links": s.links.iter().map(|l| json!({
+                                    "traceId": hex(&l.trace_id),
+                                    "spanId": hex(&l.span_id),
+                                })).collect::<Vec<_>>(),
+                                "status": { "message": status.message, "code": status.code },
+                            })
+                        })
+                        .collect();
+                    json!({
+                        "scope": { "name": scope.name, "version": scope.version },
+                        "spans": spans,
+                    })
+                })
+                .collect();
+            json!({
+                "resource": { "attributes": attrs(&resource.attributes) },
+                "scopeSpans": scope_spans,
+                "schemaUrl": rs.schema_url,
+            })
+        })
+        .collect();
+    json!({ "resourceSpans": resource_spans })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

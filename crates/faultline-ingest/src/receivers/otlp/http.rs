@@ -1,18 +1,13 @@
 //! OTLP/HTTP: `POST /v1/traces` with a protobuf or JSON body, optionally gzip-compressed.
 
-use std::io::Read;
-
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use bytes::{Bytes, BytesMut};
-use flate2::read::MultiGzDecoder;
-use futures::StreamExt;
 use prost::Message;
 
+use super::body::{gunzip, read_body};
 use crate::pipeline::{run_blocking, ExportOutcome, Payload, INLINE_PAYLOAD_BYTES};
 use crate::wire::HttpEncoding;
 use crate::{IngestError, IngestState};
@@ -101,60 +96,6 @@ fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
     }
 }
 
-/// Reads the whole body, refusing it as soon as it is known to be over `limit` bytes: up front
-/// from `Content-Length`, or while streaming for chunked bodies.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, IngestError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(IngestError::BodyTooLarge { limit });
-    }
-    let mut stream = body.into_data_stream();
-    let Some(first) = stream.next().await else {
-        return Ok(Bytes::new());
-    };
-    let first = first.map_err(|e| IngestError::BodyRead(e.to_string()))?;
-    if first.len() > limit {
-        return Err(IngestError::BodyTooLarge { limit });
-    }
-    // Most bodies arrive in one frame: hand that frame on without copying.
-    let Some(second) = stream.next().await else {
-        return Ok(first);
-    };
-    let capacity = declared
-        .map_or(first.len() * 2, |len| len as usize)
-        .min(limit);
-    let mut buf = BytesMut::with_capacity(capacity);
-    buf.extend_from_slice(&first);
-    let mut next = Some(second);
-    while let Some(chunk) = next {
-        let chunk = chunk.map_err(|e| IngestError::BodyRead(e.to_string()))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(IngestError::BodyTooLarge { limit });
-        }
-        buf.extend_from_slice(&chunk);
-        next = stream.next().await;
-    }
-    Ok(buf.freeze())
-}
-
-/// Decompresses a gzip body (several concatenated members allowed), stopping as soon as the
-/// output passes `limit` so that a small "bomb" costs at most `limit` bytes of memory.
-fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, IngestError> {
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    MultiGzDecoder::new(body)
-        .take(cap)
-        .read_to_end(&mut out)
-        .map_err(IngestError::InvalidGzip)?;
-    if out.len() > limit {
-        return Err(IngestError::DecompressedTooLarge { limit });
-    }
-    Ok(Bytes::from(out))
-}
-
 fn success_response(outcome: &ExportOutcome, encoding: HttpEncoding) -> Response {
     let response = outcome.to_response();
     let body = match encoding {
@@ -171,11 +112,10 @@ mod tests {
     use std::io::Write;
     use std::net::SocketAddr;
 
+    use bytes::Bytes;
     use flate2::write::GzEncoder;
     use flate2::Compression;
-    use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-    };
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use reqwest::StatusCode;
     use serde_json::json;
@@ -273,86 +213,6 @@ mod tests {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
         encoder.write_all(data).expect("compress");
         encoder.finish().expect("compress")
-    }
-
-    /// The OTLP/JSON form of `request`, written by hand the way the spec and the OpenTelemetry
-    /// SDKs write it rather than by the serde derives under test.
-    fn otlp_json(request: &ExportTraceServiceRequest) -> serde_json::Value {
-        fn value(v: &Value) -> serde_json::Value {
-            match v {
-                Value::StringValue(s) => json!({ "stringValue": s }),
-                Value::BoolValue(b) => json!({ "boolValue": b }),
-                // 64-bit integers are strings in OTLP/JSON.
-                Value::IntValue(i) => json!({ "intValue": i.to_string() }),
-                Value::DoubleValue(d) => json!({ "doubleValue": d }),
-                other => panic!("fixture uses no {other:?}"),
-            }
-        }
-        fn attrs(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> serde_json::Value {
-            kvs.iter()
-                .map(|kv| {
-                    let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
-                    json!({ "key": kv.key, "value": v.map(value).unwrap_or(json!({})) })
-                })
-                .collect()
-        }
-        let resource_spans: Vec<serde_json::Value> = request
-            .resource_spans
-            .iter()
-            .map(|rs| {
-                let resource = rs.resource.as_ref().expect("fixture has a resource");
-                let scope_spans: Vec<serde_json::Value> = rs
-                    .scope_spans
-                    .iter()
-                    .map(|ss| {
-                        let scope = ss.scope.as_ref().expect("fixture has a scope");
-                        let spans: Vec<serde_json::Value> = ss
-                            .spans
-                            .iter()
-                            .map(|s| {
-                                let status = s.status.as_ref().expect("fixture has a status");
-                                json!({
-                                    "traceId": hex(&s.trace_id),
-                                    "spanId": hex(&s.span_id),
-                                    "parentSpanId": hex(&s.parent_span_id),
-                                    "traceState": s.trace_state,
-                                    "flags": s.flags,
-                                    "name": s.name,
-                                    "kind": s.kind,
-                                    "startTimeUnixNano": s.start_time_unix_nano.to_string(),
-                                    "endTimeUnixNano": s.end_time_unix_nano.to_string(),
-                                    "attributes": attrs(&s.attributes),
-                                    "events": s.events.iter().map(|e| json!({
-                                        "timeUnixNano": e.time_unix_nano.to_string(),
-                                        "name": e.name,
-                                        "attributes": attrs(&e.attributes),
-                                    })).collect::<Vec<_>>(),
-                                    "links": s.links.iter().map(|l| json!({
-                                        "traceId": hex(&l.trace_id),
-                                        "spanId": hex(&l.span_id),
-                                    })).collect::<Vec<_>>(),
-                                    "status": { "message": status.message, "code": status.code },
-                                })
-                            })
-                            .collect();
-                        json!({
-                            "scope": { "name": scope.name, "version": scope.version },
-                            "spans": spans,
-                        })
-                    })
-                    .collect();
-                json!({
-                    "resource": { "attributes": attrs(&resource.attributes) },
-                    "scopeSpans": scope_spans,
-                    "schemaUrl": rs.schema_url,
-                })
-            })
-            .collect();
-        json!({ "resourceSpans": resource_spans })
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     async fn server(config: IngestConfig) -> (TestStore, IngestState, SocketAddr) {
