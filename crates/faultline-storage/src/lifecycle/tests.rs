@@ -437,7 +437,12 @@ async fn measure_durable_append_throughput() {
         object_store::local::LocalFileSystem::new_with_prefix(tempfile::tempdir().unwrap().keep())
             .unwrap(),
     );
-    let store = Store::open(config(dir.path(), objects)).await.unwrap();
+    let big = |objects| StoreConfig {
+        max_head_bytes: 1 << 30,
+        memory_budget_bytes: 2 << 30,
+        ..config(dir.path(), objects)
+    };
+    let store = Store::open(big(objects)).await.unwrap();
     let (writers, batches, per_batch) = (64u64, 40u64, 100u64);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -460,6 +465,21 @@ async fn measure_durable_append_throughput() {
     }
     let elapsed = started.elapsed();
     let spans = writers * batches * per_batch;
+    let wal_bytes: u64 = std::fs::read_dir(dir.path().join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    store.shutdown().await.unwrap();
+    let objects = Arc::clone(&store.config.block_store);
+    drop(store);
+    let replay_started = Instant::now();
+    let store = Store::open(big(objects)).await.unwrap();
+    println!(
+        "WAL: {wal_bytes} bytes ({:.0} B/span); replay of {} records: {:.2?}",
+        wal_bytes as f64 / spans as f64,
+        store.stats().await.wal_replayed_records,
+        replay_started.elapsed()
+    );
     let flush_started = Instant::now();
     store.flush().await.unwrap();
     let stats = store.stats().await;
