@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, AsArray, BinaryArray, DictionaryArray, FixedSizeBinaryArray, Int64Array, StringArray,
-    UInt32Array, UInt64Array, UInt8Array,
+    Array, AsArray, BinaryArray, BooleanArray, DictionaryArray, FixedSizeBinaryArray, Float64Array,
+    Int64Array, StringArray, UInt32Array, UInt64Array, UInt8Array,
 };
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
@@ -17,7 +17,7 @@ use faultline_model::{
 
 use crate::codec;
 use crate::encode::LAYOUT_GENERIC;
-use crate::schema::{self, DedicatedType, DEDICATED};
+use crate::schema::{self, AttrColumn, AttrColumns, ValueType};
 use crate::BlockError;
 
 fn missing(col: &str) -> BlockError {
@@ -56,6 +56,8 @@ primitive_getter!(u8s, UInt8Array);
 primitive_getter!(u32s, UInt32Array);
 primitive_getter!(u64s, UInt64Array);
 primitive_getter!(i64s, Int64Array);
+primitive_getter!(f64s, Float64Array);
+primitive_getter!(bools, BooleanArray);
 
 /// A string or binary column, plain or dictionary-encoded.
 pub(crate) enum Cells<'a> {
@@ -199,9 +201,51 @@ fn status_from_u8(v: u8) -> Result<StatusCode, BlockError> {
     }
 }
 
-enum Dedicated<'a> {
+/// One typed attribute column of a batch.
+pub(crate) enum AttrCells<'a> {
     Str(Cells<'a>),
     Int(&'a Int64Array),
+    Double(&'a Float64Array),
+    Bool(&'a BooleanArray),
+    Uuid(&'a FixedSizeBinaryArray),
+}
+
+impl<'a> AttrCells<'a> {
+    pub(crate) fn new(b: &'a RecordBatch, c: &AttrColumn) -> Result<Self, BlockError> {
+        Ok(match c.ty {
+            ValueType::Str => Self::Str(Cells::new(b, &c.column)?),
+            ValueType::Int => Self::Int(i64s(b, &c.column)?),
+            ValueType::Double => Self::Double(f64s(b, &c.column)?),
+            ValueType::Bool => Self::Bool(bools(b, &c.column)?),
+            ValueType::Uuid => Self::Uuid(fixed(b, &c.column, 16)?),
+        })
+    }
+
+    /// The value at `row`; `None` when null.
+    pub(crate) fn get(
+        &self,
+        row: usize,
+        column: &str,
+    ) -> Result<Option<AttributeValue>, BlockError> {
+        Ok(match self {
+            Self::Str(c) => match c.get(row) {
+                Some(b) => Some(AttributeValue::String(
+                    std::str::from_utf8(b)
+                        .map_err(|_| BlockError::corrupt(format!("column {column}"), "not UTF-8"))?
+                        .to_owned(),
+                )),
+                None => None,
+            },
+            Self::Int(c) => c.is_valid(row).then(|| AttributeValue::Int(c.value(row))),
+            Self::Double(c) => c
+                .is_valid(row)
+                .then(|| AttributeValue::Double(c.value(row))),
+            Self::Bool(c) => c.is_valid(row).then(|| AttributeValue::Bool(c.value(row))),
+            Self::Uuid(c) => c
+                .is_valid(row)
+                .then(|| AttributeValue::String(schema::uuid_string(c.value(row)))),
+        })
+    }
 }
 
 /// How a decoded span's parent is known before its whole trace has been read.
@@ -237,7 +281,7 @@ pub(crate) struct SpanColumns<'a> {
     dropped_attributes: &'a UInt32Array,
     dropped_events: &'a UInt32Array,
     dropped_links: &'a UInt32Array,
-    dedicated: Vec<Dedicated<'a>>,
+    attr_cells: Vec<(&'a AttrColumn, AttrCells<'a>)>,
     resource_keys: KeyCache<Arc<Resource>>,
     scope_keys: KeyCache<Arc<InstrumentationScope>>,
 }
@@ -270,15 +314,12 @@ pub(crate) fn parent_at(
 }
 
 impl<'a> SpanColumns<'a> {
-    pub(crate) fn new(b: &'a RecordBatch) -> Result<Self, BlockError> {
-        let mut dedicated = Vec::with_capacity(DEDICATED.len());
-        for (key, ty) in DEDICATED {
-            let col = schema::dedicated_column(key);
-            dedicated.push(match ty {
-                DedicatedType::Str => Dedicated::Str(Cells::new(b, &col)?),
-                DedicatedType::Int => Dedicated::Int(i64s(b, &col)?),
-            });
-        }
+    pub(crate) fn new(b: &'a RecordBatch, cols: &'a AttrColumns) -> Result<Self, BlockError> {
+        let attr_cells = cols
+            .columns
+            .iter()
+            .map(|c| Ok((c, AttrCells::new(b, c)?)))
+            .collect::<Result<Vec<_>, BlockError>>()?;
         Ok(Self {
             trace_id: fixed(b, schema::TRACE_ID, 16)?,
             span_id: fixed(b, schema::SPAN_ID, 8)?,
@@ -301,7 +342,7 @@ impl<'a> SpanColumns<'a> {
             dropped_attributes: u32s(b, schema::DROPPED_ATTRIBUTES)?,
             dropped_events: u32s(b, schema::DROPPED_EVENTS)?,
             dropped_links: u32s(b, schema::DROPPED_LINKS)?,
-            dedicated,
+            attr_cells,
             resource_keys: KeyCache::default(),
             scope_keys: KeyCache::default(),
         })
@@ -381,23 +422,14 @@ impl<'a> SpanColumns<'a> {
                 })?);
                 continue;
             }
-            let i = usize::from(slot - 1);
-            let (key, _) = DEDICATED
-                .get(i)
+            let (col, cells) = self
+                .attr_cells
+                .get(usize::from(slot - 1))
                 .ok_or_else(|| BlockError::corrupt("column attr_layout", format!("slot {slot}")))?;
-            let null = || BlockError::corrupt(format!("column attr.{key}"), "unexpected null");
-            let value = match self.dedicated.get(i) {
-                Some(Dedicated::Str(c)) => AttributeValue::String(
-                    std::str::from_utf8(c.get(row).ok_or_else(null)?)
-                        .map_err(|_| {
-                            BlockError::corrupt(format!("column attr.{key}"), "not UTF-8")
-                        })?
-                        .to_owned(),
-                ),
-                Some(Dedicated::Int(c)) if c.is_valid(row) => AttributeValue::Int(c.value(row)),
-                _ => return Err(null()),
-            };
-            out.push(KeyValue::new(*key, value));
+            let value = cells.get(row, &col.column)?.ok_or_else(|| {
+                BlockError::corrupt(format!("column {}", col.column), "unexpected null")
+            })?;
+            out.push(KeyValue::new(col.key.clone(), value));
         }
         if generic.next().is_some() {
             return Err(BlockError::corrupt(

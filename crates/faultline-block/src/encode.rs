@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BinaryDictionaryBuilder, FixedSizeBinaryBuilder, Int64Builder,
-    StringDictionaryBuilder, UInt32Builder, UInt64Builder, UInt8Builder,
+    ArrayRef, BinaryBuilder, BinaryDictionaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder,
+    Float64Builder, Int64Builder, StringDictionaryBuilder, UInt32Builder, UInt64Builder,
+    UInt8Builder,
 };
 use arrow::datatypes::{Int32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -14,16 +15,145 @@ use faultline_model::{AttributeValue, KeyValue, Span, SpanId};
 use parquet::arrow::ArrowWriter;
 
 use crate::codec;
-use crate::schema::{arrow_schema, BlockSettings, DedicatedType, DEDICATED};
+use crate::schema::{
+    arrow_schema, AttrColumns, BlockSettings, ValueType, DEDICATED, MAX_ATTR_COLUMNS,
+};
 use crate::BlockError;
 
 /// `attr_layout` byte meaning "the next entry of the generic `attrs` list"; byte `i + 1` means
-/// dedicated column `i`.
+/// attribute column `i`.
 pub(crate) const LAYOUT_GENERIC: u8 = 0;
 
-enum DedicatedBuilder {
+/// A key gets a dynamic column when at least this share of a block's spans (1 in N) carries it
+/// with one type; rarer keys cost more in null bitmaps and footer than they save.
+const DYNAMIC_MIN_SHARE: usize = 200;
+
+enum AttrBuilder {
     Str(StringDictionaryBuilder<Int32Type>),
     Int(Int64Builder),
+    Double(Float64Builder),
+    Bool(BooleanBuilder),
+    Uuid(FixedSizeBinaryBuilder),
+}
+
+impl AttrBuilder {
+    fn new(ty: ValueType) -> Self {
+        match ty {
+            ValueType::Str => Self::Str(StringDictionaryBuilder::new()),
+            ValueType::Int => Self::Int(Int64Builder::new()),
+            ValueType::Double => Self::Double(Float64Builder::new()),
+            ValueType::Bool => Self::Bool(BooleanBuilder::new()),
+            ValueType::Uuid => Self::Uuid(FixedSizeBinaryBuilder::new(16)),
+        }
+    }
+
+    /// Appends `v`; false (and nothing appended) when the column cannot hold it.
+    fn append(&mut self, v: &AttributeValue) -> Result<bool, BlockError> {
+        match (self, v) {
+            (Self::Str(b), AttributeValue::String(s)) => b.append_value(s),
+            (Self::Int(b), AttributeValue::Int(i)) => b.append_value(*i),
+            (Self::Double(b), AttributeValue::Double(d)) => b.append_value(*d),
+            (Self::Bool(b), AttributeValue::Bool(x)) => b.append_value(*x),
+            (Self::Uuid(b), AttributeValue::String(s)) => match crate::schema::uuid_bytes(s) {
+                Some(bytes) => b.append_value(bytes)?,
+                None => return Ok(false),
+            },
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Self::Str(b) => b.append_null(),
+            Self::Int(b) => b.append_null(),
+            Self::Double(b) => b.append_null(),
+            Self::Bool(b) => b.append_null(),
+            Self::Uuid(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Str(b) => Arc::new(b.finish()),
+            Self::Int(b) => Arc::new(b.finish()),
+            Self::Double(b) => Arc::new(b.finish()),
+            Self::Bool(b) => Arc::new(b.finish()),
+            Self::Uuid(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Which attribute column (index into `AttrColumns::columns`) takes each attribute of a span:
+/// the first column for its key whose type holds the value and that the span has not used yet.
+struct AttrRouter {
+    by_key: HashMap<String, Vec<(usize, ValueType)>>,
+    columns: usize,
+}
+
+impl AttrRouter {
+    fn new(cols: &AttrColumns) -> Self {
+        let mut by_key: HashMap<String, Vec<(usize, ValueType)>> = HashMap::new();
+        for (i, c) in cols.columns.iter().enumerate() {
+            by_key.entry(c.key.clone()).or_default().push((i, c.ty));
+        }
+        Self {
+            by_key,
+            columns: cols.columns.len(),
+        }
+    }
+
+    /// Column per attribute (`None` = generic), in attribute order.
+    fn route(&self, attrs: &[KeyValue], used: &mut Vec<bool>) -> Vec<Option<usize>> {
+        used.clear();
+        used.resize(self.columns, false);
+        attrs
+            .iter()
+            .map(|kv| {
+                let slot = self.by_key.get(&kv.key)?.iter().find(|(i, ty)| {
+                    !used.get(*i).copied().unwrap_or(true) && ty.holds(&kv.value)
+                })?;
+                if let Some(u) = used.get_mut(slot.0) {
+                    *u = true;
+                }
+                Some(slot.0)
+            })
+            .collect()
+    }
+}
+
+/// Picks the dynamic columns for a block: (key, type) pairs that the fixed columns do not take
+/// and that enough spans carry, most frequent first, as many as `attr_layout` can number.
+fn choose_dynamic(spans: &[Span]) -> Vec<(String, ValueType)> {
+    let Ok(fixed) = AttrColumns::new(Vec::new()) else {
+        return Vec::new();
+    };
+    let router = AttrRouter::new(&fixed);
+    let mut counts: HashMap<(&str, ValueType), usize> = HashMap::new();
+    let mut used = Vec::new();
+    for s in spans {
+        for (kv, slot) in s
+            .attributes
+            .iter()
+            .zip(router.route(&s.attributes, &mut used))
+        {
+            if let (None, Some(ty)) = (slot, ValueType::of(&kv.value)) {
+                *counts.entry((kv.key.as_str(), ty)).or_default() += 1;
+            }
+        }
+    }
+    let min = (spans.len() / DYNAMIC_MIN_SHARE).max(2);
+    let mut chosen: Vec<((&str, ValueType), usize)> =
+        counts.into_iter().filter(|(_, n)| *n >= min).collect();
+    chosen.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    chosen.truncate(MAX_ATTR_COLUMNS - DEDICATED.len());
+    let mut out: Vec<(String, ValueType)> = chosen
+        .into_iter()
+        .map(|((k, ty), _)| (k.to_owned(), ty))
+        .collect();
+    // A stable order makes files of the same data identical.
+    out.sort();
+    out
 }
 
 /// Column builders for one row group.
@@ -52,7 +182,9 @@ struct RowGroupBuilder {
     dropped_attributes: UInt32Builder,
     dropped_events: UInt32Builder,
     dropped_links: UInt32Builder,
-    dedicated: Vec<DedicatedBuilder>,
+    attr_columns: Vec<AttrBuilder>,
+    router: AttrRouter,
+    used: Vec<bool>,
     /// Encoded resources and scopes by `Arc` address: spans of one batch share them, so each is
     /// encoded once. The spans outlive this builder, so addresses are not reused meanwhile.
     resource_cache: HashMap<usize, Vec<u8>>,
@@ -60,9 +192,9 @@ struct RowGroupBuilder {
 }
 
 impl RowGroupBuilder {
-    fn new() -> Self {
+    fn new(cols: &AttrColumns) -> Self {
         Self {
-            schema: arrow_schema(),
+            schema: arrow_schema(cols),
             rows: 0,
             trace_id: FixedSizeBinaryBuilder::new(16),
             span_id: FixedSizeBinaryBuilder::new(8),
@@ -86,13 +218,13 @@ impl RowGroupBuilder {
             dropped_attributes: UInt32Builder::new(),
             dropped_events: UInt32Builder::new(),
             dropped_links: UInt32Builder::new(),
-            dedicated: DEDICATED
+            attr_columns: cols
+                .columns
                 .iter()
-                .map(|(_, ty)| match ty {
-                    DedicatedType::Str => DedicatedBuilder::Str(StringDictionaryBuilder::new()),
-                    DedicatedType::Int => DedicatedBuilder::Int(Int64Builder::new()),
-                })
+                .map(|c| AttrBuilder::new(c.ty))
                 .collect(),
+            router: AttrRouter::new(cols),
+            used: Vec::new(),
             resource_cache: HashMap::new(),
             scope_cache: HashMap::new(),
         }
@@ -177,44 +309,31 @@ impl RowGroupBuilder {
         Ok(())
     }
 
-    /// Splits attributes into dedicated columns and the generic list, recording the original
-    /// order in `attr_layout` so that the list is rebuilt exactly.
+    /// Splits attributes into typed columns and the generic list, recording the original order
+    /// in `attr_layout` so that the list is rebuilt exactly.
     fn append_attributes(&mut self, attrs: &[KeyValue]) -> Result<(), BlockError> {
+        let slots = self.router.route(attrs, &mut self.used);
         let mut layout = Vec::with_capacity(attrs.len());
-        let mut used = vec![false; DEDICATED.len()];
         let mut generic: Vec<&KeyValue> = Vec::new();
-        for kv in attrs {
-            let slot = crate::schema::dedicated_index(&kv.key).filter(|&i| {
-                !used[i]
-                    && matches!(
-                        (DEDICATED[i].1, &kv.value),
-                        (DedicatedType::Str, AttributeValue::String(_))
-                            | (DedicatedType::Int, AttributeValue::Int(_))
-                    )
-            });
-            match slot {
-                Some(i) => {
-                    used[i] = true;
-                    // DEDICATED has far fewer than 255 entries, so `i + 1` fits in a byte.
+        let mut filled = vec![false; self.attr_columns.len()];
+        for (kv, slot) in attrs.iter().zip(slots) {
+            let mut stored = false;
+            if let Some((i, b)) = slot.and_then(|i| Some((i, self.attr_columns.get_mut(i)?))) {
+                if b.append(&kv.value)? {
+                    filled[i] = true;
+                    // At most MAX_ATTR_COLUMNS (255) columns, so `i + 1` fits in a byte.
                     layout.push((i + 1) as u8);
-                    match (&mut self.dedicated[i], &kv.value) {
-                        (DedicatedBuilder::Str(b), AttributeValue::String(v)) => b.append_value(v),
-                        (DedicatedBuilder::Int(b), AttributeValue::Int(v)) => b.append_value(*v),
-                        _ => {}
-                    }
-                }
-                None => {
-                    layout.push(LAYOUT_GENERIC);
-                    generic.push(kv);
+                    stored = true;
                 }
             }
+            if !stored {
+                layout.push(LAYOUT_GENERIC);
+                generic.push(kv);
+            }
         }
-        for (i, b) in self.dedicated.iter_mut().enumerate() {
-            if !used[i] {
-                match b {
-                    DedicatedBuilder::Str(b) => b.append_null(),
-                    DedicatedBuilder::Int(b) => b.append_null(),
-                }
+        for (b, filled) in self.attr_columns.iter_mut().zip(filled) {
+            if !filled {
+                b.append_null();
             }
         }
         self.attr_layout.append_value(&layout);
@@ -255,11 +374,8 @@ impl RowGroupBuilder {
             Arc::new(self.dropped_events.finish()),
             Arc::new(self.dropped_links.finish()),
         ];
-        for b in &mut self.dedicated {
-            cols.push(match b {
-                DedicatedBuilder::Str(b) => Arc::new(b.finish()),
-                DedicatedBuilder::Int(b) => Arc::new(b.finish()),
-            });
+        for b in &mut self.attr_columns {
+            cols.push(b.finish());
         }
         Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
     }
@@ -269,8 +385,9 @@ impl RowGroupBuilder {
 /// only at trace boundaries, so every trace lies within one row group: readers can then resolve
 /// parent ordinals and skip row groups without ever seeing half a trace.
 pub(crate) fn encode(spans: &[Span], settings: &BlockSettings) -> Result<Vec<u8>, BlockError> {
-    let props = settings.writer_properties()?;
-    let mut builder = RowGroupBuilder::new();
+    let cols = AttrColumns::new(choose_dynamic(spans))?;
+    let props = settings.writer_properties(&cols)?;
+    let mut builder = RowGroupBuilder::new(&cols);
     let mut writer = ArrowWriter::try_new(Vec::new(), builder.schema.clone(), Some(props))?;
     for trace in spans.chunk_by(|a, b| a.trace_id == b.trace_id) {
         builder.append_trace(trace)?;

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use faultline_model::query::{service_edges, SpanQuery};
 use faultline_model::{
@@ -13,9 +12,11 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 use crate::blocks::data_path;
-use crate::decode::{self, Cells, Interner, KeyCache, ParentRef, SpanColumns, TraceAssembler};
+use crate::decode::{
+    self, AttrCells, Cells, Interner, KeyCache, ParentRef, SpanColumns, TraceAssembler,
+};
 use crate::read::DataFile;
-use crate::schema::{self, DedicatedType, DEDICATED};
+use crate::schema::{self, AttrColumns};
 use crate::{codec, BlockError, BlockMeta};
 
 /// The spans of the given traces. Only row groups and pages whose `trace_id` range can hold
@@ -39,7 +40,7 @@ pub async fn read_traces(
     let mut interner = Interner::default();
     let mut assembler = TraceAssembler::default();
     file.read(None, groups, Some(selection), |batch| {
-        let mut cols = SpanColumns::new(&batch)?;
+        let mut cols = SpanColumns::new(&batch, file.attr_columns())?;
         for row in 0..batch.num_rows() {
             // Selected pages also hold neighbouring traces; only wanted ones are decoded.
             if wanted.contains(&decode::trace_id_at(cols.trace_id, row)?) {
@@ -66,7 +67,7 @@ pub async fn read_all(
         .out
         .reserve(usize::try_from(meta.span_count).unwrap_or(0).min(1 << 20));
     file.read(None, file.all_row_groups(), None, |batch| {
-        let mut cols = SpanColumns::new(&batch)?;
+        let mut cols = SpanColumns::new(&batch, file.attr_columns())?;
         for row in 0..batch.num_rows() {
             let (span, parent) = cols.span(row, &mut interner)?;
             assembler.push(span, parent)?;
@@ -152,7 +153,7 @@ struct SearchPlan {
 }
 
 impl SearchPlan {
-    fn new(q: &SpanQuery) -> Self {
+    fn new(q: &SpanQuery, attr_columns: &AttrColumns) -> Self {
         let mut columns: Vec<String> = vec![
             schema::TRACE_ID.into(),
             schema::START.into(),
@@ -170,9 +171,7 @@ impl SearchPlan {
                 columns.push(c.into());
             }
             for (key, _) in &q.tags {
-                if schema::dedicated_index(key).is_some() {
-                    columns.push(schema::dedicated_column(key));
-                }
+                columns.extend(attr_columns.for_key(key).map(|c| c.column.clone()));
             }
         } else if q.service.is_some() {
             columns.push(schema::SERVICE.into());
@@ -203,13 +202,22 @@ pub async fn search(
     }
     let file = DataFile::open(store, data_path(root, &meta.id)).await?;
     let groups = groups_in_time(&file, q.start, q.end)?;
-    let plan = SearchPlan::new(q);
+    let plan = SearchPlan::new(q, file.attr_columns());
+    let attr_columns = file.attr_columns();
     let columns: Vec<&str> = plan.columns.iter().map(String::as_str).collect();
     let mut interner = Interner::default();
     let mut services: HashMap<String, Arc<Resource>> = HashMap::new();
     let mut latest: HashMap<TraceId, UnixNanos> = HashMap::new();
     file.read(Some(&columns), groups, None, |batch| {
-        search_batch(&batch, q, &plan, &mut interner, &mut services, &mut latest)
+        search_batch(
+            &batch,
+            q,
+            &plan,
+            attr_columns,
+            &mut interner,
+            &mut services,
+            &mut latest,
+        )
     })
     .await?;
     let mut hits: Vec<(UnixNanos, TraceId)> = latest.into_iter().map(|(id, t)| (t, id)).collect();
@@ -218,10 +226,12 @@ pub async fn search(
     Ok(hits)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn search_batch(
     batch: &RecordBatch,
     q: &SpanQuery,
     plan: &SearchPlan,
+    attr_columns: &AttrColumns,
     interner: &mut Interner,
     services: &mut HashMap<String, Arc<Resource>>,
     latest: &mut HashMap<TraceId, UnixNanos>,
@@ -246,33 +256,21 @@ fn search_batch(
         attrs: Cells<'a>,
         events: Cells<'a>,
         status: &'a arrow::array::UInt8Array,
-        dedicated: Vec<(&'static str, DedicatedCol<'a>)>,
-    }
-    enum DedicatedCol<'a> {
-        Str(Cells<'a>),
-        Int(&'a arrow::array::Int64Array),
+        typed: Vec<(&'a schema::AttrColumn, AttrCells<'a>)>,
     }
     let tag_cols = if plan.tags {
-        let mut dedicated = Vec::new();
-        for (key, ty) in DEDICATED {
-            if !q.tags.iter().any(|(k, _)| k == key) {
-                continue;
+        let mut typed = Vec::new();
+        for c in &attr_columns.columns {
+            if q.tags.iter().any(|(k, _)| *k == c.key) {
+                typed.push((c, AttrCells::new(batch, c)?));
             }
-            let col = schema::dedicated_column(key);
-            dedicated.push((
-                *key,
-                match ty {
-                    DedicatedType::Str => DedicatedCol::Str(Cells::new(batch, &col)?),
-                    DedicatedType::Int => DedicatedCol::Int(decode::i64s(batch, &col)?),
-                },
-            ));
         }
         Some(TagCols {
             resource: Cells::new(batch, schema::RESOURCE)?,
             attrs: Cells::new(batch, schema::ATTRS)?,
             events: Cells::new(batch, schema::EVENTS)?,
             status: decode::u8s(batch, schema::STATUS_CODE)?,
-            dedicated,
+            typed,
         })
     } else {
         None
@@ -326,17 +324,10 @@ fn search_batch(
             if let Some(b) = t.attrs.get(row) {
                 span.attributes = codec::decode_attrs(b, "attrs column")?;
             }
-            for (key, col) in &t.dedicated {
-                let value = match col {
-                    DedicatedCol::Str(c) => c
-                        .get(row)
-                        .map(|b| AttributeValue::String(String::from_utf8_lossy(b).into_owned())),
-                    DedicatedCol::Int(c) => {
-                        c.is_valid(row).then(|| AttributeValue::Int(c.value(row)))
-                    }
-                };
-                if let Some(v) = value {
-                    span.attributes.push(KeyValue::new(*key, v));
+            // Order does not matter to tag matching, so typed values are simply appended.
+            for (col, cells) in &t.typed {
+                if let Some(v) = cells.get(row, &col.column)? {
+                    span.attributes.push(KeyValue::new(col.key.clone(), v));
                 }
             }
             if let Some(b) = t.events.get(row) {

@@ -15,6 +15,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataP
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::DecodeResult;
 
+use crate::schema::{AttrColumns, DYNAMIC_KEY};
 use crate::BlockError;
 
 /// Bytes fetched from the end of the file on open: usually the whole footer and page index in
@@ -22,6 +23,23 @@ use crate::BlockError;
 const FOOTER_GUESS: u64 = 64 * 1024;
 /// Rows per decoded batch.
 const BATCH_ROWS: usize = 8192;
+
+/// Runs one step of the parquet decoder, turning a panic into an error. The parquet crate
+/// trusts some offsets in footers and page indexes (e.g. it subtracts page offsets unchecked),
+/// and a damaged block must give a [`BlockError`], not take the process down. The decoder is
+/// dropped right after such an error, so no half-updated state is used again.
+fn guarded<T>(
+    path: &Path,
+    step: impl FnOnce() -> Result<T, parquet::errors::ParquetError>,
+) -> Result<T, BlockError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(BlockError::corrupt(
+            path.to_string(),
+            "the Parquet decoder panicked on this file",
+        )),
+    }
+}
 
 /// Whether a page with these min/max statistics may hold a wanted value.
 type PageFilter<'f> = dyn Fn(Option<&[u8]>, Option<&[u8]>) -> bool + 'f;
@@ -31,6 +49,7 @@ pub(crate) struct DataFile<'a> {
     store: &'a dyn ObjectStore,
     path: Path,
     metadata: Arc<ParquetMetaData>,
+    attr_columns: AttrColumns,
 }
 
 impl<'a> DataFile<'a> {
@@ -47,12 +66,12 @@ impl<'a> DataFile<'a> {
         let tail = got.bytes().await?;
         let mut decoder = ParquetMetaDataPushDecoder::try_new(file_len)?
             .with_page_index_policy(PageIndexPolicy::Optional);
-        decoder.push_range(range, tail)?;
+        guarded(&path, || decoder.push_range(range, tail))?;
         let metadata = loop {
-            match decoder.try_decode()? {
+            match guarded(&path, || decoder.try_decode())? {
                 DecodeResult::NeedsData(ranges) => {
                     let data = store.get_ranges(&path, &ranges).await?;
-                    decoder.push_ranges(ranges, data)?;
+                    guarded(&path, || decoder.push_ranges(ranges, data))?;
                 }
                 DecodeResult::Data(m) => break m,
                 DecodeResult::Finished => {
@@ -63,11 +82,23 @@ impl<'a> DataFile<'a> {
                 }
             }
         };
+        let dynamic = metadata
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kvs| kvs.iter().find(|kv| kv.key == DYNAMIC_KEY))
+            .and_then(|kv| kv.value.as_deref());
+        let attr_columns = AttrColumns::from_footer(dynamic)?;
         Ok(Self {
             store,
             path,
             metadata: Arc::new(metadata),
+            attr_columns,
         })
+    }
+
+    /// The file's attribute columns (fixed and dynamic).
+    pub(crate) fn attr_columns(&self) -> &AttrColumns {
+        &self.attr_columns
     }
 
     pub(crate) fn metadata(&self) -> &ParquetMetaData {
@@ -97,9 +128,11 @@ impl<'a> DataFile<'a> {
         if row_groups.is_empty() {
             return Ok(());
         }
-        let mut builder = ParquetPushDecoderBuilder::try_new_decoder(self.metadata.clone())?
-            .with_batch_size(BATCH_ROWS)
-            .with_row_groups(row_groups);
+        let mut builder = guarded(&self.path, || {
+            ParquetPushDecoderBuilder::try_new_decoder(self.metadata.clone())
+        })?
+        .with_batch_size(BATCH_ROWS)
+        .with_row_groups(row_groups);
         if let Some(cols) = columns {
             let leaves = cols
                 .iter()
@@ -111,12 +144,12 @@ impl<'a> DataFile<'a> {
         if let Some(sel) = selection {
             builder = builder.with_row_selection(sel);
         }
-        let mut decoder = builder.build()?;
+        let mut decoder = guarded(&self.path, || builder.build())?;
         loop {
-            match decoder.try_decode()? {
+            match guarded(&self.path, || decoder.try_decode())? {
                 DecodeResult::NeedsData(ranges) => {
                     let data = self.store.get_ranges(&self.path, &ranges).await?;
-                    decoder.push_ranges(ranges, data)?;
+                    guarded(&self.path, || decoder.push_ranges(ranges, data))?;
                 }
                 DecodeResult::Data(batch) => on_batch(batch)?,
                 DecodeResult::Finished => return Ok(()),

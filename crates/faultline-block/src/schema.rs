@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+
+use faultline_model::AttributeValue;
 
 use crate::BlockError;
 
@@ -36,74 +38,259 @@ pub(crate) const DROPPED_ATTRIBUTES: &str = "dropped_attributes_count";
 pub(crate) const DROPPED_EVENTS: &str = "dropped_events_count";
 pub(crate) const DROPPED_LINKS: &str = "dropped_links_count";
 
-/// Value type of a dedicated attribute column.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum DedicatedType {
+/// Value type of an attribute column.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub(crate) enum ValueType {
+    /// Any string (Utf8, dictionary).
     Str,
+    /// `Int` (Int64).
     Int,
+    /// `Double` (Float64).
+    Double,
+    /// `Bool` (Boolean).
+    Bool,
+    /// A string in canonical lower-case UUID form, stored as its 16 bytes.
+    Uuid,
+}
+
+impl ValueType {
+    /// The type of a value as attribute columns see it; `None` for bytes, arrays, kvlists and
+    /// empty values, which always stay in the generic list.
+    pub(crate) fn of(v: &AttributeValue) -> Option<Self> {
+        Some(match v {
+            AttributeValue::String(s) if uuid_bytes(s).is_some() => Self::Uuid,
+            AttributeValue::String(_) => Self::Str,
+            AttributeValue::Int(_) => Self::Int,
+            AttributeValue::Double(_) => Self::Double,
+            AttributeValue::Bool(_) => Self::Bool,
+            _ => return None,
+        })
+    }
+
+    /// Whether a column of this type can hold `v` exactly.
+    pub(crate) fn holds(self, v: &AttributeValue) -> bool {
+        match (self, v) {
+            (Self::Str, AttributeValue::String(_)) => true,
+            (Self::Uuid, AttributeValue::String(s)) => uuid_bytes(s).is_some(),
+            (Self::Int, AttributeValue::Int(_)) => true,
+            (Self::Double, AttributeValue::Double(_)) => true,
+            (Self::Bool, AttributeValue::Bool(_)) => true,
+            _ => false,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Str => "str",
+            Self::Int => "int",
+            Self::Double => "double",
+            Self::Bool => "bool",
+            Self::Uuid => "uuid",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "str" => Self::Str,
+            "int" => Self::Int,
+            "double" => Self::Double,
+            "bool" => Self::Bool,
+            "uuid" => Self::Uuid,
+            _ => return None,
+        })
+    }
+
+    fn data_type(self) -> DataType {
+        match self {
+            Self::Str => dict_utf8(),
+            Self::Int => DataType::Int64,
+            Self::Double => DataType::Float64,
+            Self::Bool => DataType::Boolean,
+            Self::Uuid => DataType::FixedSizeBinary(16),
+        }
+    }
+}
+
+/// The 16 bytes of `s` if it is a UUID in canonical lower-case hyphenated form (the only form
+/// that [`uuid_string`] gives back, so the round trip is exact).
+pub(crate) fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut hex = b.iter().filter(|&&c| c != b'-');
+    for byte in &mut out {
+        let mut v = 0u8;
+        for _ in 0..2 {
+            let c = *hex.next()?;
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            v = (v << 4) | d;
+        }
+        *byte = v;
+    }
+    hex.next().is_none().then_some(out)
+}
+
+/// The canonical form of a UUID's bytes.
+pub(crate) fn uuid_string(b: &[u8]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    if h.len() != 32 {
+        return h;
+    }
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// Semantic-convention keys that get their own typed column (`attr.<key>`). A span attribute
 /// goes there when its key matches, its value has the column's type, and it is the first such
 /// key on the span; everything else stays in the generic `attrs` list. The order is part of the
 /// format: `attr_layout` refers to these by position.
-pub(crate) const DEDICATED: &[(&str, DedicatedType)] = &[
-    ("http.request.method", DedicatedType::Str),
-    ("http.route", DedicatedType::Str),
-    ("http.response.status_code", DedicatedType::Int),
-    ("url.path", DedicatedType::Str),
-    ("url.full", DedicatedType::Str),
-    ("url.scheme", DedicatedType::Str),
-    ("url.query", DedicatedType::Str),
-    ("server.address", DedicatedType::Str),
-    ("server.port", DedicatedType::Int),
-    ("client.address", DedicatedType::Str),
-    ("client.port", DedicatedType::Int),
-    ("network.peer.address", DedicatedType::Str),
-    ("network.peer.port", DedicatedType::Int),
-    ("network.protocol.name", DedicatedType::Str),
-    ("network.protocol.version", DedicatedType::Str),
-    ("network.transport", DedicatedType::Str),
-    ("user_agent.original", DedicatedType::Str),
-    ("http.request.body.size", DedicatedType::Int),
-    ("http.response.body.size", DedicatedType::Int),
-    ("rpc.system", DedicatedType::Str),
-    ("rpc.service", DedicatedType::Str),
-    ("rpc.method", DedicatedType::Str),
-    ("rpc.grpc.status_code", DedicatedType::Int),
-    ("db.system.name", DedicatedType::Str),
-    ("db.system", DedicatedType::Str),
-    ("db.namespace", DedicatedType::Str),
-    ("db.collection.name", DedicatedType::Str),
-    ("db.operation.name", DedicatedType::Str),
-    ("db.query.text", DedicatedType::Str),
-    ("db.statement", DedicatedType::Str),
-    ("db.response.returned_rows", DedicatedType::Int),
-    ("messaging.system", DedicatedType::Str),
-    ("messaging.destination.name", DedicatedType::Str),
-    ("messaging.operation.type", DedicatedType::Str),
-    ("messaging.batch.message_count", DedicatedType::Int),
-    ("peer.service", DedicatedType::Str),
-    ("error.type", DedicatedType::Str),
-    ("exception.type", DedicatedType::Str),
-    ("http.method", DedicatedType::Str),
-    ("http.status_code", DedicatedType::Int),
-    ("http.url", DedicatedType::Str),
-    ("http.target", DedicatedType::Str),
-    ("net.peer.name", DedicatedType::Str),
-    ("thread.id", DedicatedType::Int),
-    ("thread.name", DedicatedType::Str),
-    ("code.function.name", DedicatedType::Str),
+pub(crate) const DEDICATED: &[(&str, ValueType)] = &[
+    ("http.request.method", ValueType::Str),
+    ("http.route", ValueType::Str),
+    ("http.response.status_code", ValueType::Int),
+    ("url.path", ValueType::Str),
+    ("url.full", ValueType::Str),
+    ("url.scheme", ValueType::Str),
+    ("url.query", ValueType::Str),
+    ("server.address", ValueType::Str),
+    ("server.port", ValueType::Int),
+    ("client.address", ValueType::Str),
+    ("client.port", ValueType::Int),
+    ("network.peer.address", ValueType::Str),
+    ("network.peer.port", ValueType::Int),
+    ("network.protocol.name", ValueType::Str),
+    ("network.protocol.version", ValueType::Str),
+    ("network.transport", ValueType::Str),
+    ("user_agent.original", ValueType::Str),
+    ("http.request.body.size", ValueType::Int),
+    ("http.response.body.size", ValueType::Int),
+    ("rpc.system", ValueType::Str),
+    ("rpc.service", ValueType::Str),
+    ("rpc.method", ValueType::Str),
+    ("rpc.grpc.status_code", ValueType::Int),
+    ("db.system.name", ValueType::Str),
+    ("db.system", ValueType::Str),
+    ("db.namespace", ValueType::Str),
+    ("db.collection.name", ValueType::Str),
+    ("db.operation.name", ValueType::Str),
+    ("db.query.text", ValueType::Str),
+    ("db.statement", ValueType::Str),
+    ("db.response.returned_rows", ValueType::Int),
+    ("messaging.system", ValueType::Str),
+    ("messaging.destination.name", ValueType::Str),
+    ("messaging.operation.type", ValueType::Str),
+    ("messaging.batch.message_count", ValueType::Int),
+    ("peer.service", ValueType::Str),
+    ("error.type", ValueType::Str),
+    ("exception.type", ValueType::Str),
+    ("http.method", ValueType::Str),
+    ("http.status_code", ValueType::Int),
+    ("http.url", ValueType::Str),
+    ("http.target", ValueType::Str),
+    ("net.peer.name", ValueType::Str),
+    ("thread.id", ValueType::Int),
+    ("thread.name", ValueType::Str),
+    ("code.function.name", ValueType::Str),
 ];
 
-/// Column name of dedicated attribute `i`.
-pub(crate) fn dedicated_column(key: &str) -> String {
-    format!("attr.{key}")
+/// Most attribute columns one file may have: `attr_layout` numbers them in one byte.
+pub(crate) const MAX_ATTR_COLUMNS: usize = 255;
+
+/// Dictionary size above which an integer attribute column falls back to delta encoding.
+const INT_DICTIONARY_BYTES: usize = 16 * 1024;
+
+/// Key of the Parquet footer metadata entry listing a file's dynamic attribute columns.
+pub(crate) const DYNAMIC_KEY: &str = "faultline.dynamic_attributes";
+
+/// One typed attribute column.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct AttrColumn {
+    pub(crate) key: String,
+    pub(crate) ty: ValueType,
+    pub(crate) column: String,
 }
 
-/// Position of `key` in [`DEDICATED`].
-pub(crate) fn dedicated_index(key: &str) -> Option<usize> {
-    DEDICATED.iter().position(|(k, _)| *k == key)
+/// The attribute columns of one file: the fixed [`DEDICATED`] ones (`attr.<key>`), then the
+/// file's dynamic ones (`dyn.<n>`), chosen per block for keys frequent in it and listed in the
+/// footer under [`DYNAMIC_KEY`]. `attr_layout` byte `i + 1` refers to `columns[i]`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct AttrColumns {
+    pub(crate) columns: Vec<AttrColumn>,
+}
+
+impl AttrColumns {
+    pub(crate) fn new(dynamic: Vec<(String, ValueType)>) -> Result<Self, BlockError> {
+        let mut columns: Vec<AttrColumn> = DEDICATED
+            .iter()
+            .map(|(k, ty)| AttrColumn {
+                key: (*k).to_owned(),
+                ty: *ty,
+                column: format!("attr.{k}"),
+            })
+            .collect();
+        for (n, (key, ty)) in dynamic.into_iter().enumerate() {
+            columns.push(AttrColumn {
+                key,
+                ty,
+                column: format!("dyn.{n}"),
+            });
+        }
+        if columns.len() > MAX_ATTR_COLUMNS {
+            return Err(BlockError::corrupt(
+                "dynamic attribute list",
+                format!(
+                    "{} attribute columns, at most {MAX_ATTR_COLUMNS}",
+                    columns.len()
+                ),
+            ));
+        }
+        Ok(Self { columns })
+    }
+
+    /// The dynamic columns as stored in the footer: a JSON array of `[key, type]`.
+    pub(crate) fn dynamic_json(&self) -> String {
+        let list: Vec<(&str, &str)> = self.columns[DEDICATED.len()..]
+            .iter()
+            .map(|c| (c.key.as_str(), c.ty.name()))
+            .collect();
+        serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// Reads the footer entry (absent means no dynamic columns).
+    pub(crate) fn from_footer(value: Option<&str>) -> Result<Self, BlockError> {
+        let bad = |d: String| BlockError::corrupt(DYNAMIC_KEY, d);
+        let Some(json) = value else {
+            return Self::new(Vec::new());
+        };
+        let list: Vec<(String, String)> =
+            serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        let dynamic = list
+            .into_iter()
+            .map(|(k, t)| {
+                ValueType::from_name(&t)
+                    .map(|ty| (k, ty))
+                    .ok_or_else(|| bad(format!("unknown type {t:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(dynamic)
+    }
+
+    /// Columns holding attribute `key`.
+    pub(crate) fn for_key<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a AttrColumn> + 'a {
+        self.columns.iter().filter(move |c| c.key == key)
+    }
 }
 
 fn dict_utf8() -> DataType {
@@ -117,7 +304,7 @@ fn dict_binary() -> DataType {
 /// Columns that are written with Parquet dictionary encoding (strings and low-cardinality
 /// values); IDs, timestamps and durations are not, as dictionaries only bloat random data.
 fn dictionary_columns() -> Vec<String> {
-    let mut cols: Vec<String> = [
+    let cols: Vec<String> = [
         SERVICE,
         NAME,
         KIND,
@@ -135,12 +322,11 @@ fn dictionary_columns() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    cols.extend(DEDICATED.iter().map(|(k, _)| dedicated_column(k)));
     cols
 }
 
-/// The Arrow schema of a block's data file.
-pub(crate) fn arrow_schema() -> SchemaRef {
+/// The Arrow schema of a block's data file with these attribute columns.
+pub(crate) fn arrow_schema(attr_columns: &AttrColumns) -> SchemaRef {
     let mut fields = vec![
         Field::new(TRACE_ID, DataType::FixedSizeBinary(16), false),
         Field::new(SPAN_ID, DataType::FixedSizeBinary(8), false),
@@ -165,12 +351,8 @@ pub(crate) fn arrow_schema() -> SchemaRef {
         Field::new(DROPPED_EVENTS, DataType::UInt32, false),
         Field::new(DROPPED_LINKS, DataType::UInt32, false),
     ];
-    for (key, ty) in DEDICATED {
-        let dt = match ty {
-            DedicatedType::Str => dict_utf8(),
-            DedicatedType::Int => DataType::Int64,
-        };
-        fields.push(Field::new(dedicated_column(key), dt, true));
+    for c in &attr_columns.columns {
+        fields.push(Field::new(&c.column, c.ty.data_type(), true));
     }
     Arc::new(Schema::new(fields))
 }
@@ -202,7 +384,10 @@ impl Default for BlockSettings {
 
 impl BlockSettings {
     /// The Parquet writer properties for these settings.
-    pub(crate) fn writer_properties(&self) -> Result<WriterProperties, BlockError> {
+    pub(crate) fn writer_properties(
+        &self,
+        attr_columns: &AttrColumns,
+    ) -> Result<WriterProperties, BlockError> {
         if self.row_group_rows == 0 || self.data_page_row_limit == 0 || self.data_page_bytes == 0 {
             return Err(BlockError::Settings(
                 "row group and page sizes must be positive".into(),
@@ -235,6 +420,66 @@ impl BlockSettings {
         for col in dictionary_columns() {
             b = b.set_column_dictionary_enabled(ColumnPath::from(col), true);
         }
+        for c in &attr_columns.columns {
+            let path = || ColumnPath::from(c.column.as_str());
+            // Attribute values repeat (methods, routes, ports); UUIDs and doubles rarely do.
+            if matches!(c.ty, ValueType::Str | ValueType::Int | ValueType::Bool) {
+                b = b.set_column_dictionary_enabled(path(), true);
+            }
+            if c.ty == ValueType::Int {
+                // High-cardinality integers (user IDs, sizes) are cheaper bit-packed as deltas
+                // than as a huge dictionary: a small dictionary limit makes the writer fall back.
+                b = b
+                    .set_column_dictionary_page_size_limit(path(), INT_DICTIONARY_BYTES)
+                    .set_column_encoding(path(), Encoding::DELTA_BINARY_PACKED);
+            }
+        }
+        b = b.set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+            DYNAMIC_KEY.to_owned(),
+            attr_columns.dynamic_json(),
+        )]));
         Ok(b.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_round_trip_only_in_canonical_form() {
+        let u = "0192f3c4-5b6a-7d8e-9f00-a1b2c3d4e5f6";
+        assert_eq!(uuid_string(&uuid_bytes(u).unwrap()), u);
+        for not in [
+            "0192F3C4-5B6A-7D8E-9F00-A1B2C3D4E5F6",
+            "0192f3c45b6a7d8e9f00a1b2c3d4e5f6",
+            "0192f3c4-5b6a-7d8e-9f00-a1b2c3d4e5f",
+            "0192f3c4-5b6a-7d8e-9f00-a1b2c3d4e5fg",
+            "0192f3c4+5b6a-7d8e-9f00-a1b2c3d4e5f6",
+            "",
+        ] {
+            assert!(uuid_bytes(not).is_none(), "{not}");
+        }
+    }
+
+    #[test]
+    fn footer_list_round_trips_and_rejects_garbage() {
+        let cols = AttrColumns::new(vec![
+            ("a".into(), ValueType::Uuid),
+            ("b".into(), ValueType::Bool),
+        ])
+        .unwrap();
+        let back = AttrColumns::from_footer(Some(&cols.dynamic_json())).unwrap();
+        assert_eq!(back, cols);
+        assert_eq!(
+            AttrColumns::from_footer(None).unwrap().columns.len(),
+            DEDICATED.len()
+        );
+        assert!(AttrColumns::from_footer(Some("[[\"a\", \"blob\"]]")).is_err());
+        assert!(AttrColumns::from_footer(Some("{")).is_err());
+        let too_many: Vec<(String, &str)> = (0..300).map(|i| (i.to_string(), "int")).collect();
+        assert!(
+            AttrColumns::from_footer(Some(&serde_json::to_string(&too_many).unwrap())).is_err()
+        );
     }
 }

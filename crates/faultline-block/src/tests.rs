@@ -60,11 +60,21 @@ fn arb_span_attrs() -> impl Strategy<Value = Vec<KeyValue>> {
         Just("http.response.status_code".to_owned()),
         Just("server.port".to_owned()),
         Just("db.system.name".to_owned()),
+        // Frequent enough to get dynamic columns of every type.
+        Just("app.id".to_owned()),
+        Just("app.flag".to_owned()),
+        Just("app.ratio".to_owned()),
         "[a-z.]{0,10}",
     ];
+    let uuid = proptest::array::uniform16(any::<u8>()).prop_map(|b| crate::schema::uuid_string(&b));
     let value = prop_oneof![
         "[a-z/]{0,8}".prop_map(AttributeValue::String),
         any::<i64>().prop_map(AttributeValue::Int),
+        any::<bool>().prop_map(AttributeValue::Bool),
+        prop_oneof![Just(0.5f64), Just(-0.0), Just(f64::INFINITY)].prop_map(AttributeValue::Double),
+        uuid.clone().prop_map(AttributeValue::String),
+        // Almost-UUIDs must stay strings exactly as given.
+        uuid.prop_map(|u| AttributeValue::String(u.to_uppercase())),
         arb_value(),
     ];
     proptest::collection::vec((key, value), 0..8)
