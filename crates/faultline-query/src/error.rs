@@ -5,7 +5,7 @@
 //! Jaeger's grpc-gateway does (`{"error": {"httpCode": 400, "message": "..."}}`). Both are built
 //! here from the same [`QueryError`], so a status code is decided once.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use faultline_model::TraceId;
@@ -53,10 +53,27 @@ impl QueryError {
         }
     }
 
-    fn log_if_internal(&self, status: StatusCode) {
+    /// Seconds a client should wait before retrying, when the store says so.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Storage(StorageError::Overloaded {
+                retry_after_secs, ..
+            }) => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// The status and headers shared by both error forms.
+    fn head(&self) -> (StatusCode, HeaderMap) {
+        let status = self.status();
         if status.is_server_error() {
             tracing::error!(error = %self, "query failed");
         }
+        let mut headers = HeaderMap::new();
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        (status, headers)
     }
 }
 
@@ -98,8 +115,7 @@ impl<T> Envelope<T> {
 
 impl IntoResponse for QueryError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        self.log_if_internal(status);
+        let (status, headers) = self.head();
         let body: Envelope<Option<()>> = Envelope {
             data: None,
             total: 0,
@@ -111,7 +127,7 @@ impl IntoResponse for QueryError {
                 trace_id: None,
             }]),
         };
-        (status, Json(body)).into_response()
+        (status, headers, Json(body)).into_response()
     }
 }
 
@@ -145,14 +161,50 @@ struct GatewayErrorDetails {
 
 impl IntoResponse for V3Error {
     fn into_response(self) -> Response {
-        let status = self.0.status();
-        self.0.log_if_internal(status);
+        let (status, headers) = self.0.head();
         let body = GatewayError {
             error: GatewayErrorDetails {
                 http_code: status.as_u16(),
                 message: self.0.to_string(),
             },
         };
-        (status, Json(body)).into_response()
+        (status, headers, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn overload_is_503_with_retry_after_in_both_forms() {
+        let overloaded = || {
+            QueryError::Storage(StorageError::Overloaded {
+                used: 10,
+                budget: 5,
+                retry_after_secs: 2,
+            })
+        };
+        for response in [
+            overloaded().into_response(),
+            V3Error(overloaded()).into_response(),
+        ] {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                response.headers().get(header::RETRY_AFTER),
+                Some(&HeaderValue::from(2u64))
+            );
+        }
+        let response = QueryError::bad_param("limit", "bad").into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).expect("json"),
+            serde_json::json!({"data": null, "total": 0, "limit": 0, "offset": 0,
+                "errors": [{"code": 400, "msg": "invalid parameter 'limit': bad"}]})
+        );
     }
 }
