@@ -13,9 +13,11 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod db;
 mod error;
 pub mod grpc;
 pub mod logs;
+pub mod messaging;
 pub mod processor;
 pub mod propagation;
 pub mod resilience;

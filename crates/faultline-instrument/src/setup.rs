@@ -10,7 +10,9 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 use opentelemetry_sdk::Resource;
 
 use crate::client::{ClientLayer, TracingMiddleware};
+use crate::db::Database;
 use crate::grpc::GrpcLayer;
+use crate::messaging::Messaging;
 use crate::processor::{BatchSettings, BoundedBatchProcessor, ExportStats};
 use crate::propagation::Propagation;
 use crate::sampling::SamplerConfig;
@@ -308,6 +310,16 @@ impl Telemetry {
     /// A tower layer for tonic clients (wrap the `Channel`); see [`GrpcLayer`].
     pub fn grpc_client_layer(&self) -> GrpcLayer {
         GrpcLayer::client(self.tracer.clone(), self.propagation.clone())
+    }
+
+    /// Messaging helpers for `system` (`kafka`, `nats`, ...); see [`Messaging`].
+    pub fn messaging(&self, system: &str) -> Messaging {
+        Messaging::new(self.tracer.clone(), self.propagation.clone(), system)
+    }
+
+    /// Query spans for database `system` (`postgresql`, `mysql`, ...); see [`Database`].
+    pub fn database(&self, system: &str) -> Database {
+        Database::new(self.tracer.clone(), system)
     }
 
     /// Exports everything finished so far.
