@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -80,6 +80,8 @@ pub struct Store {
     pub(crate) background: crate::lifecycle::Background,
     pub(crate) counters: Counters,
     pub(crate) replayed_records: u64,
+    /// Bytes of the head and the flushing heads, readable without the state lock.
+    pub(crate) in_memory: AtomicUsize,
 }
 
 /// What a query saw under the state lock: in-memory results are already computed, blocks still
@@ -115,7 +117,7 @@ impl Store {
             return Ok(());
         }
         let incoming = batch.spans.iter().map(span_bytes).sum::<usize>() + batch.otlp.len();
-        self.check_budget(incoming).await?;
+        self.check_budget(incoming)?;
         let mut rec = Vec::with_capacity(record::HEADER_LEN + batch.otlp.len());
         record::encode(RecordKind::Traces, &batch.otlp, &mut rec).map_err(|len| {
             StorageError::BatchTooLarge {
@@ -128,23 +130,25 @@ impl Store {
         let permit = match tokio::time::timeout(WAL_QUEUE_WAIT, self.wal.reserve()).await {
             Ok(permit) => permit?,
             Err(_) => {
-                self.counters
-                    .appends_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(StorageError::Overloaded {
-                    used: self.wal.queued_bytes(),
-                    budget: self.config.memory_budget_bytes,
-                    retry_after_secs: 1,
-                });
+                let used = self.in_memory.load(Ordering::Relaxed) + self.wal.queued_bytes();
+                return Err(self.overloaded(used));
             }
         };
         let (pending, cut) = {
             let mut st = self.state.write().await;
+            // Exact check under the lock: concurrent appends all passed the early check.
+            let used = st.head.bytes + st.flushing_bytes() + self.wal.queued_bytes();
+            if used.saturating_add(incoming) > self.config.memory_budget_bytes {
+                return Err(self.overloaded(used));
+            }
             let pending = permit.append(rec, ack == AckMode::Durable, &self.wal_dir);
             if st.head_since.is_none() {
                 st.head_since = Some(Instant::now());
             }
+            let before = st.head.bytes;
             st.head.insert(batch.spans, self.config.max_spans_per_trace);
+            self.in_memory
+                .fetch_add(st.head.bytes - before, Ordering::Relaxed);
             (pending, st.head.bytes >= self.cut_bytes())
         };
         if cut {
@@ -166,25 +170,27 @@ impl Store {
     }
 
     /// Refuses a batch of `incoming` bytes when memory in flight would exceed the budget.
-    async fn check_budget(&self, incoming: usize) -> Result<(), StorageError> {
-        let budget = self.config.memory_budget_bytes;
-        let used = {
-            let st = self.state.read().await;
-            st.head.bytes + st.flushing_bytes()
-        } + self.wal.queued_bytes();
-        if used.saturating_add(incoming) > budget {
-            self.counters
-                .appends_refused
-                .fetch_add(1, Ordering::Relaxed);
-            // The head may be over its cut size with the flusher idle (e.g. a lone huge batch).
-            self.flush_wanted.notify_one();
-            return Err(StorageError::Overloaded {
-                used,
-                budget,
-                retry_after_secs: 1,
-            });
+    /// A cheap first check, before any work is done for the batch.
+    fn check_budget(&self, incoming: usize) -> Result<(), StorageError> {
+        let used = self.in_memory.load(Ordering::Relaxed) + self.wal.queued_bytes();
+        if used.saturating_add(incoming) > self.config.memory_budget_bytes {
+            return Err(self.overloaded(used));
         }
         Ok(())
+    }
+
+    /// Counts and builds an overload refusal.
+    fn overloaded(&self, used: usize) -> StorageError {
+        self.counters
+            .appends_refused
+            .fetch_add(1, Ordering::Relaxed);
+        // The head may be over its cut size with the flusher idle (e.g. a lone huge batch).
+        self.flush_wanted.notify_one();
+        StorageError::Overloaded {
+            used,
+            budget: self.config.memory_budget_bytes,
+            retry_after_secs: 1,
+        }
     }
 
     /// The spans of one trace, or `None` when no span of it is stored.

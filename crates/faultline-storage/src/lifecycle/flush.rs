@@ -110,6 +110,8 @@ impl Store {
                 }
                 if st.flushing.front().is_some_and(|f| Arc::ptr_eq(f, &frozen)) {
                     st.flushing.pop_front();
+                    self.in_memory
+                        .fetch_sub(frozen.head.bytes, Ordering::Relaxed);
                 }
             }
             let dir = self.wal_dir.clone();

@@ -13,6 +13,7 @@ mod tests;
 
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -145,6 +146,7 @@ pub(crate) async fn open(
         "store opened"
     );
     let head_since = (!head.is_empty()).then(Instant::now);
+    let in_memory = AtomicUsize::new(head.bytes);
     let store = Arc::new(Store {
         config,
         tuning,
@@ -166,6 +168,7 @@ pub(crate) async fn open(
         background: Background::new(),
         counters: Counters::default(),
         replayed_records: stats.records,
+        in_memory,
     });
     let weak = Arc::downgrade(&store);
     store.background.spawn(flusher(

@@ -620,6 +620,12 @@ async fn check_against_model(ops: Vec<Op>) {
             ..SpanQuery::default()
         };
         assert_eq!(store.search(&q).await.unwrap().len(), model.len());
+        let st = store.state.read().await;
+        assert_eq!(
+            store.in_memory.load(Ordering::Relaxed),
+            st.head.bytes + st.flushing_bytes(),
+            "memory accounting drifted"
+        );
     }
     store.shutdown().await.unwrap();
 }
