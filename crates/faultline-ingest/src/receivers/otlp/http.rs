@@ -44,7 +44,7 @@ async fn handle(
 ) -> Result<ExportOutcome, IngestError> {
     state.count_request();
     let (parts, body) = request.into_parts();
-    *encoding = content_encoding_of(&parts.headers)?;
+    *encoding = payload_encoding_of(&parts.headers)?;
     let _permit = state.admit()?;
     let gzip = is_gzip(&parts.headers)?;
     let limit = state.config().max_request_bytes;
@@ -63,7 +63,7 @@ async fn handle(
 }
 
 /// The body encoding named by `Content-Type`, ignoring parameters such as `charset`.
-fn content_encoding_of(headers: &HeaderMap) -> Result<HttpEncoding, IngestError> {
+fn payload_encoding_of(headers: &HeaderMap) -> Result<HttpEncoding, IngestError> {
     let raw = headers
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -76,15 +76,22 @@ fn content_encoding_of(headers: &HeaderMap) -> Result<HttpEncoding, IngestError>
     } else if media_type.eq_ignore_ascii_case("application/json") {
         Ok(HttpEncoding::Json)
     } else {
-        Err(IngestError::UnsupportedContentType(raw))
+        Err(IngestError::UnsupportedContentType(quoted(&raw)))
     }
 }
 
 /// Whether `Content-Encoding` asks for gzip; `identity` and no header mean no compression.
 fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
-    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+    let mut values = headers.get_all(header::CONTENT_ENCODING).iter();
+    let Some(value) = values.next() else {
         return Ok(false);
     };
+    if values.next().is_some() {
+        // Several codings were applied in turn; gzip alone is supported.
+        return Err(IngestError::UnsupportedContentEncoding(
+            "several Content-Encoding headers".to_owned(),
+        ));
+    }
     let raw = String::from_utf8_lossy(value.as_bytes());
     let coding = raw.trim();
     if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
@@ -92,7 +99,17 @@ fn is_gzip(headers: &HeaderMap) -> Result<bool, IngestError> {
     } else if coding.is_empty() || coding.eq_ignore_ascii_case("identity") {
         Ok(false)
     } else {
-        Err(IngestError::UnsupportedContentEncoding(raw.into_owned()))
+        Err(IngestError::UnsupportedContentEncoding(quoted(&raw)))
+    }
+}
+
+/// A header value to quote in an error message, cut so that a client cannot make the answer
+/// echo kilobytes back.
+fn quoted(value: &str) -> String {
+    const MAX: usize = 64;
+    match value.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", value.get(..cut).unwrap_or_default()),
+        None => value.to_owned(),
     }
 }
 
@@ -327,6 +344,10 @@ mod tests {
                 .to_owned();
             assert!(message.contains("application/x-protobuf"), "{message}");
         }
+        let long_type = format!("application/{}", "x".repeat(10_000));
+        let answer = post(addr, &long_type, None, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(answer.body.len() < 500, "the header is not echoed whole");
         for encoding in ["br", "deflate", "gzip, br"] {
             let answer = post(addr, PROTOBUF, Some(encoding), body.clone()).await;
             assert_eq!(
@@ -339,7 +360,19 @@ mod tests {
         let answer = post(addr, PROTOBUF, None, body.clone()).await;
         assert_eq!(answer.status, StatusCode::OK, "still serving");
         assert_stored(&store.store, 5, &trace_request(5)).await;
-        assert_eq!(state.stats().snapshot().malformed_requests, 7);
+        assert_eq!(state.stats().snapshot().malformed_requests, 8);
+    }
+
+    #[test]
+    fn stacked_content_encodings_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONTENT_ENCODING, "gzip".parse().expect("header"));
+        assert!(matches!(is_gzip(&headers), Ok(true)));
+        headers.append(header::CONTENT_ENCODING, "br".parse().expect("header"));
+        assert!(matches!(
+            is_gzip(&headers),
+            Err(IngestError::UnsupportedContentEncoding(_))
+        ));
     }
 
     #[tokio::test]
