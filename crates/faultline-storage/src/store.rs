@@ -82,6 +82,8 @@ pub struct Store {
     pub(crate) replayed_records: u64,
     /// Bytes of the head and the flushing heads, readable without the state lock.
     pub(crate) in_memory: AtomicUsize,
+    /// Set when a block write failed and may have left a data file without its meta.
+    pub(crate) orphans_possible: std::sync::atomic::AtomicBool,
 }
 
 /// What a query saw under the state lock: in-memory results are already computed, blocks still

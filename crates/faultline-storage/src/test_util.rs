@@ -67,6 +67,8 @@ pub(crate) fn batch(spans: Vec<Span>) -> AppendBatch {
 pub(crate) struct FlakyStore {
     pub(crate) inner: object_store::memory::InMemory,
     pub(crate) fail_writes: std::sync::atomic::AtomicBool,
+    /// Fail only writes of `meta.json`, leaving data files behind as a crash would.
+    pub(crate) fail_meta_writes: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Display for FlakyStore {
@@ -106,6 +108,14 @@ mod flaky {
             opts: PutOptions,
         ) -> Result<PutResult> {
             self.check()?;
+            if self.fail_meta_writes.load(Ordering::SeqCst)
+                && location.filename() == Some(faultline_block::META_FILE)
+            {
+                return Err(object_store::Error::Generic {
+                    store: "flaky",
+                    source: "meta writes are failing".into(),
+                });
+            }
             self.inner.put_opts(location, payload, opts).await
         }
 

@@ -89,7 +89,8 @@ impl Store {
                     info,
                     &self.tuning.block_settings,
                 )
-                .await?;
+                .await
+                .inspect_err(|_| self.orphans_possible.store(true, Ordering::Relaxed))?;
                 tracing::debug!(
                     block = %meta.id,
                     spans = meta.span_count,

@@ -7,7 +7,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use faultline_block::{delete_block, read_all, write_block, BlockId, BlockInfo, BlockMeta};
+use faultline_block::{
+    delete_block, list_orphans, read_all, write_block, BlockId, BlockInfo, BlockMeta,
+};
 use faultline_model::UnixNanos;
 
 use crate::head::dedup_spans;
@@ -24,6 +26,7 @@ impl Store {
     /// calls this every `maintenance_interval`; tests and tools may call it directly.
     pub async fn run_maintenance(&self) -> Result<(), StorageError> {
         let _one_at_a_time = self.maintenance_lock.lock().await;
+        self.sweep_orphans().await?;
         self.retry_deletes().await?;
         self.apply_retention(UnixNanos::now()).await?;
         for _ in 0..MAX_COMPACTIONS_PER_RUN {
@@ -32,6 +35,29 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Deletes half-written blocks left by a failed block write. Only runs after such a
+    /// failure, and only while no block write can be in progress: flushes are held off by the
+    /// flush lock, compactions by the maintenance lock the caller holds.
+    async fn sweep_orphans(&self) -> Result<(), StorageError> {
+        if !self.orphans_possible.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        let _no_flush = self.flush_lock.lock().await;
+        let objects = self.config.block_store.as_ref();
+        let swept = async {
+            for orphan in list_orphans(objects, &self.block_root).await? {
+                tracing::info!(block = %orphan, "deleting a block left half-written by a failed write");
+                delete_block(objects, &self.block_root, &orphan).await?;
+            }
+            Ok::<(), StorageError>(())
+        }
+        .await;
+        if swept.is_err() {
+            self.orphans_possible.store(true, Ordering::Relaxed);
+        }
+        swept
     }
 
     /// Deletes blocks whose removal failed earlier.
@@ -146,7 +172,8 @@ impl Store {
             info,
             &self.tuning.block_settings,
         )
-        .await?;
+        .await
+        .inspect_err(|_| self.orphans_possible.store(true, Ordering::Relaxed))?;
         tracing::info!(
             block = %merged.id,
             level = merged.level,

@@ -169,6 +169,7 @@ pub(crate) async fn open(
         counters: Counters::default(),
         replayed_records: stats.records,
         in_memory,
+        orphans_possible: std::sync::atomic::AtomicBool::new(false),
     });
     let weak = Arc::downgrade(&store);
     store.background.spawn(flusher(

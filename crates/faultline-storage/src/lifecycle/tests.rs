@@ -638,3 +638,29 @@ proptest::proptest! {
         rt.block_on(check_against_model(ops));
     }
 }
+
+#[tokio::test]
+async fn half_written_blocks_from_failed_writes_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyStore::default());
+    flaky.fail_meta_writes.store(true, Ordering::SeqCst);
+    let store = Store::open(config(dir.path(), flaky.clone()))
+        .await
+        .unwrap();
+    let expected = append_spans(&store, 0, 8, 2).await;
+    assert!(store.flush().await.is_err());
+    // The background flusher may have retried (and failed) once more meanwhile.
+    let orphans = list_orphans(flaky.as_ref(), &root()).await.unwrap();
+    assert!(!orphans.is_empty());
+
+    flaky.fail_meta_writes.store(false, Ordering::SeqCst);
+    store.run_maintenance().await.unwrap();
+    assert!(list_orphans(flaky.as_ref(), &root())
+        .await
+        .unwrap()
+        .is_empty());
+    store.flush().await.unwrap();
+    assert_eq!(store.stats().await.blocks, 1);
+    assert_eq!(all_spans(&store, 2).await, sorted(expected));
+    store.shutdown().await.unwrap();
+}
