@@ -275,6 +275,11 @@ fn search_batch(
     } else {
         None
     };
+    // The query minus its tags, for a cheap first check before attributes are decoded.
+    let without_tags = SpanQuery {
+        tags: Vec::new(),
+        ..q.clone()
+    };
     let mut resource_keys: KeyCache<Arc<Resource>> = KeyCache::default();
     let default_resource = Arc::new(Resource::default());
 
@@ -313,11 +318,7 @@ fn search_batch(
         }
         // The quick checks need no attributes; only survivors pay for decoding them.
         if let Some(t) = &tag_cols {
-            let probe = SpanQuery {
-                tags: Vec::new(),
-                ..q.clone()
-            };
-            if !probe.matches(&span) {
+            if !without_tags.matches(&span) {
                 continue;
             }
             span.status.code = StatusCode::from_i32(i32::from(t.status.value(row)));
@@ -345,7 +346,9 @@ fn search_batch(
 /// Adds the block's cross-service parent→child edges among spans started in `[start, end]`,
 /// exactly as [`service_edges`] counts them trace by trace, reading only IDs, parents, start
 /// times and service names of the row groups that overlap the time range (a trace never spans
-/// two row groups, so skipping a group never splits one).
+/// two row groups, so skipping a group never splits one). Spans are seen in block order
+/// (trace, start, span ID), which decides the parent when a trace repeats a span ID, as input
+/// order does for `service_edges`.
 pub async fn dependencies(
     store: &dyn ObjectStore,
     root: &Path,

@@ -170,9 +170,16 @@ impl<'a> DataFile<'a> {
     ) -> Result<(Vec<usize>, RowSelection), BlockError> {
         let leaf = self.leaf(crate::schema::TRACE_ID)?;
         let any_in = |min: Option<&[u8]>, max: Option<&[u8]>| match (min, max) {
-            (Some(lo), Some(hi)) => ids
-                .iter()
-                .any(|id| id.0.as_slice() >= lo && id.0.as_slice() <= hi),
+            (Some(lo), Some(hi)) => match (<[u8; 16]>::try_from(lo), <[u8; 16]>::try_from(hi)) {
+                // Untruncated 16-byte bounds: a range query on the sorted IDs (`range` would
+                // panic on inverted bounds, which a damaged file can have).
+                (Ok(lo), Ok(hi)) => {
+                    lo <= hi && ids.range(TraceId(lo)..=TraceId(hi)).next().is_some()
+                }
+                _ => ids
+                    .iter()
+                    .any(|id| id.0.as_slice() >= lo && id.0.as_slice() <= hi),
+            },
             _ => true,
         };
         let mut groups = Vec::new();
