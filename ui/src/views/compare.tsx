@@ -109,6 +109,16 @@ function side(s: DiffNode['a']): string {
   return `${s.count}× · ${fmtDuration(s.total / s.count)}${s.errors ? ` · ${s.errors} err` : ''}`;
 }
 
+/** The average duration of one side as a bar, relative to the slower side. */
+function SideBar({ s, max, cls }: { s: DiffNode['a']; max: number; cls: string }) {
+  const w = s && max > 0 ? (100 * s.total) / s.count / max : 0;
+  return (
+    <span class={`side-bar ${cls}`} aria-hidden="true">
+      <span style={{ width: `${w}%` }} />
+    </span>
+  );
+}
+
 function DiffRow({ node: d, a, b }: { node: DiffNode; a: Trace; b: Trace }) {
   let change = LABELS[d.status];
   if (d.a && d.b) {
@@ -116,6 +126,7 @@ function DiffRow({ node: d, a, b }: { node: DiffNode; a: Trace; b: Trace }) {
     change = `${delta >= 0 ? '+' : ''}${fmtDuration(delta)}${d.status === 'same' ? '' : ` (${LABELS[d.status]})`}`;
     if (d.countChanged) change += `, count ${d.a.count}→${d.b.count}`;
   }
+  const max = Math.max(d.a ? d.a.total / d.a.count : 0, d.b ? d.b.total / d.b.count : 0);
   const open = () => {
     const t = d.b ? b : a;
     const s = d.b ?? d.a;
@@ -127,8 +138,14 @@ function DiffRow({ node: d, a, b }: { node: DiffNode; a: Trace; b: Trace }) {
         <span class="svc-chip" style={{ backgroundColor: serviceColor(d.service) }} />
         <span class="svc">{d.service}</span> <span class="op">{d.operation}</span>
       </span>
-      <span class="num">{side(d.a)}</span>
-      <span class="num">{side(d.b)}</span>
+      <span class="num side">
+        <SideBar s={d.a} max={max} cls="a" />
+        {side(d.a)}
+      </span>
+      <span class="num side">
+        <SideBar s={d.b} max={max} cls="b" />
+        {side(d.b)}
+      </span>
       <span class="change">{change}</span>
     </div>
   );

@@ -56,7 +56,7 @@ export function TraceView({ loc }: { loc: Location }) {
         <p>The server returned the trace without spans; its spans may have been dropped by retention.</p>
       </Empty>
     );
-  return <TraceDetail trace={load.trace} tab={loc.query.get('view') ?? 'timeline'} initialSpan={loc.query.get('span')} />;
+  return <TraceDetail key={load.trace.traceID} trace={load.trace} tab={loc.query.get('view') ?? 'timeline'} initialSpan={loc.query.get('span')} />;
 }
 
 const NO_FILTER: SpanFilter = { text: '', service: '', errorsOnly: false, minDuration: 0 };
@@ -107,6 +107,15 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
     requestAnimationFrame(() => performance.mark('faultline:trace-rendered'));
   }, []);
 
+  // The selected span is part of the URL (?span=), so a link can point at it.
+  useEffect(() => {
+    const q = new URLSearchParams(location.search);
+    if (selected >= 0) q.set('span', trace.spans[selected].spanID);
+    else q.delete('span');
+    const qs = q.toString();
+    history.replaceState(history.state, '', `${location.pathname}${qs ? `?${qs}` : ''}`);
+  }, [selected]);
+
   const scrollToSpan = (i: number) => {
     // Expand collapsed ancestors so the span has a row.
     let p = trace.spans[i].parent;
@@ -126,6 +135,9 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
       setScrollReq((q) => ({ top: Math.max(0, top - viewport.height / 3), seq: (q?.seq ?? 0) + 1 }));
     }
   };
+  useEffect(() => {
+    if (selected >= 0) requestAnimationFrame(() => scrollToSpan(selected));
+  }, []);
   const select = (i: number) => {
     setSelected(i);
     if (i >= 0) scrollToSpan(i);
@@ -149,9 +161,17 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
     select(next);
   };
 
-  // Keyboard navigation (ignored while typing in a field).
+  // Keyboard navigation (ignored while typing in a field). The listener is registered once
+  // and calls the handler of the latest render, so a key pressed right after a state change
+  // never acts on stale state.
+  const onKeyRef = useRef<(e: KeyboardEvent) => void>(() => {});
   useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
+    const listener = (e: KeyboardEvent) => onKeyRef.current(e);
+    document.addEventListener('keydown', listener);
+    return () => document.removeEventListener('keydown', listener);
+  }, []);
+  {
+    onKeyRef.current = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement;
       if (e.key === 'Escape' && t === searchRef.current) return searchRef.current?.blur();
       if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA')) return;
@@ -215,9 +235,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
       }
       e.preventDefault();
     };
-    document.addEventListener('keydown', onKey);
-    return () => document.removeEventListener('keydown', onKey);
-  });
+  }
 
   const root = trace.spans[trace.roots[0]];
   const errors = useMemo(() => trace.spans.reduce((a, s) => a + (s.error ? 1 : 0), 0), [trace]);

