@@ -144,14 +144,63 @@ impl BoundedBatchProcessor {
         exporter: E,
         settings: BatchSettings,
     ) -> Result<Self, Error> {
+        Self::spawn(move || Ok(exporter), settings)
+    }
+
+    /// Starts the export thread and builds the exporter on it, inside the thread's Tokio
+    /// runtime. gRPC exporters spawn connection tasks when built; building them here keeps
+    /// those tasks alive for as long as the exporter, whatever runtime the caller has (or lacks).
+    pub fn spawn<E, F>(make_exporter: F, settings: BatchSettings) -> Result<Self, Error>
+    where
+        E: SpanExporter + 'static,
+        F: FnOnce() -> Result<E, Error> + Send + 'static,
+    {
         let (sender, receiver) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), Error>>(1);
         let stats = Arc::new(ExportStats::default());
         let worker_stats = Arc::clone(&stats);
         let max_queue_size = settings.max_queue_size.max(1);
         let worker = std::thread::Builder::new()
             .name("faultline-otel-export".to_owned())
-            .spawn(move || run_worker(exporter, settings, receiver, &worker_stats))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(Error::Worker(err)));
+                        return;
+                    }
+                };
+                let exporter = {
+                    let _entered = runtime.enter();
+                    make_exporter()
+                };
+                match exporter {
+                    Ok(exporter) => {
+                        let _ = ready_tx.send(Ok(()));
+                        run_worker(exporter, &runtime, settings, receiver, &worker_stats);
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                    }
+                }
+            })
             .map_err(Error::Worker)?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                let _ = worker.join();
+                return Err(err);
+            }
+            Err(_) => {
+                let _ = worker.join();
+                return Err(Error::Worker(std::io::Error::other(
+                    "the export thread stopped before it was ready",
+                )));
+            }
+        }
         Ok(BoundedBatchProcessor {
             sender: Mutex::new(Some(sender)),
             worker: Mutex::new(Some(worker)),
@@ -231,22 +280,11 @@ impl SpanProcessor for BoundedBatchProcessor {
 
 fn run_worker<E: SpanExporter>(
     mut exporter: E,
+    runtime: &tokio::runtime::Runtime,
     settings: BatchSettings,
     receiver: Receiver<Message>,
     stats: &ExportStats,
 ) {
-    // tonic needs a Tokio reactor; a private current-thread runtime keeps export off the
-    // application's runtime and works whether or not the application uses Tokio at all.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot start the span export runtime; spans will not be exported");
-            return;
-        }
-    };
     let batch_size = settings.max_export_batch_size.max(1);
     let mut batch: Vec<SpanData> = Vec::with_capacity(batch_size);
     let mut deadline = Instant::now() + settings.scheduled_delay;

@@ -133,32 +133,31 @@ impl TelemetryBuilder {
             },
         };
         let timeout = Duration::from_secs(10);
+        let endpoint = self.endpoint.clone();
         match protocol {
-            Protocol::Grpc => {
+            Protocol::Grpc => self.install_with(move || {
                 let mut builder = opentelemetry_otlp::SpanExporter::builder()
                     .with_tonic()
                     .with_timeout(timeout);
-                if let Some(endpoint) = &self.endpoint {
-                    builder = builder.with_endpoint(endpoint.clone());
+                if let Some(endpoint) = endpoint {
+                    builder = builder.with_endpoint(endpoint);
                 }
-                let exporter = builder.build()?;
-                self.install_with_exporter(exporter)
-            }
-            Protocol::HttpProtobuf => {
+                Ok(builder.build()?)
+            }),
+            Protocol::HttpProtobuf => self.install_with(move || {
                 let mut builder = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
                     .with_http_client(reqwest::Client::new())
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                     .with_timeout(timeout);
-                if let Some(endpoint) = &self.endpoint {
+                if let Some(endpoint) = endpoint {
                     // A programmatic endpoint is used verbatim by the exporter, so add the
                     // signal path the environment variable would have implied.
                     builder = builder
                         .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
                 }
-                let exporter = builder.build()?;
-                self.install_with_exporter(exporter)
-            }
+                Ok(builder.build()?)
+            }),
         }
     }
 
@@ -167,6 +166,14 @@ impl TelemetryBuilder {
         self,
         exporter: E,
     ) -> Result<Telemetry, Error> {
+        self.install_with(move || Ok(exporter))
+    }
+
+    fn install_with<E, F>(self, make_exporter: F) -> Result<Telemetry, Error>
+    where
+        E: SpanExporter + 'static,
+        F: FnOnce() -> Result<E, Error> + Send + 'static,
+    {
         // Operators rename services without rebuilding them, so the environment wins.
         let service_name = env_non_empty("OTEL_SERVICE_NAME").unwrap_or(self.service_name);
         let sampler_config = match self.sampler {
@@ -188,7 +195,7 @@ impl TelemetryBuilder {
             resource = resource.with_attribute(KeyValue::new("service.version", version));
         }
         let resource = resource.with_service_name(service_name.clone()).build();
-        let processor = BoundedBatchProcessor::new(exporter, batch)?;
+        let processor = BoundedBatchProcessor::spawn(make_exporter, batch)?;
         let stats = processor.stats();
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
