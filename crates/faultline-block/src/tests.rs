@@ -264,7 +264,7 @@ proptest! {
         // With duplicate span IDs in a trace, which duplicate `service_edges` takes as parent
         // depends on span order; a block's order is (trace, start, span ID), stable otherwise.
         let mut block_order = spans.clone();
-        block_order.sort_by(|a, b| (a.trace_id, a.start, a.span_id).cmp(&(b.trace_id, b.start, b.span_id)));
+        block_order.sort_by_key(|s| (s.trace_id, s.start, s.span_id));
         let mut want = BTreeMap::new();
         for trace in by_trace(&block_order).values() {
             service_edges(trace, UnixNanos(0), UnixNanos(u64::MAX), &mut want);
