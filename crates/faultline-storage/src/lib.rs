@@ -13,6 +13,7 @@ mod config;
 mod error;
 mod head;
 mod lifecycle;
+mod query;
 mod store;
 #[cfg(test)]
 mod test_util;

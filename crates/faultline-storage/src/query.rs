@@ -1,0 +1,306 @@
+//! Queries over the whole store: the head, the heads being flushed and the blocks, merged.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use faultline_block::BlockMeta;
+use faultline_model::query::SpanQuery;
+use faultline_model::{Span, SpanKind, TraceId, UnixNanos};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
+
+use crate::config::TraceData;
+use crate::head::dedup_spans;
+use crate::store::{State, Store};
+use crate::StorageError;
+
+/// Blocks read concurrently by one query.
+const QUERY_BLOCK_CONCURRENCY: usize = 8;
+
+/// How often a query is retried when a block it planned to read was removed under it by
+/// compaction or retention.
+const QUERY_ATTEMPTS: usize = 3;
+
+/// What a query saw under the state lock: in-memory results are already computed, blocks still
+/// have to be read.
+struct Snapshot {
+    blocks: Vec<Arc<BlockMeta>>,
+    generation: u64,
+}
+
+impl Store {
+    /// The spans of one trace, or `None` when no span of it is stored.
+    pub async fn trace(&self, id: TraceId) -> Result<Option<TraceData>, StorageError> {
+        Ok(self.traces(&[id]).await?.pop().map(|(_, t)| t))
+    }
+
+    /// Several traces at once (missing ones are left out), each whole: spans from the head,
+    /// heads being flushed and every block that may hold the trace, without repeats.
+    pub async fn traces(&self, ids: &[TraceId]) -> Result<Vec<(TraceId, TraceData)>, StorageError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut found: HashMap<TraceId, (Vec<Span>, u64)> = HashMap::new();
+            let snap = {
+                let st = self.state.read().await;
+                st.head.collect_traces(ids, &mut found);
+                for f in &st.flushing {
+                    f.head.collect_traces(ids, &mut found);
+                }
+                self.snapshot(&st, |b| ids.iter().any(|id| b.may_contain_trace(id)))
+            };
+            let wanted: Arc<[TraceId]> = ids.into();
+            let reads = snap.blocks.iter().map(|meta| {
+                let (objects, root, meta) = self.block_handles(meta);
+                let wanted = Arc::clone(&wanted);
+                async move {
+                    faultline_block::read_traces(objects.as_ref(), &root, &meta, &wanted).await
+                }
+            });
+            let read = run_reads(reads).await;
+            match read {
+                Ok(parts) => {
+                    for span in parts.into_iter().flatten() {
+                        found.entry(span.trace_id).or_default().0.push(span);
+                    }
+                    let mut out = Vec::with_capacity(found.len());
+                    for id in ids {
+                        if let Some((spans, dropped)) = found.remove(id) {
+                            out.push((*id, self.finish_trace(spans, dropped)));
+                        }
+                    }
+                    return Ok(out);
+                }
+                Err(e) => self.retry_or_fail(e, &snap, attempt).await?,
+            }
+        }
+    }
+
+    /// Owned handles for reading one block, so the read future borrows nothing from the
+    /// caller (query futures must be `Send + 'static` for HTTP handlers and `tokio::spawn`).
+    fn block_handles(
+        &self,
+        meta: &Arc<BlockMeta>,
+    ) -> (Arc<dyn ObjectStore>, ObjectPath, Arc<BlockMeta>) {
+        (
+            Arc::clone(&self.config.block_store),
+            self.block_root.clone(),
+            Arc::clone(meta),
+        )
+    }
+
+    /// The live blocks passing `keep`, and the generation they belong to.
+    fn snapshot(&self, st: &State, keep: impl Fn(&BlockMeta) -> bool) -> Snapshot {
+        Snapshot {
+            blocks: st.blocks.iter().filter(|b| keep(b)).cloned().collect(),
+            generation: st.generation,
+        }
+    }
+
+    /// Decides whether a failed block read is worth another go: only when a block was removed
+    /// since the snapshot (compaction or retention deleted it under the query).
+    async fn retry_or_fail(
+        &self,
+        err: faultline_block::BlockError,
+        snap: &Snapshot,
+        attempt: usize,
+    ) -> Result<(), StorageError> {
+        let moved = self.state.read().await.generation != snap.generation;
+        if moved && attempt < QUERY_ATTEMPTS {
+            tracing::debug!(error = %err, "block removed during a query; retrying");
+            Ok(())
+        } else {
+            Err(err.into())
+        }
+    }
+
+    fn finish_trace(&self, mut spans: Vec<Span>, mut dropped: u64) -> TraceData {
+        dedup_spans(&mut spans);
+        let limit = self.config.max_spans_per_trace;
+        if spans.len() > limit {
+            // Spans of one trace can sit in several heads and blocks, each under the limit.
+            dropped += (spans.len() - limit) as u64;
+            spans.sort_by_key(|s| s.start);
+            spans.truncate(limit);
+        }
+        TraceData {
+            spans,
+            warnings: dropped_warning(dropped, limit),
+        }
+    }
+
+    /// IDs of traces with a span matching `query`, most recent matching span first, at most
+    /// `query.limit`.
+    pub async fn search(&self, query: &SpanQuery) -> Result<Vec<TraceId>, StorageError> {
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut hits: HashMap<TraceId, UnixNanos> = HashMap::new();
+            let snap = {
+                let st = self.state.read().await;
+                st.head.search(query, &mut hits);
+                for f in &st.flushing {
+                    f.head.search(query, &mut hits);
+                }
+                self.snapshot(&st, |b| b.may_match(query))
+            };
+            let query_owned = Arc::new(query.clone());
+            let reads = snap.blocks.iter().map(|meta| {
+                let (objects, root, meta) = self.block_handles(meta);
+                let q = Arc::clone(&query_owned);
+                async move { faultline_block::search(objects.as_ref(), &root, &meta, &q).await }
+            });
+            let read = run_reads(reads).await;
+            match read {
+                Ok(parts) => {
+                    // Each part holds its `limit` latest traces, so the overall top `limit` is
+                    // among their union.
+                    for (start, id) in parts.into_iter().flatten() {
+                        let e = hits.entry(id).or_insert(start);
+                        *e = (*e).max(start);
+                    }
+                    return Ok(top_hits(hits, query.limit));
+                }
+                Err(e) => self.retry_or_fail(e, &snap, attempt).await?,
+            }
+        }
+    }
+
+    /// All service names, sorted.
+    pub async fn services(&self) -> Result<Vec<String>, StorageError> {
+        let st = self.state.read().await;
+        let mut out: BTreeSet<&str> = st.head.operations.keys().map(String::as_str).collect();
+        for f in &st.flushing {
+            out.extend(f.head.operations.keys().map(String::as_str));
+        }
+        for b in &st.blocks {
+            out.extend(b.operations.keys().map(String::as_str));
+        }
+        Ok(out.into_iter().map(str::to_owned).collect())
+    }
+
+    /// Operations (span name and kind) of one service, or of all services, sorted.
+    pub async fn operations(
+        &self,
+        service: Option<&str>,
+    ) -> Result<Vec<(String, SpanKind)>, StorageError> {
+        let st = self.state.read().await;
+        let mut set = BTreeSet::new();
+        collect_operations(&st.head.operations, service, &mut set);
+        for f in &st.flushing {
+            collect_operations(&f.head.operations, service, &mut set);
+        }
+        for b in &st.blocks {
+            collect_operations(&b.operations, service, &mut set);
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    /// Calls between services (parent service → child service → count) among spans that started
+    /// in `[start, end]`.
+    ///
+    /// Edges are counted where a parent and its child are stored together (same head or same
+    /// block); a call whose two spans were cut into different blocks is not counted.
+    pub async fn dependencies(
+        &self,
+        start: UnixNanos,
+        end: UnixNanos,
+    ) -> Result<Vec<(String, String, u64)>, StorageError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut edges: BTreeMap<(String, String), u64> = BTreeMap::new();
+            let snap = {
+                let st = self.state.read().await;
+                st.head.dependencies(start, end, &mut edges);
+                for f in &st.flushing {
+                    f.head.dependencies(start, end, &mut edges);
+                }
+                self.snapshot(&st, |b| b.overlaps(start, end))
+            };
+            let reads = snap.blocks.iter().map(|meta| {
+                let (objects, root, meta) = self.block_handles(meta);
+                async move {
+                    let mut part = BTreeMap::new();
+                    faultline_block::dependencies(
+                        objects.as_ref(),
+                        &root,
+                        &meta,
+                        start,
+                        end,
+                        &mut part,
+                    )
+                    .await
+                    .map(|()| part)
+                }
+            });
+            let read = run_reads(reads).await;
+            match read {
+                Ok(parts) => {
+                    for (k, n) in parts.into_iter().flatten() {
+                        *edges.entry(k).or_default() += n;
+                    }
+                    return Ok(edges.into_iter().map(|((p, c), n)| (p, c, n)).collect());
+                }
+                Err(e) => self.retry_or_fail(e, &snap, attempt).await?,
+            }
+        }
+    }
+}
+
+/// Runs block reads, a few at a time, collecting their results or the first error.
+async fn run_reads<T, F>(
+    reads: impl Iterator<Item = F>,
+) -> Result<Vec<T>, faultline_block::BlockError>
+where
+    F: std::future::Future<Output = Result<T, faultline_block::BlockError>>,
+{
+    // Collecting the futures first keeps closures out of the stream, which is what lets the
+    // surrounding future be `Send` for any caller lifetime.
+    let reads: Vec<F> = reads.collect();
+    futures::stream::iter(reads)
+        .buffer_unordered(QUERY_BLOCK_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+pub(crate) fn collect_operations(
+    ops: &BTreeMap<String, BTreeSet<(String, SpanKind)>>,
+    service: Option<&str>,
+    out: &mut BTreeSet<(String, SpanKind)>,
+) {
+    match service {
+        Some(s) => {
+            if let Some(o) = ops.get(s) {
+                out.extend(o.iter().cloned());
+            }
+        }
+        None => {
+            for o in ops.values() {
+                out.extend(o.iter().cloned());
+            }
+        }
+    }
+}
+
+/// The `limit` traces with the latest matching span, latest first.
+pub(crate) fn top_hits(hits: HashMap<TraceId, UnixNanos>, limit: usize) -> Vec<TraceId> {
+    let mut hits: Vec<(UnixNanos, TraceId)> = hits.into_iter().map(|(id, t)| (t, id)).collect();
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    hits.truncate(limit);
+    hits.into_iter().map(|(_, id)| id).collect()
+}
+
+/// The warning shown on a trace whose spans were cut by the per-trace limit.
+fn dropped_warning(dropped: u64, limit: usize) -> Vec<String> {
+    if dropped == 0 {
+        return Vec::new();
+    }
+    vec![format!(
+        "{dropped} spans of this trace were dropped because it exceeded the limit of {limit} spans per trace"
+    )]
+}
