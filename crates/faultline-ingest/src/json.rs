@@ -4,8 +4,8 @@
 //! lowerCamelCase keys, hex trace and span IDs, 64-bit integers as numbers or strings, enums as
 //! integers, unknown keys ignored. The tests below pin each of those rules down, so that a
 //! change in the dependency shows up here rather than as data refused in production. Where the
-//! derives are stricter than protobuf's JSON mapping (`null` members, enum names), a failed
-//! parse is retried once with those forms rewritten.
+//! derives are stricter than protobuf's JSON mapping (`null` members, enum names, 32-bit
+//! integers as strings), a failed parse is retried once with those forms rewritten.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
@@ -27,8 +27,8 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, I
     match serde_json::from_slice(body) {
         Ok(request) => Ok(request),
         // The strict parse covers what the spec asks of senders. Protobuf's JSON mapping also
-        // lets them write `null` for "not set" and enum names instead of numbers; the derives
-        // refuse both, so retry once with those rewritten. Only failing requests pay for it.
+        // lets them write `null` for "not set", enum names, and 32-bit integers as strings; the
+        // derives refuse those, so retry once with them rewritten. Only failing requests pay.
         Err(strict) => lenient(body).ok_or(IngestError::InvalidJson(strict)),
     }
 }
@@ -42,8 +42,8 @@ fn lenient(body: &[u8]) -> Option<ExportTraceServiceRequest> {
     serde_json::from_value(tree).ok()
 }
 
-/// Drops `null` members and turns enum names into their numbers. Recursion is bounded: the
-/// parser refuses trees deeper than 128 levels.
+/// Drops `null` members and turns enum names and numeric strings of 32-bit fields into
+/// numbers. Recursion is bounded: the parser refuses trees deeper than 128 levels.
 fn normalise(value: &mut serde_json::Value) {
     use serde_json::Value as J;
     match value {
@@ -64,14 +64,27 @@ fn normalise(value: &mut serde_json::Value) {
     }
 }
 
-/// The number of an OTLP trace enum given by name, for the fields that hold one.
-fn enum_number(key: &str, name: &str) -> Option<i32> {
+/// The number held by a 32-bit field written as a string: an OTLP trace enum by name, or any
+/// 32-bit integer field in decimal (protobuf's JSON mapping allows both).
+fn enum_number(key: &str, text: &str) -> Option<i64> {
     use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
-    match key {
-        "kind" => SpanKind::from_str_name(name).map(|k| k as i32),
-        "code" => StatusCode::from_str_name(name).map(|c| c as i32),
+    let by_name = match key {
+        "kind" => SpanKind::from_str_name(text).map(|k| k as i32),
+        "code" => StatusCode::from_str_name(text).map(|c| c as i32),
         _ => None,
-    }
+    };
+    let numeric = matches!(
+        key,
+        "kind"
+            | "code"
+            | "flags"
+            | "droppedAttributesCount"
+            | "droppedEventsCount"
+            | "droppedLinksCount"
+    );
+    by_name
+        .map(i64::from)
+        .or_else(|| numeric.then(|| text.trim().parse::<i64>().ok()).flatten())
 }
 
 #[cfg(test)]
@@ -218,7 +231,8 @@ mod tests {
         let request = decode(&one_span(&format!(
             r#"{{{IDS},"parentSpanId":null,"name":"x","kind":"SPAN_KIND_CONSUMER",
                "attributes":null,"events":[{{"name":"e","attributes":null}}],
-               "status":{{"code":"STATUS_CODE_ERROR","message":null}}}}"#
+               "status":{{"code":"STATUS_CODE_ERROR","message":null}},
+               "flags":"257","droppedAttributesCount":"2"}}"#
         )));
         let converted = spans_from_otlp(request.resource_spans, &SpanLimits::default());
         let span = &converted.spans[0];
@@ -227,6 +241,8 @@ mod tests {
         assert_eq!(span.parent_span_id, None);
         assert!(span.attributes.is_empty());
         assert_eq!(span.events[0].name, "e");
+        assert_eq!(span.flags, 257);
+        assert_eq!(span.dropped_attributes_count, 2);
     }
 
     #[test]
