@@ -4,6 +4,15 @@
 //! OTLP clients decide whether to retry from these codes alone: gRPC `RESOURCE_EXHAUSTED` is
 //! retried only when it carries `RetryInfo`, `UNAVAILABLE` always, `INVALID_ARGUMENT` never;
 //! HTTP 429, 502, 503 and 504 are retried (honouring `Retry-After`), other 4xx never.
+//!
+//! | situation | gRPC | HTTP | retried |
+//! |---|---|---|---|
+//! | some spans invalid (bad IDs) | `OK` + `partial_success` | 200 + `partialSuccess` | no |
+//! | malformed protobuf / JSON / gzip | `INVALID_ARGUMENT` | 400 | no |
+//! | unsupported `Content-Type` / `Content-Encoding` | — | 415 | no |
+//! | over `max_request_bytes`, sent or decompressed | `RESOURCE_EXHAUSTED`, no `RetryInfo` | 413 | no |
+//! | store over its memory budget, or `max_concurrent_requests` busy | `RESOURCE_EXHAUSTED` + `RetryInfo` | 429 + `Retry-After` | yes |
+//! | store shutting down or failing to write | `UNAVAILABLE` | 503 + `Retry-After` | yes |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
