@@ -52,6 +52,40 @@ pub(crate) struct Counters {
 }
 
 /// The span store. Cheap to share behind an `Arc`; all methods take `&self`.
+///
+/// ```
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use faultline_model::otlp::{spans_from_otlp, SpanLimits, TracesData};
+/// use faultline_storage::{AckMode, AppendBatch, Store, StoreConfig};
+/// use prost::Message;
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(StoreConfig {
+///     data_dir: dir.path().to_owned(),
+///     block_store: Arc::new(object_store::memory::InMemory::new()),
+///     max_head_bytes: 64 << 20,
+///     max_head_age: Duration::from_secs(60),
+///     retention: Duration::from_secs(72 * 3600),
+///     max_spans_per_trace: 10_000,
+///     memory_budget_bytes: 256 << 20,
+///     maintenance_interval: Duration::from_secs(30),
+/// })
+/// .await?;
+///
+/// // A receiver decodes a request, converts it, and hands both forms to the store.
+/// let request = TracesData::default(); // normally decoded from the wire
+/// let otlp = request.encode_to_vec().into();
+/// let spans = spans_from_otlp(request.resource_spans, &SpanLimits::default()).spans;
+/// store.append(AppendBatch { spans, otlp }, AckMode::Durable).await?;
+///
+/// assert!(store.services().await?.is_empty());
+/// store.shutdown().await?;
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 pub struct Store {
     pub(crate) config: StoreConfig,
     pub(crate) tuning: StoreTuning,
