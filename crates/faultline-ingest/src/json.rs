@@ -92,6 +92,7 @@ mod tests {
     use faultline_model::otlp::{spans_from_otlp, SpanLimits};
     use faultline_model::{AttributeValue, SpanKind, StatusCode};
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -267,6 +268,92 @@ mod tests {
         ] {
             let err = decode_request(text.as_bytes()).expect_err(text);
             assert!(matches!(err, IngestError::InvalidJson(_)), "{text}: {err}");
+        }
+    }
+
+    /// JSON trees built from OTLP's own keys and plausible values: far likelier than random
+    /// bytes to reach the derives' and the fallback's corner cases.
+    fn otlp_shaped_json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value as J;
+        let leaf = prop_oneof![
+            Just(J::Null),
+            any::<bool>().prop_map(J::from),
+            any::<i64>().prop_map(J::from),
+            any::<f64>().prop_map(J::from),
+            prop::sample::select(vec![
+                "",
+                "0102030405060708",
+                "5b8efff798038103d269b633813fc60c",
+                "zz",
+                "abc",
+                "SPAN_KIND_SERVER",
+                "STATUS_CODE_ERROR",
+                "18446744073709551616",
+                "-1",
+                "AQID",
+            ])
+            .prop_map(J::from),
+        ];
+        let keys = prop::sample::select(vec![
+            "resourceSpans",
+            "resource",
+            "attributes",
+            "scopeSpans",
+            "scope",
+            "spans",
+            "traceId",
+            "spanId",
+            "parentSpanId",
+            "name",
+            "kind",
+            "startTimeUnixNano",
+            "events",
+            "links",
+            "status",
+            "code",
+            "flags",
+            "droppedAttributesCount",
+            "key",
+            "value",
+            "stringValue",
+            "intValue",
+            "doubleValue",
+            "boolValue",
+            "bytesValue",
+            "arrayValue",
+            "kvlistValue",
+            "values",
+            "unknown",
+        ]);
+        leaf.prop_recursive(6, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(J::Array),
+                prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|m| J::Object(
+                    m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn otlp_shaped_json_never_panics(tree in otlp_shaped_json(), at in 0..4usize) {
+            use serde_json::json;
+            // Plant the tree at one of the levels where real data lives.
+            let span = json!({ "traceId": "5b8efff798038103d269b633813fc60c",
+                               "spanId": "0102030405060708", "attributes": [tree.clone()] });
+            let wrapped = match at {
+                0 => json!({ "resourceSpans": [tree] }),
+                1 => json!({ "resourceSpans": [{ "scopeSpans": [tree] }] }),
+                2 => json!({ "resourceSpans": [{ "scopeSpans": [{ "spans": [tree] }] }] }),
+                _ => json!({ "resourceSpans": [{ "scopeSpans": [{ "spans": [span] }] }] }),
+            };
+            let body = serde_json::to_vec(&wrapped).expect("serialize");
+            if let Ok(request) = decode_request(&body) {
+                let _ = spans_from_otlp(request.resource_spans, &SpanLimits::default());
+            }
         }
     }
 
