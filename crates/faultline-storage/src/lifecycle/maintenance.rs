@@ -12,6 +12,7 @@ use faultline_block::{
 };
 use faultline_model::UnixNanos;
 
+use crate::config::StoreTuning;
 use crate::head::dedup_spans;
 use crate::store::Store;
 use crate::StorageError;
@@ -111,37 +112,6 @@ impl Store {
         Ok(())
     }
 
-    /// Picks the inputs of the next compaction: the oldest small blocks of the lowest level
-    /// that has enough of them.
-    fn plan_compaction(&self, blocks: &[Arc<BlockMeta>]) -> Option<(u32, Vec<Arc<BlockMeta>>)> {
-        let t = &self.tuning;
-        for level in 0..t.compaction_max_level {
-            let mut small: Vec<&Arc<BlockMeta>> = blocks
-                .iter()
-                .filter(|b| b.level == level && b.data_bytes < t.compaction_small_block_bytes)
-                .collect();
-            if small.len() < t.compaction_min_blocks.max(2) {
-                continue;
-            }
-            small.sort_by(|a, b| a.min_start.cmp(&b.min_start).then(a.id.cmp(&b.id)));
-            let mut picked = Vec::new();
-            let mut spans = 0u64;
-            for b in small {
-                if picked.len() >= t.compaction_max_blocks
-                    || (picked.len() >= 2 && spans + b.span_count > t.compaction_max_spans)
-                {
-                    break;
-                }
-                spans += b.span_count;
-                picked.push(Arc::clone(b));
-            }
-            if picked.len() >= 2 {
-                return Some((level, picked));
-            }
-        }
-        None
-    }
-
     /// Performs one compaction if one is due; returns whether it did.
     pub(crate) async fn compact_once(&self) -> Result<bool, StorageError> {
         // An input whose own sources are not yet deleted must not be merged away: once it is
@@ -150,7 +120,7 @@ impl Store {
             return Ok(false);
         }
         let blocks = self.state.read().await.blocks.clone();
-        let Some((level, inputs)) = self.plan_compaction(&blocks) else {
+        let Some((level, inputs)) = plan_compaction(&self.tuning, &blocks) else {
             return Ok(false);
         };
         let objects = self.config.block_store.as_ref();
@@ -194,5 +164,115 @@ impl Store {
         self.counters.compactions.fetch_add(1, Ordering::Relaxed);
         self.delete_blocks(sources).await;
         Ok(true)
+    }
+}
+
+/// Picks the inputs of the next compaction: the oldest small blocks of the lowest level that
+/// has enough of them, as many as fit in `compaction_max_blocks` and `compaction_max_spans`.
+fn plan_compaction(
+    t: &StoreTuning,
+    blocks: &[Arc<BlockMeta>],
+) -> Option<(u32, Vec<Arc<BlockMeta>>)> {
+    for level in 0..t.compaction_max_level {
+        // A block that alone fills a compaction's span budget has nothing to merge with.
+        let mut small: Vec<&Arc<BlockMeta>> = blocks
+            .iter()
+            .filter(|b| {
+                b.level == level
+                    && b.data_bytes < t.compaction_small_block_bytes
+                    && b.span_count < t.compaction_max_spans
+            })
+            .collect();
+        if small.len() < t.compaction_min_blocks.max(2) {
+            continue;
+        }
+        small.sort_by(|a, b| a.min_start.cmp(&b.min_start).then(a.id.cmp(&b.id)));
+        let mut picked = Vec::new();
+        let mut spans = 0u64;
+        for b in small {
+            if picked.len() >= t.compaction_max_blocks
+                || spans + b.span_count > t.compaction_max_spans
+            {
+                break;
+            }
+            spans += b.span_count;
+            picked.push(Arc::clone(b));
+        }
+        if picked.len() >= 2 {
+            return Some((level, picked));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_block::{BlockId, TraceBloom};
+    use faultline_model::TraceId;
+
+    fn meta(level: u32, spans: u64, bytes: u64, start: u64) -> Arc<BlockMeta> {
+        Arc::new(BlockMeta {
+            id: BlockId::new(),
+            format_version: faultline_block::FORMAT_VERSION,
+            span_count: spans,
+            trace_count: 1,
+            data_bytes: bytes,
+            min_start: UnixNanos(start),
+            max_start: UnixNanos(start),
+            max_end: UnixNanos(start),
+            min_trace_id: TraceId([1; 16]),
+            max_trace_id: TraceId([1; 16]),
+            operations: Default::default(),
+            trace_bloom: TraceBloom::with_capacity(1),
+            wal_through: 1,
+            sources: Vec::new(),
+            level,
+            created_at: UnixNanos(start),
+        })
+    }
+
+    fn tuning() -> StoreTuning {
+        StoreTuning {
+            compaction_min_blocks: 3,
+            compaction_max_blocks: 4,
+            compaction_small_block_bytes: 1_000,
+            compaction_max_spans: 100,
+            compaction_max_level: 2,
+            ..StoreTuning::default()
+        }
+    }
+
+    #[test]
+    fn waits_for_enough_small_blocks() {
+        let blocks = vec![
+            meta(0, 10, 10, 1),
+            meta(0, 10, 10, 2),
+            meta(0, 10, 5_000, 3),
+        ];
+        assert!(plan_compaction(&tuning(), &blocks).is_none());
+    }
+
+    #[test]
+    fn merges_the_oldest_within_the_limits() {
+        let blocks: Vec<_> = (0..6).rev().map(|i| meta(0, 30, 10, i)).collect();
+        let (level, picked) = plan_compaction(&tuning(), &blocks).unwrap();
+        assert_eq!(level, 0);
+        // 100 spans allow three blocks of 30, the oldest ones.
+        let starts: Vec<u64> = picked.iter().map(|b| b.min_start.0).collect();
+        assert_eq!(starts, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn skips_blocks_too_big_to_merge_and_the_top_level() {
+        let mut blocks = vec![meta(0, 500, 10, 0)];
+        blocks.extend((1..4).map(|i| meta(0, 10, 10, i)));
+        let (_, picked) = plan_compaction(&tuning(), &blocks).unwrap();
+        assert_eq!(picked.len(), 3);
+        assert!(picked.iter().all(|b| b.span_count == 10));
+        let top: Vec<_> = (0..5).map(|i| meta(2, 10, 10, i)).collect();
+        assert!(plan_compaction(&tuning(), &top).is_none());
+        let mid: Vec<_> = (0..5).map(|i| meta(1, 10, 10, i)).collect();
+        assert_eq!(plan_compaction(&tuning(), &mid).unwrap().0, 1);
     }
 }
