@@ -86,3 +86,56 @@ fn empty_block_is_refused() {
         .unwrap_err();
     assert!(matches!(err, BlockError::Empty));
 }
+
+#[test]
+fn works_on_the_local_filesystem() {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+    // A root that does not exist yet is simply empty.
+    assert!(rt
+        .block_on(list_blocks(&store, &root()))
+        .unwrap()
+        .is_empty());
+    assert!(rt
+        .block_on(list_orphans(&store, &root()))
+        .unwrap()
+        .is_empty());
+    let spans = realistic_spans(5, 500, UnixNanos(1_000));
+    let meta = rt
+        .block_on(write_block(
+            &store,
+            &root(),
+            spans.clone(),
+            BlockInfo::default(),
+            &BlockSettings::default(),
+        ))
+        .unwrap();
+    assert!(dir
+        .path()
+        .join("blocks")
+        .join(&meta.id.0)
+        .join(META_FILE)
+        .is_file());
+    assert_eq!(
+        rt.block_on(list_blocks(&store, &root())).unwrap(),
+        vec![meta.clone()]
+    );
+    let back = rt.block_on(read_all(&store, &root(), &meta)).unwrap();
+    assert_eq!(sorted(back), sorted(spans.clone()));
+    let id = spans[0].trace_id;
+    let one = rt
+        .block_on(read_traces(&store, &root(), &meta, &[id]))
+        .unwrap();
+    assert_eq!(one.len(), spans.iter().filter(|s| s.trace_id == id).count());
+    rt.block_on(delete_block(&store, &root(), &meta.id))
+        .unwrap();
+    assert!(rt
+        .block_on(list_blocks(&store, &root()))
+        .unwrap()
+        .is_empty());
+    assert!(rt
+        .block_on(list_orphans(&store, &root()))
+        .unwrap()
+        .is_empty());
+}
