@@ -19,6 +19,10 @@ pub struct IngestConfig {
     /// gRPC `RESOURCE_EXHAUSTED` with a retry hint, which bounds the receivers' memory to about
     /// `max_concurrent_requests × max_request_bytes × 4`. Default: 64.
     pub max_concurrent_requests: usize,
+    /// Longest time, in seconds, a client may take to send one request body. Slower requests
+    /// are refused (HTTP 408, gRPC `DEADLINE_EXCEEDED`) so that a few stalled connections
+    /// cannot hold every concurrency slot. Default: 30 (OpenTelemetry SDKs give up after 10).
+    pub body_timeout_secs: u64,
     /// Limits applied to each incoming span (attribute value length, attributes, events and
     /// links per span, nesting depth of values). Values over a limit are cut, not rejected.
     pub limits: SpanLimits,
@@ -38,6 +42,7 @@ impl Default for IngestConfig {
         Self {
             max_request_bytes: 16 * 1024 * 1024,
             max_concurrent_requests: 64,
+            body_timeout_secs: 30,
             limits: SpanLimits::default(),
             ack: AckMode::Durable,
         }
@@ -56,6 +61,9 @@ impl IngestConfig {
         }
         if self.max_concurrent_requests == 0 {
             return invalid("max_concurrent_requests must be at least 1".to_owned());
+        }
+        if self.body_timeout_secs == 0 {
+            return invalid("body_timeout_secs must be at least 1".to_owned());
         }
         Ok(())
     }
@@ -117,5 +125,10 @@ mod tests {
             ..IngestConfig::default()
         };
         assert!(no_requests.validate().is_err());
+        let no_time = IngestConfig {
+            body_timeout_secs: 0,
+            ..IngestConfig::default()
+        };
+        assert!(no_time.validate().is_err());
     }
 }

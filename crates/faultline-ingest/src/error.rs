@@ -28,6 +28,12 @@ pub enum IngestError {
         /// The configured limit.
         limit: usize,
     },
+    /// The client took longer than `body_timeout_secs` to send the body.
+    #[error("request body was not received within {secs}s")]
+    BodyTimeout {
+        /// The configured limit.
+        secs: u64,
+    },
     /// The connection failed while the body was read.
     #[error("request body could not be read: {0}")]
     BodyRead(String),

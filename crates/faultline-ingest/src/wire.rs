@@ -13,6 +13,7 @@
 //! | over `max_request_bytes`, sent or decompressed | `RESOURCE_EXHAUSTED`, no `RetryInfo` | 413 | no |
 //! | store over its memory budget, or `max_concurrent_requests` busy | `RESOURCE_EXHAUSTED` + `RetryInfo` | 429 + `Retry-After` | yes |
 //! | store shutting down or failing to write | `UNAVAILABLE` | 503 + `Retry-After` | yes |
+//! | body not received within `body_timeout_secs` | `DEADLINE_EXCEEDED` | 408 | gRPC only |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -109,6 +110,7 @@ impl IngestError {
                 Code::ResourceExhausted
             }
             Self::TooManyRequests { .. } => Code::ResourceExhausted,
+            Self::BodyTimeout { .. } => Code::DeadlineExceeded,
             Self::Storage(StorageError::Overloaded { .. }) => Code::ResourceExhausted,
             Self::Storage(StorageError::BatchTooLarge { .. }) => Code::ResourceExhausted,
             // A failed or refused write loses nothing the client still holds: let it retry.
@@ -130,6 +132,7 @@ impl IngestError {
             Self::BodyTooLarge { .. }
             | Self::DecompressedTooLarge { .. }
             | Self::Storage(StorageError::BatchTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests { .. } | Self::Storage(StorageError::Overloaded { .. }) => {
                 StatusCode::TOO_MANY_REQUESTS
             }

@@ -1,6 +1,7 @@
 //! Reading OTLP/HTTP request bodies within the size limit, before and after decompression.
 
 use std::io::Read;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
@@ -9,6 +10,21 @@ use flate2::read::MultiGzDecoder;
 use futures::StreamExt;
 
 use crate::IngestError;
+
+/// [`read_body`], giving up after `timeout_secs` so that a stalled client frees its slot.
+pub(crate) async fn read_body_within(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout_secs: u64,
+) -> Result<Bytes, IngestError> {
+    tokio::time::timeout(
+        Duration::from_secs(timeout_secs),
+        read_body(body, headers, limit),
+    )
+    .await
+    .map_err(|_| IngestError::BodyTimeout { secs: timeout_secs })?
+}
 
 /// Reads the whole body, refusing it as soon as it is known to be over `limit` bytes: up front
 /// from `Content-Length`, or while streaming for chunked bodies.

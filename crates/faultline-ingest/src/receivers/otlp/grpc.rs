@@ -20,8 +20,12 @@ use tonic::codegen::{http, Body, BoxFuture, Context, Poll, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::Code;
 
+use super::body::read_body_within;
 use crate::pipeline::Payload;
 use crate::IngestState;
+
+/// Bytes gRPC puts before each message: a compression flag and a 32-bit length.
+const GRPC_FRAME_HEADER_BYTES: usize = 5;
 
 /// The gRPC path of the trace export method.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -45,7 +49,7 @@ impl NamedService for TraceGrpcService {
 
 impl<B> Service<http::Request<B>> for TraceGrpcService
 where
-    B: Body + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -76,6 +80,20 @@ where
                 }
             };
             let limit = state.config().max_request_bytes;
+            // Read the body here rather than in tonic, so that a stalled client is cut off
+            // after `body_timeout_secs` instead of holding its slot for as long as it likes.
+            let (parts, body) = request.into_parts();
+            let timeout = state.config().body_timeout_secs;
+            let body = axum::body::Body::new(body);
+            let body_limit = limit.saturating_add(GRPC_FRAME_HEADER_BYTES);
+            let body = match read_body_within(body, &parts.headers, body_limit, timeout).await {
+                Ok(body) => body,
+                Err(err) => {
+                    state.record_failure(&err);
+                    return Ok(err.to_grpc_status().into_http());
+                }
+            };
+            let request = http::Request::from_parts(parts, axum::body::Body::from(body));
             let mut grpc = Grpc::new(RawRequestCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)

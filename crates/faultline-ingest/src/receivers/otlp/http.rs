@@ -7,7 +7,7 @@ use axum::routing::post;
 use axum::Router;
 use prost::Message;
 
-use super::body::{gunzip, read_body};
+use super::body::{gunzip, read_body_within};
 use crate::pipeline::{run_blocking, ExportOutcome, Payload, INLINE_PAYLOAD_BYTES};
 use crate::wire::HttpEncoding;
 use crate::{IngestError, IngestState};
@@ -48,7 +48,8 @@ async fn handle(
     let _permit = state.admit()?;
     let gzip = is_gzip(&parts.headers)?;
     let limit = state.config().max_request_bytes;
-    let body = read_body(body, &parts.headers, limit).await?;
+    let timeout = state.config().body_timeout_secs;
+    let body = read_body_within(body, &parts.headers, limit, timeout).await?;
     let body = match gzip {
         false => body,
         true if body.len() <= INLINE_PAYLOAD_BYTES / 8 => gunzip(&body, limit)?,
@@ -513,6 +514,30 @@ mod tests {
 
         let answer = post(addr, PROTOBUF, None, trace_request(11).encode_to_vec()).await;
         assert_eq!(answer.status, StatusCode::OK, "still serving");
+    }
+
+    #[tokio::test]
+    async fn stalled_bodies_time_out_and_free_their_slot() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (_store, state, addr) = server(IngestConfig {
+            max_concurrent_requests: 1,
+            body_timeout_secs: 1,
+            ..IngestConfig::default()
+        })
+        .await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {TRACES_PATH} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {PROTOBUF}\r\n\
+             content-length: 1000\r\n\r\n0123456789"
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        // The rest of the body never comes; the server must answer on its own.
+        let mut response = vec![0u8; 12];
+        stream.read_exact(&mut response).await.expect("answer");
+        assert_eq!(&response, b"HTTP/1.1 408");
+        let answer = post(addr, JSON, None, "{}").await;
+        assert_eq!(answer.status, StatusCode::OK, "slot was freed");
+        assert_eq!(state.stats().snapshot().malformed_requests, 1);
     }
 
     #[tokio::test]
