@@ -1,9 +1,9 @@
 //! Block lifecycle on the object store: write (data, then meta as the commit point), list,
 //! find orphans, delete (meta first).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use faultline_model::{Span, UnixNanos};
+use faultline_model::{Span, SpanKind, UnixNanos};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -33,7 +33,7 @@ struct SpanStats {
     min_start: UnixNanos,
     max_start: UnixNanos,
     max_end: UnixNanos,
-    operations: BTreeMap<String, BTreeSet<(String, faultline_model::SpanKind)>>,
+    operations: BTreeMap<String, BTreeSet<(String, SpanKind)>>,
     bloom: TraceBloom,
 }
 
@@ -46,17 +46,22 @@ fn stats(spans: &[Span]) -> SpanStats {
             bloom.insert(&first.trace_id);
         }
     }
-    let mut operations: BTreeMap<String, BTreeSet<_>> = BTreeMap::new();
+    // Borrowed first, owned once per distinct triple: spans vastly outnumber operations.
+    let mut seen: HashSet<(&str, &str, SpanKind)> = HashSet::new();
     let mut min_start = UnixNanos(u64::MAX);
     let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
     for s in spans {
         min_start = min_start.min(s.start);
         max_start = max_start.max(s.start);
         max_end = max_end.max(s.end);
-        let ops = operations.entry(s.service_name().to_owned()).or_default();
-        if !ops.iter().any(|(n, k)| *n == s.name && *k == s.kind) {
-            ops.insert((s.name.clone(), s.kind));
-        }
+        seen.insert((s.service_name(), &s.name, s.kind));
+    }
+    let mut operations: BTreeMap<String, BTreeSet<(String, SpanKind)>> = BTreeMap::new();
+    for (svc, name, kind) in seen {
+        operations
+            .entry(svc.to_owned())
+            .or_default()
+            .insert((name.to_owned(), kind));
     }
     SpanStats {
         span_count: spans.len() as u64,

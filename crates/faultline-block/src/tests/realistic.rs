@@ -12,6 +12,20 @@ fn realistic_round_trip_shares_resources_and_finds_traces() {
     let (store, spans, meta) = realistic_block(5000, &settings);
     let traces = by_trace(&spans);
     assert_eq!(meta.trace_count, traces.len() as u64);
+    assert_eq!(meta.span_count, spans.len() as u64);
+    assert_eq!(meta.min_trace_id, *traces.keys().next().unwrap());
+    assert_eq!(meta.max_trace_id, *traces.keys().last().unwrap());
+    assert_eq!(meta.min_start, spans.iter().map(|s| s.start).min().unwrap());
+    assert_eq!(meta.max_start, spans.iter().map(|s| s.start).max().unwrap());
+    assert_eq!(meta.max_end, spans.iter().map(|s| s.end).max().unwrap());
+    let mut ops: BTreeMap<String, std::collections::BTreeSet<(String, SpanKind)>> = BTreeMap::new();
+    for s in &spans {
+        ops.entry(s.service_name().to_owned())
+            .or_default()
+            .insert((s.name.clone(), s.kind));
+    }
+    assert_eq!(meta.operations, ops);
+    assert!(traces.keys().all(|id| meta.may_contain_trace(id)));
     let back = rt().block_on(read_all(&store, &root(), &meta)).unwrap();
     // Identical resources come back as one shared Arc.
     let distinct: std::collections::HashSet<usize> = back
