@@ -24,6 +24,11 @@ enum Command {
     /// Measure Faultline: throughput, cost, size on disk and query latency.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the demo shop: Faultline, six traced services and load, with faults to inject.
+    ///
+    /// `faultline demo` runs everything until Ctrl-C; `faultline demo load` and
+    /// `faultline demo fault inject|clear|list` work against a running demo.
+    Demo(Box<faultline_demo::cli::DemoArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -36,6 +41,10 @@ enum BenchCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Demo(args) = cli.command {
+        // The demo sets up its own logging (JSON with trace ids) and runtime.
+        return Ok(faultline_demo::cli::main(*args)?);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG")
@@ -55,6 +64,7 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", report.to_markdown());
                 Ok(())
             }
+            Command::Demo(_) => unreachable!("handled before the runtime starts"),
         }
     })
 }
