@@ -114,6 +114,12 @@ pub struct StoreStats {
     pub wal_queued_bytes: u64,
     /// Records replayed from the WAL when the store was opened.
     pub wal_replayed_records: u64,
+    /// WAL records written since start.
+    pub wal_records_written: u64,
+    /// WAL bytes written since start.
+    pub wal_bytes_written: u64,
+    /// WAL fsyncs since start; records per fsync shows how well group commit works.
+    pub wal_syncs: u64,
     /// Heads cut off and still being written as blocks.
     pub flushing_heads: u64,
     /// Bytes accounted to those heads.

@@ -476,6 +476,11 @@ async fn measure_durable_append_throughput() {
     }
     let elapsed = started.elapsed();
     let spans = writers * batches * per_batch;
+    let stats = store.stats().await;
+    println!(
+        "group commit: {} records in {} fsyncs",
+        stats.wal_records_written, stats.wal_syncs
+    );
     let wal_bytes: u64 = std::fs::read_dir(dir.path().join("wal"))
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use record::{Record, RecordKind};
 pub use replay::{replay, ReplayStats};
-pub use writer::{Wal, WalOptions};
+pub use writer::{Pending, Wal, WalCounters, WalOptions, WalPermit};
 
 use crate::StorageError;
 

@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +29,17 @@ pub struct WalOptions {
 
 type Reply<T> = oneshot::Sender<Result<T, String>>;
 
+/// What the writer has done since start.
+#[derive(Debug, Default)]
+pub struct WalCounters {
+    /// Records written.
+    pub records: AtomicU64,
+    /// Bytes written.
+    pub bytes: AtomicU64,
+    /// `sync_data` calls; `records / syncs` is how many appends shared an fsync.
+    pub syncs: AtomicU64,
+}
+
 enum Request {
     Append {
         record: Vec<u8>,
@@ -46,6 +57,7 @@ enum Request {
 pub struct Wal {
     tx: mpsc::Sender<Request>,
     queued_bytes: Arc<AtomicUsize>,
+    counters: Arc<WalCounters>,
     dir: PathBuf,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -78,7 +90,9 @@ impl Wal {
         let file = create_segment(&opts.dir, first_seq)?;
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
         let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let counters = Arc::new(WalCounters::default());
         let writer = Writer {
+            counters: Arc::clone(&counters),
             dir: opts.dir.clone(),
             seq: first_seq,
             file,
@@ -94,6 +108,7 @@ impl Wal {
         Ok(Self {
             tx,
             queued_bytes,
+            counters,
             dir: opts.dir,
             thread: std::sync::Mutex::new(Some(thread)),
         })
@@ -110,6 +125,11 @@ impl Wal {
             permit,
             queued_bytes: &self.queued_bytes,
         })
+    }
+
+    /// What the writer has done since start.
+    pub fn counters(&self) -> &WalCounters {
+        &self.counters
     }
 
     /// Bytes queued but not yet written.
@@ -180,6 +200,7 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File, StorageError> {
 }
 
 struct Writer {
+    counters: Arc<WalCounters>,
     dir: PathBuf,
     seq: u64,
     file: File,
@@ -196,6 +217,7 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut buf: Vec<u8> = Vec::new();
         let mut waiters: Vec<Reply<()>> = Vec::new();
+        let mut records = 0u64;
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
             let mut control = None;
@@ -204,6 +226,7 @@ impl Writer {
                     Request::Append { record, done } => {
                         buf.extend_from_slice(&record);
                         waiters.extend(done);
+                        records += 1;
                     }
                     other => {
                         control = Some(other);
@@ -219,6 +242,13 @@ impl Writer {
             let written = buf.len();
             let result = self.write_group(&buf, sync);
             self.queued_bytes.fetch_sub(written, Ordering::Relaxed);
+            if result.is_ok() {
+                let c = &self.counters;
+                c.records.fetch_add(records, Ordering::Relaxed);
+                c.bytes.fetch_add(written as u64, Ordering::Relaxed);
+                c.syncs.fetch_add(u64::from(sync), Ordering::Relaxed);
+            }
+            records = 0;
             buf.clear();
             if let Err(e) = &result {
                 tracing::error!(segment = self.seq, error = %e, "WAL write failed");
@@ -331,6 +361,11 @@ mod tests {
         assert_eq!(closed.unwrap(), 5);
         wal.close().await.unwrap();
         assert_eq!(wal.queued_bytes(), 0);
+        let c = wal.counters();
+        assert_eq!(c.records.load(Ordering::Relaxed), 50);
+        assert_eq!(c.bytes.load(Ordering::Relaxed), 50 * (9 + 4));
+        let syncs = c.syncs.load(Ordering::Relaxed);
+        assert!((1..=52).contains(&syncs), "{syncs} syncs");
 
         let mut seen = Vec::new();
         let stats = replay(dir.path(), None, |seq, r| {
