@@ -71,7 +71,7 @@ where
                 .into_http());
             }
             state.count_request();
-            // Taken before tonic reads the body, so refused requests cost no buffering.
+            // Taken before the body is read, so refused requests cost no buffering.
             let _permit = match state.admit() {
                 Ok(permit) => permit,
                 Err(err) => {
@@ -108,7 +108,7 @@ where
             if !handled.load(Ordering::Relaxed) && failed(&response) {
                 // tonic refused the frame itself (size, compression, framing): the client
                 // sent something unusable.
-                state.record_failure(&crate::IngestError::BodyTooLarge { limit });
+                state.stats().malformed();
             }
             Ok(response)
         })
