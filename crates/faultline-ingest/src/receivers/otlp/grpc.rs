@@ -5,7 +5,7 @@
 //! with tonic-prost, which answers malformed protobuf with `INTERNAL` where OTLP wants
 //! `INVALID_ARGUMENT`; and it hands over a decoded message, so the WAL record would have to be
 //! re-encoded. Here the codec passes the raw message bytes through, the pipeline decodes them,
-//! and a clean request's bytes become the WAL record without a copy.
+//! and a clean request's bytes become the WAL record without being re-encoded.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
