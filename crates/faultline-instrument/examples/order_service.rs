@@ -29,7 +29,10 @@ struct AppState {
 }
 
 async fn order(State(state): State<AppState>, Path(id): Path<u64>) -> Result<String, StatusCode> {
-    assert!(id != 0, "order 0 does not exist and this handler is sloppy about it");
+    assert!(
+        id != 0,
+        "order 0 does not exist and this handler is sloppy about it"
+    );
     tracing::info!(order_id = id, "looking up order");
     let stock = state
         .http
@@ -68,7 +71,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .event_format(CorrelatedFormat::text())
         .init();
 
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let state = AppState {
         // 3. Outgoing calls carry the context and get CLIENT spans.

@@ -6,8 +6,8 @@
 //! dropped and counted.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -108,13 +108,32 @@ impl ExportStats {
     }
 }
 
-// Spans are nearly every message; boxing them would cost an allocation per span.
-#[allow(clippy::large_enum_variant)]
-enum Message {
-    Span(SpanData),
+/// A request from the provider to the export thread.
+enum Control {
     Flush(mpsc::SyncSender<OTelSdkResult>),
     Shutdown(mpsc::SyncSender<OTelSdkResult>),
     Resource(Resource),
+}
+
+/// What producers and the export thread share. Spans are appended under a mutex held for a
+/// push, and the export thread is woken only when a batch is full or a control request
+/// arrives: waking it for every span would cost a futex call per request.
+#[derive(Default)]
+struct Queue {
+    spans: Vec<SpanData>,
+    controls: Vec<Control>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
 }
 
 /// Batches finished spans on a dedicated thread and hands them to a [`SpanExporter`].
@@ -132,10 +151,11 @@ enum Message {
 /// ```
 #[derive(Debug)]
 pub struct BoundedBatchProcessor {
-    sender: Mutex<Option<Sender<Message>>>,
+    shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<ExportStats>,
     max_queue_size: usize,
+    batch_size: usize,
 }
 
 impl BoundedBatchProcessor {
@@ -155,11 +175,16 @@ impl BoundedBatchProcessor {
         E: SpanExporter + 'static,
         F: FnOnce() -> Result<E, Error> + Send + 'static,
     {
-        let (sender, receiver) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+        });
+        let worker_shared = Arc::clone(&shared);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), Error>>(1);
         let stats = Arc::new(ExportStats::default());
         let worker_stats = Arc::clone(&stats);
         let max_queue_size = settings.max_queue_size.max(1);
+        let batch_size = settings.max_export_batch_size.clamp(1, max_queue_size);
         let worker = std::thread::Builder::new()
             .name("faultline-otel-export".to_owned())
             .spawn(move || {
@@ -180,7 +205,13 @@ impl BoundedBatchProcessor {
                 match exporter {
                     Ok(exporter) => {
                         let _ = ready_tx.send(Ok(()));
-                        run_worker(exporter, &runtime, settings, receiver, &worker_stats);
+                        let worker = Worker {
+                            exporter,
+                            runtime: &runtime,
+                            stats: &worker_stats,
+                            batch_size,
+                        };
+                        worker.run(&worker_shared, settings.scheduled_delay);
                     }
                     Err(err) => {
                         let _ = ready_tx.send(Err(err));
@@ -202,10 +233,11 @@ impl BoundedBatchProcessor {
             }
         }
         Ok(BoundedBatchProcessor {
-            sender: Mutex::new(Some(sender)),
+            shared,
             worker: Mutex::new(Some(worker)),
             stats,
             max_queue_size,
+            batch_size,
         })
     }
 
@@ -214,20 +246,25 @@ impl BoundedBatchProcessor {
         Arc::clone(&self.stats)
     }
 
-    fn send(&self, message: Message) -> bool {
-        match self.sender.lock() {
-            Ok(guard) => guard.as_ref().is_some_and(|s| s.send(message).is_ok()),
-            Err(_) => false,
+    fn control(&self, control: Control) -> bool {
+        let Ok(mut queue) = self.shared.queue.lock() else {
+            return false;
+        };
+        if queue.closed {
+            return false;
         }
+        queue.controls.push(control);
+        self.shared.wake.notify_one();
+        true
     }
 
     fn request(
         &self,
-        make: impl FnOnce(mpsc::SyncSender<OTelSdkResult>) -> Message,
+        make: impl FnOnce(mpsc::SyncSender<OTelSdkResult>) -> Control,
         timeout: Duration,
     ) -> OTelSdkResult {
         let (reply, answer) = mpsc::sync_channel(1);
-        if !self.send(make(reply)) {
+        if !self.control(make(reply)) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         answer
@@ -243,27 +280,30 @@ impl SpanProcessor for BoundedBatchProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        // Reserve a slot first so concurrent producers cannot overshoot the bound together.
-        if self.stats.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queue_size {
-            self.stats.queued.fetch_sub(1, Ordering::AcqRel);
+        let Ok(mut queue) = self.shared.queue.lock() else {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if queue.closed || queue.spans.len() >= self.max_queue_size {
+            drop(queue);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if !self.send(Message::Span(span)) {
-            self.stats.queued.fetch_sub(1, Ordering::AcqRel);
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        queue.spans.push(span);
+        let len = queue.spans.len();
+        drop(queue);
+        self.stats.queued.store(len, Ordering::Relaxed);
+        if len == self.batch_size {
+            self.shared.wake.notify_one();
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.request(Message::Flush, Duration::from_secs(30))
+        self.request(Control::Flush, Duration::from_secs(30))
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let result = self.request(Message::Shutdown, timeout);
-        if let Ok(mut sender) = self.sender.lock() {
-            sender.take();
-        }
+        let result = self.request(Control::Shutdown, timeout);
         if result.is_ok() {
             if let Some(worker) = self.worker.lock().ok().and_then(|mut w| w.take()) {
                 let _ = worker.join();
@@ -274,111 +314,113 @@ impl SpanProcessor for BoundedBatchProcessor {
 
     fn set_resource(&mut self, resource: &Resource) {
         // The exporter lives on the worker thread; it gets the resource before any span.
-        self.send(Message::Resource(resource.clone()));
+        self.control(Control::Resource(resource.clone()));
     }
 }
 
-fn run_worker<E: SpanExporter>(
-    mut exporter: E,
-    runtime: &tokio::runtime::Runtime,
-    settings: BatchSettings,
-    receiver: Receiver<Message>,
-    stats: &ExportStats,
-) {
-    let batch_size = settings.max_export_batch_size.max(1);
-    let mut batch: Vec<SpanData> = Vec::with_capacity(batch_size);
-    let mut deadline = Instant::now() + settings.scheduled_delay;
-    let mut export = |batch: &mut Vec<SpanData>, exporter: &mut E| {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let spans = std::mem::take(batch);
-        let count = spans.len() as u64;
-        stats.queued.fetch_sub(spans.len(), Ordering::AcqRel);
-        let result = runtime.block_on(exporter.export(spans));
-        match &result {
-            Ok(()) => stats.exported.fetch_add(count, Ordering::Relaxed),
-            Err(_) => stats.failed.fetch_add(count, Ordering::Relaxed),
-        };
-        result
-    };
-    loop {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match receiver.recv_timeout(wait) {
-            Ok(Message::Span(span)) => {
-                batch.push(span);
-                if batch.len() >= batch_size {
-                    let _ = export(&mut batch, &mut exporter);
-                    deadline = Instant::now() + settings.scheduled_delay;
-                }
-            }
-            Ok(Message::Resource(resource)) => exporter.set_resource(&resource),
-            Ok(Message::Flush(reply)) => {
-                let result = drain(
-                    &receiver,
-                    &mut batch,
-                    batch_size,
-                    &mut exporter,
-                    &mut export,
-                );
-                let _ = reply.send(result);
-            }
-            Ok(Message::Shutdown(reply)) => {
-                let mut result = drain(
-                    &receiver,
-                    &mut batch,
-                    batch_size,
-                    &mut exporter,
-                    &mut export,
-                );
-                if let Err(err) = exporter.shutdown() {
-                    result = result.and(Err(err));
-                }
-                let _ = reply.send(result);
-                return;
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = export(&mut batch, &mut exporter);
-                deadline = Instant::now() + settings.scheduled_delay;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = export(&mut batch, &mut exporter);
-                let _ = exporter.shutdown();
-                return;
-            }
+impl Drop for BoundedBatchProcessor {
+    fn drop(&mut self) {
+        // Without an explicit shutdown the thread must still end, after a last export.
+        if let Ok(mut queue) = self.shared.queue.lock() {
+            queue.closed = true;
+            self.shared.wake.notify_one();
         }
     }
 }
 
-/// Exports everything that was queued before a flush or shutdown request arrived.
-fn drain<E: SpanExporter>(
-    receiver: &Receiver<Message>,
-    batch: &mut Vec<SpanData>,
+/// `OTelSdkError` is not `Clone`; several waiters may need the same verdict.
+fn copy_result(result: &OTelSdkResult) -> OTelSdkResult {
+    match result {
+        Ok(()) => Ok(()),
+        Err(OTelSdkError::AlreadyShutdown) => Err(OTelSdkError::AlreadyShutdown),
+        Err(OTelSdkError::Timeout(d)) => Err(OTelSdkError::Timeout(*d)),
+        Err(OTelSdkError::InternalFailure(m)) => Err(OTelSdkError::InternalFailure(m.clone())),
+    }
+}
+
+struct Worker<'a, E> {
+    exporter: E,
+    runtime: &'a tokio::runtime::Runtime,
+    stats: &'a ExportStats,
     batch_size: usize,
-    exporter: &mut E,
-    export: &mut impl FnMut(&mut Vec<SpanData>, &mut E) -> OTelSdkResult,
-) -> OTelSdkResult {
-    let mut result = Ok(());
-    loop {
-        match receiver.try_recv() {
-            Ok(Message::Span(span)) => {
-                batch.push(span);
-                if batch.len() >= batch_size {
-                    result = result.and(export(batch, exporter));
+}
+
+impl<E: SpanExporter> Worker<'_, E> {
+    fn run(mut self, shared: &Shared, scheduled_delay: Duration) {
+        let mut deadline = Instant::now() + scheduled_delay;
+        loop {
+            let (spans, controls, closed) = {
+                let Ok(mut queue) = shared.queue.lock() else {
+                    return;
+                };
+                loop {
+                    if queue.closed
+                        || !queue.controls.is_empty()
+                        || queue.spans.len() >= self.batch_size
+                    {
+                        break;
+                    }
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    if wait.is_zero() {
+                        break;
+                    }
+                    queue = match shared.wake.wait_timeout(queue, wait) {
+                        Ok((guard, _)) => guard,
+                        Err(_) => return,
+                    };
+                }
+                let spans = std::mem::take(&mut queue.spans);
+                let controls = std::mem::take(&mut queue.controls);
+                if queue.closed || controls.iter().any(|c| matches!(c, Control::Shutdown(_))) {
+                    queue.closed = true;
+                }
+                (spans, controls, queue.closed)
+            };
+            self.stats.queued.store(0, Ordering::Relaxed);
+            if spans.is_empty() || Instant::now() >= deadline {
+                deadline = Instant::now() + scheduled_delay;
+            }
+            // The resource must reach the exporter before the spans it describes.
+            for control in &controls {
+                if let Control::Resource(resource) = control {
+                    self.exporter.set_resource(resource);
                 }
             }
-            // A flush queued behind ours is answered by this drain as well.
-            Ok(Message::Flush(reply)) => {
-                let _ = reply.send(Ok(()));
+            let result = self.export(spans);
+            for control in controls {
+                match control {
+                    Control::Flush(reply) => {
+                        let _ = reply.send(copy_result(&result));
+                    }
+                    Control::Shutdown(reply) => {
+                        let _ = reply.send(copy_result(&result).and(self.exporter.shutdown()));
+                        return;
+                    }
+                    Control::Resource(_) => {}
+                }
             }
-            Ok(Message::Shutdown(reply)) => {
-                let _ = reply.send(Ok(()));
+            if closed {
+                let _ = self.exporter.shutdown();
+                return;
             }
-            Ok(Message::Resource(resource)) => exporter.set_resource(&resource),
-            Err(_) => break,
         }
     }
-    result.and(export(batch, exporter))
+
+    fn export(&mut self, mut spans: Vec<SpanData>) -> OTelSdkResult {
+        let mut result = Ok(());
+        while !spans.is_empty() {
+            let rest = spans.split_off(spans.len().min(self.batch_size));
+            let count = spans.len() as u64;
+            let outcome = self.runtime.block_on(self.exporter.export(spans));
+            match &outcome {
+                Ok(()) => self.stats.exported.fetch_add(count, Ordering::Relaxed),
+                Err(_) => self.stats.failed.fetch_add(count, Ordering::Relaxed),
+            };
+            result = result.and(outcome);
+            spans = rest;
+        }
+        result
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use axum::extract::{ConnectInfo, MatchedPath};
 use http::{Request, Response};
-use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{Span, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::KeyValue;
 use tower::Service;
 
@@ -44,14 +44,28 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let parent = self.config.propagation.extract_headers(request.headers());
-        let (name, attributes) = request_attributes(&request);
-        let span = self
+        let mut attributes = Vec::new();
+        let method = semconv::method_attributes(request.method(), &mut attributes);
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let name = match route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_owned(),
+        };
+        // Attributes are added after the sampling decision: collecting them costs more than
+        // the rest of an unsampled request, and none of our samplers looks at them.
+        let mut span = self
             .config
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
             .start_with_context(&self.config.tracer, &parent);
+        if span.is_recording() {
+            request_attributes(&request, route, &mut attributes);
+            span.set_attributes(attributes);
+        }
         let cx = parent.with_span(span);
         let inner = &mut self.inner;
         let call = {
@@ -62,21 +76,16 @@ where
     }
 }
 
-/// The span name and the attributes known before the handler runs.
-fn request_attributes<B>(request: &Request<B>) -> (String, Vec<KeyValue>) {
-    let mut attributes = Vec::with_capacity(12);
-    let method = semconv::method_attributes(request.method(), &mut attributes);
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str);
-    let name = match route {
-        Some(route) => {
-            attributes.push(KeyValue::new("http.route", route.to_owned()));
-            format!("{method} {route}")
-        }
-        None => method.to_owned(),
-    };
+/// The attributes known before the handler runs (the method ones are already in `attributes`).
+fn request_attributes<B>(
+    request: &Request<B>,
+    route: Option<&str>,
+    attributes: &mut Vec<KeyValue>,
+) {
+    attributes.reserve(12);
+    if let Some(route) = route {
+        attributes.push(KeyValue::new("http.route", route.to_owned()));
+    }
     let uri = request.uri();
     attributes.push(KeyValue::new(
         "url.path",
@@ -127,5 +136,4 @@ fn request_attributes<B>(request: &Request<B>) -> (String, Vec<KeyValue>) {
     if let Some(size) = semconv::content_length(headers) {
         attributes.push(KeyValue::new("http.request.body.size", size));
     }
-    (name, attributes)
 }

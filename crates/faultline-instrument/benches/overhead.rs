@@ -1,0 +1,105 @@
+//! Added latency per request of the server layer, in process (tower `oneshot`, no sockets):
+//! no instrumentation; our layer sampled and unsampled; and tower-http's `TraceLayer` feeding
+//! `tracing-opentelemetry`, the common alternative. Every variant exports to a discarding
+//! exporter through the same bounded batch processor, so only the request path is compared.
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use criterion::{criterion_group, criterion_main, Criterion};
+use faultline_instrument::processor::{BatchSettings, BoundedBatchProcessor};
+use faultline_instrument::propagation::Propagation;
+use faultline_instrument::sampling::SamplerConfig;
+use faultline_instrument::server::ServerLayer;
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tower::ServiceExt;
+use tracing_subscriber::layer::SubscriberExt;
+
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+fn provider(sampler: SamplerConfig) -> SdkTracerProvider {
+    let processor = BoundedBatchProcessor::new(
+        Discard,
+        BatchSettings {
+            max_queue_size: 65_536,
+            ..BatchSettings::default()
+        },
+    )
+    .expect("export thread");
+    SdkTracerProvider::builder()
+        .with_sampler(sampler.build("bench").expect("sampler"))
+        .with_span_processor(processor)
+        .build()
+}
+
+fn app() -> Router {
+    Router::new().route("/orders/{id}", get(|| async { "ok" }))
+}
+
+fn request() -> http::Request<Body> {
+    http::Request::get("/orders/42")
+        .header("host", "localhost:3000")
+        .header("user-agent", "bench")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(Body::empty())
+        .expect("request")
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("server_request");
+
+    let bare = app();
+    group.bench_function("no_instrumentation", |b| {
+        b.iter(|| rt.block_on(bare.clone().oneshot(request())))
+    });
+
+    let sampled = provider(SamplerConfig::AlwaysOn);
+    let ours = app().layer(ServerLayer::new(
+        sampled.tracer("bench"),
+        Propagation::default(),
+    ));
+    group.bench_function("faultline_sampled", |b| {
+        b.iter(|| rt.block_on(ours.clone().oneshot(request())))
+    });
+
+    let unsampled = provider(SamplerConfig::AlwaysOff);
+    let ours_off = app().layer(ServerLayer::new(
+        unsampled.tracer("bench"),
+        Propagation::default(),
+    ));
+    group.bench_function("faultline_unsampled", |b| {
+        b.iter(|| rt.block_on(ours_off.clone().oneshot(request())))
+    });
+
+    let other = provider(SamplerConfig::AlwaysOn);
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(other.tracer("bench")));
+    let tower_http = app().layer(tower_http::trace::TraceLayer::new_for_http());
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("tower_http_tracing_opentelemetry", |b| {
+            b.iter(|| rt.block_on(tower_http.clone().oneshot(request())))
+        });
+    });
+    group.finish();
+    for p in [sampled, unsampled, other] {
+        let _ = p.shutdown();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
