@@ -23,6 +23,10 @@ export function FlameGraph(props: {
   const canvas = useRef<HTMLCanvasElement>(null);
   const [width, setWidth] = useState(800);
   const [hover, setHover] = useState<number>(-1);
+  // Double-click zooms into a span's time range.
+  const [zoom, setZoom] = useState<[number, number] | null>(null);
+  const z0 = zoom ? zoom[0] : trace.start;
+  const z1 = zoom ? zoom[1] : trace.end;
   const byDepth = useMemo(() => {
     const d: number[][] = [];
     for (const s of trace.spans) {
@@ -48,14 +52,15 @@ export function FlameGraph(props: {
     c.style.height = `${height}px`;
     const g = c.getContext('2d')!;
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const total = trace.duration || 1;
+    const total = z1 - z0 || 1;
     const dark = document.documentElement.dataset.theme === 'dark';
     g.font = '11px system-ui, sans-serif';
     g.textBaseline = 'middle';
     for (let d = 0; d < byDepth.length; d++) {
       for (const i of byDepth[d]) {
         const s = trace.spans[i];
-        const x = ((s.start - trace.start) / total) * width;
+        if (s.end < z0 || s.start > z1) continue;
+        const x = ((s.start - z0) / total) * width;
         const w = (s.duration / total) * width;
         if (w < 0.3 && i !== props.selected) continue;
         const dim = props.matches && !props.matches[i];
@@ -66,7 +71,7 @@ export function FlameGraph(props: {
         if (crit) {
           g.fillStyle = dark ? '#fff' : '#111';
           for (const seg of crit) {
-            g.fillRect(((seg.start - trace.start) / total) * width, d * ROW + ROW - 4, Math.max(1, ((seg.end - seg.start) / total) * width), 3);
+            g.fillRect(((seg.start - z0) / total) * width, d * ROW + ROW - 4, Math.max(1, ((seg.end - seg.start) / total) * width), 3);
           }
         }
         if (i === props.selected || i === hover) {
@@ -89,13 +94,13 @@ export function FlameGraph(props: {
       }
     }
     g.globalAlpha = 1;
-  }, [trace, width, height, props.selected, props.matches, props.critical, hover]);
+  }, [trace, width, height, props.selected, props.matches, props.critical, hover, z0, z1]);
 
   const hit = (e: MouseEvent): number => {
     const rect = canvas.current!.getBoundingClientRect();
     const d = Math.floor((e.clientY - rect.top) / ROW);
-    const t = trace.start + ((e.clientX - rect.left) / rect.width) * trace.duration;
-    const slack = (2 / rect.width) * trace.duration;
+    const t = z0 + ((e.clientX - rect.left) / rect.width) * (z1 - z0);
+    const slack = (2 / rect.width) * (z1 - z0);
     let best = -1;
     for (const i of byDepth[d] ?? []) {
       const s = trace.spans[i];
@@ -114,11 +119,20 @@ export function FlameGraph(props: {
           const i = hit(e);
           if (i >= 0) props.onSelect(i);
         }}
+        onDblClick={(e) => {
+          const i = hit(e);
+          if (i >= 0 && trace.spans[i].duration > 0) setZoom([trace.spans[i].start, trace.spans[i].end]);
+        }}
         onMouseMove={(e) => setHover(hit(e))}
         onMouseLeave={() => setHover(-1)}
       />
       <div class="flame-hover" aria-live="polite">
-        {h ? `${h.service}: ${h.operation}, ${fmtDuration(h.duration)} (self ${fmtDuration(h.selfTime)})` : 'Hover a box for details, click to open the span.'}
+        {zoom && (
+          <button type="button" class="reset-zoom" onClick={() => setZoom(null)}>
+            Reset zoom
+          </button>
+        )}
+        {h ? `${h.service}: ${h.operation}, ${fmtDuration(h.duration)} (self ${fmtDuration(h.selfTime)})` : 'Hover a box for details, click to open the span, double-click to zoom into it.'}
       </div>
       {trace.spans.some((s) => s.depth >= MAX_DEPTH) && <p class="muted">Spans deeper than {MAX_DEPTH} levels are not drawn; use the timeline.</p>}
     </div>

@@ -209,6 +209,18 @@ const TESTS = {
     await page.waitForSelector('.span-detail');
     assert.match(await page.locator('.span-detail h2').textContent(), /GET \/checkout/);
     await shot(page, 'trace-flame');
+    // Double-click zooms into a span; Reset zoom goes back.
+    const t0 = fast.spans[0].startNs;
+    const t1 = fast.spans[0].endNs;
+    const pay = fast.spans.find((x) => x.name === 'charge card');
+    const mid = Number((pay.startNs + pay.endNs) / 2n - t0) / Number(t1 - t0);
+    const now = await page.locator('.flame canvas').boundingBox();
+    await page.mouse.dblclick(now.x + now.width * mid, now.y + 18 + 9); // payments, depth 1
+    await page.waitForSelector('.reset-zoom');
+    await page.mouse.move(now.x + now.width / 2, now.y + 18 + 9); // the zoomed span fills the width
+    await page.waitForFunction(() => /payments: charge card/.test(document.querySelector('.flame-hover').textContent));
+    await page.click('.reset-zoom');
+    await page.waitForSelector('.reset-zoom', { state: 'detached' });
     await page.click('role=tab[name="Statistics"]');
     await page.waitForSelector('table.stats');
     const text = await page.locator('table.stats').textContent();
@@ -306,7 +318,27 @@ const TESTS = {
   },
 
   async 'a 100k-span trace renders and scrolls'(page, { base }) {
-    return measureTrace(page, base, 100_000, 'trace-100k');
+    const r = await measureTrace(page, base, 100_000, 'trace-100k');
+    // The other views of the same trace stay usable too.
+    let t = Date.now();
+    await page.click('role=tab[name="Flame graph"]');
+    await page.waitForSelector('.flame canvas');
+    await page.evaluate(() => new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(res))));
+    r.flameGraphMs = Date.now() - t;
+    await shot(page, 'trace-100k-flame');
+    t = Date.now();
+    await page.click('role=tab[name="Statistics"]');
+    await page.waitForSelector('table.stats tbody tr');
+    r.statisticsMs = Date.now() - t;
+    await page.click('role=tab[name="Timeline"]');
+    await page.waitForSelector('.span-row');
+    t = Date.now();
+    await page.fill('.filter-bar input[type=search]', 'item/99999');
+    await page.waitForFunction(() => /^1 match\b/.test(document.querySelector('.match-count')?.textContent ?? ''));
+    r.searchMs = Date.now() - t; // includes the 150 ms typing debounce
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.span-row.selected.match');
+    return r;
   },
 };
 
