@@ -69,6 +69,8 @@ pub(crate) struct FlakyStore {
     pub(crate) fail_writes: std::sync::atomic::AtomicBool,
     /// Fail only writes of `meta.json`, leaving data files behind as a crash would.
     pub(crate) fail_meta_writes: std::sync::atomic::AtomicBool,
+    /// Fail deletes.
+    pub(crate) fail_deletes: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Display for FlakyStore {
@@ -136,6 +138,17 @@ mod flaky {
             &self,
             locations: BoxStream<'static, Result<Path>>,
         ) -> BoxStream<'static, Result<Path>> {
+            if self.fail_deletes.load(Ordering::SeqCst) {
+                use futures::StreamExt;
+                return locations
+                    .map(|_| {
+                        Err(object_store::Error::Generic {
+                            store: "flaky",
+                            source: "deletes are failing".into(),
+                        })
+                    })
+                    .boxed();
+            }
             self.inner.delete_stream(locations)
         }
 

@@ -93,17 +93,27 @@ pub(crate) async fn open(
     let superseded: HashSet<&BlockId> = all.iter().flat_map(|m| m.sources.iter()).collect();
     let wal_through = all.iter().map(|m| m.wal_through).max();
     let mut blocks = Vec::new();
+    // A failed delete does not stop the store: the block is out of the live list either way,
+    // and maintenance retries (no compaction runs until it succeeds).
+    let mut pending_deletes = Vec::new();
     for meta in &all {
         if superseded.contains(&meta.id) {
             tracing::info!(block = %meta.id, "deleting a block superseded by a compaction");
-            delete_block(objects, &block_root, &meta.id).await?;
+            if let Err(e) = delete_block(objects, &block_root, &meta.id).await {
+                tracing::warn!(block = %meta.id, error = %e, "could not delete a superseded block; will retry");
+                pending_deletes.push(meta.id.clone());
+            }
         } else {
             blocks.push(Arc::new(meta.clone()));
         }
     }
+    let mut orphans_possible = false;
     for orphan in list_orphans(objects, &block_root).await? {
         tracing::info!(block = %orphan, "deleting an uncommitted block left by a crash");
-        delete_block(objects, &block_root, &orphan).await?;
+        if let Err(e) = delete_block(objects, &block_root, &orphan).await {
+            tracing::warn!(block = %orphan, error = %e, "could not delete an uncommitted block; will retry");
+            orphans_possible = true;
+        }
     }
 
     let (head, stats) = {
@@ -164,12 +174,12 @@ pub(crate) async fn open(
         flush_lock: Mutex::new(()),
         maintenance_lock: Mutex::new(()),
         flush_wanted: Arc::new(Notify::new()),
-        pending_deletes: Mutex::new(Vec::new()),
+        pending_deletes: Mutex::new(pending_deletes),
         background: Background::new(),
         counters: Counters::default(),
         replayed_records: stats.records,
         in_memory,
-        orphans_possible: std::sync::atomic::AtomicBool::new(false),
+        orphans_possible: std::sync::atomic::AtomicBool::new(orphans_possible),
     });
     let weak = Arc::downgrade(&store);
     store.background.spawn(flusher(

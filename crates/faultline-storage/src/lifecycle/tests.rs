@@ -680,3 +680,62 @@ async fn half_written_blocks_from_failed_writes_are_swept() {
     assert_eq!(all_spans(&store, 2).await, sorted(expected));
     store.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn superseded_blocks_that_cannot_be_deleted_stay_hidden_and_block_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyStore::default());
+    let objects: Arc<dyn ObjectStore> = flaky.clone();
+    let tuning = || StoreTuning {
+        compaction_min_blocks: 2,
+        ..StoreTuning::default()
+    };
+    let store = Store::open_with(config(dir.path(), Arc::clone(&objects)), tuning())
+        .await
+        .unwrap();
+    let mut expected = append_spans(&store, 0, 5, 3).await;
+    store.flush().await.unwrap();
+    expected.extend(append_spans(&store, 5, 5, 3).await);
+    store.flush().await.unwrap();
+    store.shutdown().await.unwrap();
+    drop(store);
+    // A compaction committed its block and died before deleting the inputs.
+    let inputs = list_blocks(objects.as_ref(), &root()).await.unwrap();
+    let mut spans = Vec::new();
+    for m in &inputs {
+        spans.extend(read_all(objects.as_ref(), &root(), m).await.unwrap());
+    }
+    let info = BlockInfo {
+        wal_through: inputs.iter().map(|m| m.wal_through).max().unwrap(),
+        sources: inputs.iter().map(|m| m.id.clone()).collect(),
+        level: 1,
+    };
+    write_block(objects.as_ref(), &root(), spans, info, &Default::default())
+        .await
+        .unwrap();
+
+    flaky.fail_deletes.store(true, Ordering::SeqCst);
+    let store = Store::open_with(config(dir.path(), Arc::clone(&objects)), tuning())
+        .await
+        .unwrap();
+    assert_eq!(store.stats().await.blocks, 1);
+    assert_eq!(all_spans(&store, 3).await, sorted(expected.clone()));
+    // More level-1 blocks would be compacted, but not while the inputs linger.
+    expected.extend(append_spans(&store, 10, 5, 3).await);
+    store.flush().await.unwrap();
+    assert!(store.run_maintenance().await.is_err());
+    assert_eq!(store.stats().await.compactions, 0);
+    assert_eq!(
+        list_blocks(objects.as_ref(), &root()).await.unwrap().len(),
+        4
+    );
+
+    flaky.fail_deletes.store(false, Ordering::SeqCst);
+    store.run_maintenance().await.unwrap();
+    assert_eq!(
+        list_blocks(objects.as_ref(), &root()).await.unwrap().len(),
+        2
+    );
+    assert_eq!(all_spans(&store, 3).await, sorted(expected));
+    store.shutdown().await.unwrap();
+}
