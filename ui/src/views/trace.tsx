@@ -237,6 +237,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
     };
   }
 
+  const stats = useMemo(() => (tab === 'stats' ? operationStats(trace) : null), [trace, tab === 'stats']);
   const root = trace.spans[trace.roots[0]];
   const errors = useMemo(() => trace.spans.reduce((a, s) => a + (s.error ? 1 : 0), 0), [trace]);
   const maxDepth = useMemo(() => trace.spans.reduce((a, s) => Math.max(a, s.depth), 0), [trace]);
@@ -315,7 +316,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
         ))}
       </div>
       {tab === 'stats' ? (
-        <StatsTable stats={operationStats(trace)} total={trace.duration} />
+        <StatsTable stats={stats ?? []} total={trace.duration} />
       ) : (
         <>
           <div class="filter-bar" role="search">
