@@ -5,8 +5,14 @@
 //! compaction and retention. Trace-by-ID, search and listing queries see the head and the blocks
 //! as one store. See `docs/storage.md` for the on-disk format.
 //!
+//! Modules: `wal` (segments, record codec, group-commit writer, replay), `head` (the in-memory
+//! index), `lifecycle` (open and crash recovery, cut/flush, compaction, retention), `query`
+//! (merging head, flushing heads and blocks), `store` (the [`Store`] handle and appends).
+//!
 //! This crate knows nothing of wire protocols: it takes model spans plus the OTLP bytes that
-//! describe them, and answers queries in model types.
+//! describe them, and answers queries in model types. It must not encode or decode Parquet
+//! itself (that is `faultline-block`), and it must never acknowledge an append before the
+//! promised durability, nor hold unbounded data in memory.
 #![deny(missing_docs)]
 
 mod config;
