@@ -433,3 +433,26 @@ async fn hostile_headers_start_a_new_root() {
     assert_eq!(server.parent_span_id, opentelemetry::trace::SpanId::INVALID);
     assert_eq!(attr_str(server, "server.address"), None);
 }
+
+#[tokio::test]
+async fn response_headers_are_configurable() {
+    use tower::ServiceExt;
+    let (telemetry, _spans) = telemetry("orders");
+    let renamed = Router::new().route("/", get(|| async { "ok" })).layer(
+        telemetry
+            .server_layer()
+            .trace_id_header(Some(http::HeaderName::from_static("x-request-trace")))
+            .traceresponse(false),
+    );
+    let response = renamed
+        .oneshot(
+            http::Request::get("/")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert!(response.headers().contains_key("x-request-trace"));
+    assert!(!response.headers().contains_key("x-trace-id"));
+    assert!(!response.headers().contains_key("traceresponse"));
+}

@@ -16,7 +16,7 @@ pub use service::TracedService;
 
 use crate::propagation::Propagation;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct ServerConfig {
     pub(crate) tracer: SdkTracer,
     pub(crate) propagation: Propagation,
@@ -74,19 +74,7 @@ impl ServerLayer {
 
     fn config_mut(&mut self) -> &mut ServerConfig {
         // Layers are configured before they are cloned into services, so this rarely copies.
-        if Arc::get_mut(&mut self.config).is_none() {
-            let config = ServerConfig {
-                tracer: self.config.tracer.clone(),
-                propagation: self.config.propagation.clone(),
-                trace_id_header: self.config.trace_id_header.clone(),
-                traceresponse: self.config.traceresponse,
-            };
-            self.config = Arc::new(config);
-        }
-        match Arc::get_mut(&mut self.config) {
-            Some(config) => config,
-            None => unreachable!("the Arc was just replaced by a unique one"),
-        }
+        Arc::make_mut(&mut self.config)
     }
 }
 
