@@ -19,7 +19,7 @@ pub enum AckMode {
     Received,
 }
 
-/// Settings of a [`Store`].
+/// Settings of a [`Store`](crate::Store).
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
     /// Local directory for the write-ahead log.
@@ -35,13 +35,13 @@ pub struct StoreConfig {
     /// Keep at most this many spans per trace; the rest are counted and reported as a warning.
     pub max_spans_per_trace: usize,
     /// Bytes of not-yet-durable and head data above which appends are refused with
-    /// [`StorageError::Overloaded`].
+    /// [`StorageError::Overloaded`](crate::StorageError::Overloaded).
     pub memory_budget_bytes: usize,
     /// How often compaction and retention run.
     pub maintenance_interval: Duration,
 }
 
-/// Knobs below [`StoreConfig`] that rarely need changing; [`Store::open`] uses the defaults.
+/// Knobs below [`StoreConfig`] that rarely need changing; [`Store::open`](crate::Store::open) uses the defaults.
 /// Crash tests shrink the compaction thresholds here (and `max_head_bytes`,
 /// `max_head_age`, `maintenance_interval` in [`StoreConfig`]) to make cuts and compactions
 /// happen every few seconds.
@@ -80,7 +80,7 @@ impl Default for StoreTuning {
     }
 }
 
-/// One batch handed to [`Store::append`].
+/// One batch handed to [`Store::append`](crate::Store::append).
 #[derive(Clone, Debug)]
 pub struct AppendBatch {
     /// The spans, already validated and limited.
