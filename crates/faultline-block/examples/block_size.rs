@@ -1,7 +1,7 @@
 //! Measures bytes per span of the block format on realistic synthetic traces.
 //!
-//! `cargo run -p faultline-block --example block_size -- [spans] [zstd-level]`
-//! (defaults: 200000 spans, the default level). Prints the file size per span and the
+//! `cargo run -p faultline-block --example block_size -- [spans] [zstd-level] [page-rows]`
+//! (defaults: 200000 spans, the default settings). Prints the file size per span and the
 //! compressed size of every column per span, largest first.
 
 #[allow(dead_code)]
@@ -10,7 +10,9 @@ mod testgen;
 
 use std::time::Instant;
 
-use faultline_block::{data_path, read_all, write_block, BlockInfo, BlockSettings};
+use faultline_block::{
+    data_path, read_all, read_traces, search, write_block, BlockInfo, BlockSettings,
+};
 use faultline_model::UnixNanos;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -29,7 +31,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(level) = args.next() {
         settings.zstd_level = level.parse()?;
     }
+    if let Some(rows) = args.next() {
+        settings.data_page_row_limit = rows.parse()?;
+    }
     let spans = testgen::realistic_spans(42, n, UnixNanos(1_700_000_000_000_000_000));
+    let ids: Vec<_> = spans
+        .iter()
+        .step_by(997)
+        .map(|s| s.trace_id)
+        .take(200)
+        .collect();
     let n = spans.len();
     let attrs: usize = spans.iter().map(|s| s.attributes.len()).sum();
     let with_events = spans.iter().filter(|s| !s.events.is_empty()).count();
@@ -60,6 +71,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         meta.data_bytes as f64 / n as f64,
         settings.zstd_level,
         meta.to_json()?.len()
+    );
+
+    let mut lookups = Vec::new();
+    for id in &ids {
+        let t = Instant::now();
+        let got = read_traces(&store, &root, &meta, &[*id]).await?;
+        lookups.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(!got.is_empty());
+    }
+    lookups.sort_by(f64::total_cmp);
+    let pct = |p: f64| lookups[((lookups.len() - 1) as f64 * p) as usize];
+    let q = faultline_model::query::SpanQuery {
+        service: Some("svc-03".into()),
+        tags: vec![("http.response.status_code".into(), "404".into())],
+        start: meta.min_start,
+        end: meta.max_start,
+        limit: 20,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let hits = search(&store, &root, &meta, &q).await?;
+    println!(
+        "trace by ID (in-memory store): p50 {:.1} ms, p99 {:.1} ms; service+tag search: {} hits in {:.0} ms",
+        pct(0.5),
+        pct(0.99),
+        hits.len(),
+        t.elapsed().as_secs_f64() * 1e3
     );
 
     let bytes = store

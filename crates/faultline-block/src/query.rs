@@ -39,7 +39,8 @@ pub async fn read_traces(
     let (groups, selection) = file.select_traces(&wanted)?;
     let mut interner = Interner::default();
     let mut assembler = TraceAssembler::default();
-    file.read(None, groups, Some(selection), |batch| {
+    let filter = Some(wanted.clone());
+    file.read_filtered(None, groups, Some(selection), filter, |batch| {
         let mut cols = SpanColumns::new(&batch, file.attr_columns())?;
         for row in 0..batch.num_rows() {
             // Selected pages also hold neighbouring traces; only wanted ones are decoded.

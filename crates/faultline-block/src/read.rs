@@ -4,11 +4,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use faultline_model::TraceId;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
-use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter, RowSelection, RowSelector};
 use parquet::arrow::push_decoder::ParquetPushDecoderBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataPushDecoder};
@@ -123,6 +125,20 @@ impl<'a> DataFile<'a> {
         columns: Option<&[&str]>,
         row_groups: Vec<usize>,
         selection: Option<RowSelection>,
+        on_batch: impl FnMut(RecordBatch) -> Result<(), BlockError>,
+    ) -> Result<(), BlockError> {
+        self.read_filtered(columns, row_groups, selection, None, on_batch)
+            .await
+    }
+
+    /// Like [`Self::read`], but only rows whose trace ID is in `trace_filter` are decoded: the
+    /// decoder reads `trace_id` first and then decodes other columns for matching rows only.
+    pub(crate) async fn read_filtered(
+        &self,
+        columns: Option<&[&str]>,
+        row_groups: Vec<usize>,
+        selection: Option<RowSelection>,
+        trace_filter: Option<BTreeSet<TraceId>>,
         mut on_batch: impl FnMut(RecordBatch) -> Result<(), BlockError>,
     ) -> Result<(), BlockError> {
         if row_groups.is_empty() {
@@ -143,6 +159,27 @@ impl<'a> DataFile<'a> {
         }
         if let Some(sel) = selection {
             builder = builder.with_row_selection(sel);
+        }
+        if let Some(wanted) = trace_filter {
+            let leaf = self.leaf(crate::schema::TRACE_ID)?;
+            let mask = ProjectionMask::leaves(self.metadata.file_metadata().schema_descr(), [leaf]);
+            let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+                let ids = batch
+                    .column(0)
+                    .as_fixed_size_binary_opt()
+                    .filter(|a| a.value_length() == 16)
+                    .ok_or_else(|| {
+                        ArrowError::InvalidArgumentError("trace_id is not 16-byte binary".into())
+                    })?;
+                Ok((0..ids.len())
+                    .map(|row| {
+                        let mut id = [0u8; 16];
+                        id.copy_from_slice(ids.value(row));
+                        Some(wanted.contains(&TraceId(id)))
+                    })
+                    .collect::<BooleanArray>())
+            });
+            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
         }
         let mut decoder = guarded(&self.path, || builder.build())?;
         loop {
