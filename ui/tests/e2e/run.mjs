@@ -298,6 +298,9 @@ const TESTS = {
     assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
     await page.locator('.span-row').nth(2).click();
     await shot(page, 'trace-dark');
+    // Back to light, so later tests (sharing the profile) start from the default.
+    await page.click('text=Light mode');
+    await page.waitForFunction(() => localStorage.getItem('faultline.theme') === 'light');
   },
 
   async 'empty and error states say what to do'(page, { base }) {
