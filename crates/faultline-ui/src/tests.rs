@@ -164,3 +164,33 @@ async fn gzip_and_etag_revalidation() {
     let r = get("/index.html", &[("if-none-match", "\"other\"")]).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// The way the server mounts the UI: API routes first, the UI as the fallback.
+#[tokio::test]
+async fn mounts_as_the_fallback_of_the_api_router() {
+    let app = Router::new()
+        .route(
+            "/api/services",
+            axum::routing::get(|| async { "{\"data\":[]}" }),
+        )
+        .fallback_service(router());
+    let call = |path: &'static str| {
+        let app = app.clone();
+        async move {
+            app.oneshot(Request::builder().uri(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let api = call("/api/services").await;
+    assert_eq!(body(api).await, b"{\"data\":[]}");
+    let page = call("/trace/abc").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_csp(&page);
+    assert_eq!(
+        header(&page, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let unknown = call("/api/nope").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
