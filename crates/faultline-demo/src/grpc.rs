@@ -19,11 +19,9 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use faultline_instrument::client::{ClientService, PeerService};
+use faultline_instrument::grpc::GrpcService;
 use faultline_instrument::Telemetry;
 use http::uri::PathAndQuery;
-use opentelemetry::trace::{Status as SpanStatus, TraceContextExt};
-use opentelemetry::{Context, KeyValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 use tonic_prost::ProstCodec;
@@ -111,25 +109,10 @@ pub struct ReserveReply {
     pub total_cents: i64,
 }
 
-/// Records a gRPC status on the current span (the server span of the request being handled),
-/// with the RPC semantic-convention attribute; non-OK statuses mark the span as an error.
-pub fn record_status(status: &Status) {
-    let cx = Context::current();
-    let span = cx.span();
-    span.set_attribute(KeyValue::new("rpc.system", "grpc"));
-    span.set_attribute(KeyValue::new(
-        "rpc.grpc.status_code",
-        i64::from(status.code() as i32),
-    ));
-    if status.code() != tonic::Code::Ok {
-        span.set_status(SpanStatus::error(status.message().to_owned()));
-    }
-}
-
 /// A typed, traced client of the inventory service.
 #[derive(Clone, Debug)]
 pub struct InventoryClient {
-    grpc: tonic::client::Grpc<ClientService<Channel>>,
+    grpc: tonic::client::Grpc<GrpcService<Channel>>,
 }
 
 impl InventoryClient {
@@ -140,10 +123,7 @@ impl InventoryClient {
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(3))
             .connect_lazy();
-        let traced = telemetry
-            .client_layer()
-            .with_peer_service("inventory")
-            .layer(channel);
+        let traced = telemetry.grpc_client_layer().layer(channel);
         Ok(InventoryClient {
             grpc: tonic::client::Grpc::new(traced),
         })
@@ -174,10 +154,7 @@ impl InventoryClient {
         grpc.ready()
             .await
             .map_err(|e| Status::unavailable(format!("inventory not ready: {e}")))?;
-        let mut request = tonic::Request::new(message);
-        request
-            .extensions_mut()
-            .insert(PeerService("inventory".to_owned()));
+        let request = tonic::Request::new(message);
         let codec: ProstCodec<Req, Resp> = ProstCodec::default();
         grpc.unary(request, PathAndQuery::from_static(path), codec)
             .await
@@ -226,15 +203,7 @@ where
 
     fn call(&mut self, request: tonic::Request<Req>) -> Self::Future {
         let future = (self.0)(request.into_inner());
-        Box::pin(async move {
-            let result = future.await;
-            // The server span is current here: give it the status like an interceptor would.
-            match &result {
-                Ok(_) => record_status(&Status::ok("")),
-                Err(status) => record_status(status),
-            }
-            result.map(tonic::Response::new)
-        })
+        Box::pin(async move { future.await.map(tonic::Response::new) })
     }
 }
 

@@ -14,7 +14,6 @@
 
 #![deny(missing_docs)]
 
-pub mod breaker;
 pub mod cli;
 pub mod demo;
 
@@ -28,7 +27,6 @@ pub mod scenario;
 
 mod services;
 pub mod shop;
-pub mod spans;
 
 pub use error::DemoError;
 pub use services::inventory::{sku, POOL_ACQUIRE_TIMEOUT, POOL_SIZE, PRODUCT_COUNT};

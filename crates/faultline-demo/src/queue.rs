@@ -9,6 +9,9 @@ use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
+/// The `messaging.system` of the embedded queue.
+pub const QUEUE_SYSTEM: &str = "faultline-demo-queue";
+
 /// One message.
 #[derive(Clone, Debug)]
 pub struct QueueMessage {

@@ -35,9 +35,9 @@ async fn a_checkout_trace_crosses_every_hop_with_correct_parents() {
     t.assert_child(order, to_order);
 
     // order → inventory over gRPC → SQLite.
-    let to_inventory = t.client("order", "inventory");
+    let to_inventory = t.grpc_client("order", "Reserve");
     t.assert_child(to_inventory, order);
-    let reserve = t.expect("inventory", "POST /faultline.demo.v1.Inventory/Reserve");
+    let reserve = t.expect("inventory", "faultline.demo.v1.Inventory/Reserve");
     t.assert_child(reserve, to_inventory);
     assert_eq!(reserve.tag_i64("rpc.grpc.status_code"), Some(0));
     let db: Vec<_> = t
@@ -51,10 +51,12 @@ async fn a_checkout_trace_crosses_every_hop_with_correct_parents() {
         assert_eq!(span.service, "inventory");
         assert_eq!(span.kind, "client");
         t.assert_child(span, reserve);
-        assert!(span.tag_i64("db.client.connection.wait_time_ms").is_some());
+        assert!(span.tag_f64("db.client.connection.wait_time").is_some());
         assert!(span.tag_str("db.query.text").is_some());
     }
     assert!(t.find("inventory", "UPDATE products").is_some());
+    assert!(t.find("inventory", "INSERT reservations").is_some());
+    assert!(t.find("inventory", "COMMIT").is_some());
 
     // order → payment → the uninstrumented third party.
     let to_payment = t.client("order", "payment");

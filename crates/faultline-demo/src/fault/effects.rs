@@ -83,9 +83,9 @@ pub async fn inject_http_faults(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/grpc"));
         if grpc {
-            let status = tonic::Status::unavailable("injected fault: service unavailable");
-            crate::grpc::record_status(&status);
-            return status.into_http::<axum::body::Body>();
+            // A trailers-only answer: the gRPC tracing layer reads the status from its headers.
+            return tonic::Status::unavailable("injected fault: service unavailable")
+                .into_http::<axum::body::Body>();
         }
         tracing::error!(path, "request failed (injected fault)");
         return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();

@@ -5,15 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use faultline_instrument::TokenBucket;
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry::{Context, KeyValue};
+use faultline_instrument::resilience::RateLimitLayer;
 use reqwest_middleware::ClientWithMiddleware;
 use serde::Deserialize;
 
@@ -49,10 +46,6 @@ pub(crate) fn router(
         order_url: upstreams.order.trim_end_matches('/').to_owned(),
         order: base.http_client("order", Duration::from_secs(10))?,
     });
-    let bucket = Arc::new(TokenBucket::new(
-        rate_limit_per_sec,
-        rate_limit_per_sec / 5.0,
-    ));
     Ok(base.traced(
         Router::new()
             .route("/api/products", get(list_products))
@@ -61,33 +54,11 @@ pub(crate) fn router(
             .route("/api/cart/{user_id}/items", post(add_to_cart))
             .route("/api/checkout", post(checkout))
             .with_state(gateway)
-            .layer(axum::middleware::from_fn_with_state(bucket, rate_limit)),
+            .layer(RateLimitLayer::new(
+                rate_limit_per_sec,
+                (rate_limit_per_sec / 5.0).max(1.0),
+            )),
     ))
-}
-
-/// Refuses requests beyond the configured rate with 429, recorded on the request's span.
-async fn rate_limit(
-    State(bucket): State<Arc<TokenBucket>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if bucket.try_acquire() {
-        return next.run(request).await;
-    }
-    let cx = Context::current();
-    cx.span().add_event(
-        "rate_limited",
-        vec![KeyValue::new(
-            "rate_limit.per_second",
-            bucket.rate_per_sec(),
-        )],
-    );
-    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "slow down".into());
-    response.headers_mut().insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("1"),
-    );
-    response
 }
 
 #[derive(Deserialize)]

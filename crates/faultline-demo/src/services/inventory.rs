@@ -1,17 +1,18 @@
 //! `inventory`: products and stock in SQLite behind a small, bounded connection pool, served
-//! over gRPC. Every statement gets a database span carrying how long it waited for its
-//! connection, so an exhausted pool is visible in traces.
+//! over gRPC. Every statement gets a database span (from `faultline-instrument`) carrying how
+//! long it waited for its connection, so an exhausted pool is visible in traces.
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use opentelemetry::trace::{FutureExt as _, TraceContextExt};
+use faultline_instrument::db::Database;
+use opentelemetry::KeyValue;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Connection, Sqlite};
+use sqlx::{Sqlite, Transaction};
 use tonic::Status;
 
 use super::ServiceBase;
@@ -20,7 +21,6 @@ use crate::grpc::{
     GetProductRequest, ListProductsRequest, Product, ProductList, ReserveReply, ReserveRequest,
     UnaryMethod, GET_PRODUCT, LIST_PRODUCTS, RESERVE,
 };
-use crate::spans;
 use crate::DemoError;
 
 /// Connections in the pool: few, so that exhausting it is real and quick.
@@ -44,6 +44,7 @@ type ProductRow = (String, String, i64, i64);
 pub(crate) struct Inventory {
     base: ServiceBase,
     pool: SqlitePool,
+    db: Database,
 }
 
 /// Opens (creating and seeding if needed) the database at `path`.
@@ -106,6 +107,10 @@ pub(crate) fn router(base: &ServiceBase, pool: SqlitePool) -> Router {
     let inventory = Arc::new(Inventory {
         base: base.clone(),
         pool,
+        db: base
+            .telemetry
+            .database("sqlite")
+            .with_attribute(KeyValue::new("db.namespace", "inventory")),
     });
     tokio::spawn(hold_connections_while_exhausted(Arc::clone(&inventory)));
     let list = {
@@ -129,7 +134,7 @@ pub(crate) fn router(base: &ServiceBase, pool: SqlitePool) -> Router {
             async move { inv.reserve(r).await }
         }
     };
-    base.traced(
+    base.traced_grpc(
         Router::new()
             .route_service(LIST_PRODUCTS, UnaryMethod::new(list))
             .route_service(GET_PRODUCT, UnaryMethod::new(get))
@@ -181,87 +186,60 @@ async fn hold_connections_while_exhausted(inventory: Arc<Inventory>) {
 }
 
 impl Inventory {
-    /// A pooled connection and how long it took; a timeout is itself recorded as a failed
-    /// database span, since that is the query the caller was trying to run.
-    async fn connection(
-        &self,
-        operation: &'static str,
-        table: &'static str,
-        query: &'static str,
-    ) -> Result<(PoolConnection<Sqlite>, Duration), Status> {
-        let start = Instant::now();
-        match self.pool.acquire().await {
-            Ok(conn) => Ok((conn, start.elapsed())),
-            Err(err) => {
-                let cx = spans::start_query(
-                    &self.base.telemetry,
-                    operation,
-                    table,
-                    query,
-                    start.elapsed(),
-                );
-                spans::fail(&cx, "pool_timeout", err.to_string());
-                tracing::error!(error = %err, "no database connection");
-                Err(Status::unavailable(format!("database unavailable: {err}")))
+    /// Runs one statement under a database span (from `faultline-instrument`) that times the
+    /// wait for its connection (`acquire`) and the statement (`run`), with the database faults
+    /// applied inside it.
+    async fn query<C, T, A, R, F>(&self, sql: &'static str, acquire: A, run: R) -> Result<T, Status>
+    where
+        A: Future<Output = Result<C, sqlx::Error>>,
+        R: FnOnce(C) -> F,
+        F: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let faults = self.base.faults.clone();
+        let result = self
+            .db
+            .query(sql, acquire, move |conn| async move {
+                let slow = faults.find(|k| match k {
+                    FaultKind::SlowQuery { delay_ms } => Some(Duration::from_millis(*delay_ms)),
+                    _ => None,
+                });
+                if let Some(delay) = slow {
+                    tokio::time::sleep(delay).await;
+                }
+                if let Some(latency) = faults.dependency_latency("db") {
+                    tokio::time::sleep(latency).await;
+                }
+                if faults.dependency_fails("db") {
+                    return Err(sqlx::Error::Io(std::io::Error::other(
+                        "database error (injected fault)",
+                    )));
+                }
+                run(conn).await
+            })
+            .await;
+        result.map_err(|err| {
+            tracing::error!(error = %err, query = sql, "query failed");
+            match err {
+                sqlx::Error::PoolTimedOut => {
+                    Status::unavailable(format!("database unavailable: {err}"))
+                }
+                _ => Status::internal(format!("database: {err}")),
             }
-        }
-    }
-
-    /// Runs one statement inside its database span, with the database faults applied.
-    async fn traced<T>(
-        &self,
-        operation: &'static str,
-        table: &'static str,
-        query: &'static str,
-        pool_wait: Duration,
-        statement: impl Future<Output = Result<T, sqlx::Error>>,
-    ) -> Result<T, Status> {
-        let cx = spans::start_query(&self.base.telemetry, operation, table, query, pool_wait);
-        let faults = &self.base.faults;
-        let result = async {
-            if let Some(delay) = faults.find(|k| match k {
-                FaultKind::SlowQuery { delay_ms } => Some(Duration::from_millis(*delay_ms)),
-                _ => None,
-            }) {
-                tokio::time::sleep(delay).await;
-            }
-            if let Some(latency) = faults.dependency_latency("db") {
-                tokio::time::sleep(latency).await;
-            }
-            if faults.dependency_fails("db") {
-                return Err(("db_error", "database error (injected fault)".to_owned()));
-            }
-            statement.await.map_err(|e| ("db_error", e.to_string()))
-        }
-        .with_context(cx.clone())
-        .await;
-        match result {
-            Ok(value) => {
-                cx.span().end();
-                Ok(value)
-            }
-            Err((error_type, message)) => {
-                spans::fail(&cx, error_type, message.clone());
-                tracing::error!(error = %message, query, "query failed");
-                Err(Status::internal(format!("database: {message}")))
-            }
-        }
+        })
     }
 
     async fn list(&self, request: ListProductsRequest) -> Result<ProductList, Status> {
         let limit = i64::from(request.limit.clamp(1, 50));
-        let (mut conn, wait) = self
-            .connection("SELECT", "products", SELECT_PRODUCTS)
-            .await?;
         let rows: Vec<ProductRow> = self
-            .traced(
-                "SELECT",
-                "products",
+            .query(
                 SELECT_PRODUCTS,
-                wait,
-                sqlx::query_as(SELECT_PRODUCTS)
-                    .bind(limit)
-                    .fetch_all(&mut *conn),
+                self.pool.acquire(),
+                |mut conn| async move {
+                    sqlx::query_as(SELECT_PRODUCTS)
+                        .bind(limit)
+                        .fetch_all(&mut *conn)
+                        .await
+                },
             )
             .await?;
         Ok(ProductList {
@@ -273,19 +251,14 @@ impl Inventory {
         if request.sku.is_empty() || request.sku.len() > 64 {
             return Err(Status::invalid_argument("sku must be 1 to 64 bytes"));
         }
-        let (mut conn, wait) = self
-            .connection("SELECT", "products", SELECT_PRODUCT)
-            .await?;
+        let sku = request.sku.clone();
         let row: Option<ProductRow> = self
-            .traced(
-                "SELECT",
-                "products",
-                SELECT_PRODUCT,
-                wait,
+            .query(SELECT_PRODUCT, self.pool.acquire(), |mut conn| async move {
                 sqlx::query_as(SELECT_PRODUCT)
-                    .bind(&request.sku)
-                    .fetch_optional(&mut *conn),
-            )
+                    .bind(sku)
+                    .fetch_optional(&mut *conn)
+                    .await
+            })
             .await?;
         row.map(product)
             .ok_or_else(|| Status::not_found(format!("no product {:?}", request.sku)))
@@ -308,52 +281,55 @@ impl Inventory {
                 bad.sku
             )));
         }
-        let (mut conn, wait) = self.connection("UPDATE", "products", RESERVE_STOCK).await?;
-        let mut tx = conn
-            .begin()
-            .await
-            .map_err(|e| Status::internal(format!("database: {e}")))?;
+        // The first statement waits for a connection and opens the transaction; the others
+        // reuse it. Dropping it on an early return rolls it back.
+        let mut open: Option<Transaction<'static, Sqlite>> = None;
         let mut total = 0_i64;
         let now_ms = i64::try_from(crate::fault::UnixMillis::now().0).unwrap_or(i64::MAX);
         for item in &request.items {
             let quantity = i64::from(item.quantity);
-            let price: Option<(i64,)> = self
-                .traced(
-                    "UPDATE",
-                    "products",
-                    RESERVE_STOCK,
-                    wait,
-                    sqlx::query_as(RESERVE_STOCK)
+            let sku = item.sku.clone();
+            let acquire = async {
+                match open.take() {
+                    Some(tx) => Ok(tx),
+                    None => self.pool.begin().await,
+                }
+            };
+            let (price, tx) = self
+                .query(RESERVE_STOCK, acquire, |mut tx| async move {
+                    let price: Option<(i64,)> = sqlx::query_as(RESERVE_STOCK)
                         .bind(quantity)
-                        .bind(&item.sku)
+                        .bind(sku)
                         .bind(quantity)
-                        .fetch_optional(&mut *tx),
-                )
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    Ok((price, tx))
+                })
                 .await?;
             let Some((price,)) = price else {
-                // Dropping the transaction rolls it back.
                 return Err(Status::failed_precondition(format!(
                     "{:?} is unknown or out of stock",
                     item.sku
                 )));
             };
             total = total.saturating_add(price.saturating_mul(quantity));
-            self.traced(
-                "INSERT",
-                "reservations",
-                INSERT_RESERVATION,
-                wait,
-                sqlx::query(INSERT_RESERVATION)
-                    .bind(&request.order_id)
-                    .bind(&item.sku)
-                    .bind(quantity)
-                    .bind(now_ms)
-                    .execute(&mut *tx),
-            )
-            .await?;
+            let (order_id, sku) = (request.order_id.clone(), item.sku.clone());
+            let tx = self
+                .query(INSERT_RESERVATION, async { Ok(tx) }, |mut tx| async move {
+                    sqlx::query(INSERT_RESERVATION)
+                        .bind(order_id)
+                        .bind(sku)
+                        .bind(quantity)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(tx)
+                })
+                .await?;
+            open = Some(tx);
         }
-        self.traced("COMMIT", "products", COMMIT, wait, tx.commit())
-            .await?;
+        let committing = async { open.take().ok_or(sqlx::Error::WorkerCrashed) };
+        self.query(COMMIT, committing, |tx| tx.commit()).await?;
         tracing::info!(order_id = %request.order_id, total_cents = total, "stock reserved");
         Ok(ReserveReply { total_cents: total })
     }

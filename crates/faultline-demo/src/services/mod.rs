@@ -83,6 +83,20 @@ impl ServiceBase {
             .layer(self.telemetry.server_layer())
     }
 
+    /// `router` (gRPC methods) with injected faults inside and the gRPC tracing layer outside.
+    pub(crate) fn traced_grpc(&self, router: Router) -> Router {
+        let faults = RequestFaults {
+            registry: self.faults.clone(),
+            cpu: self.cpu.clone(),
+        };
+        router
+            .layer(axum::middleware::from_fn_with_state(
+                faults,
+                inject_http_faults,
+            ))
+            .layer(self.telemetry.grpc_server_layer())
+    }
+
     /// A traced HTTP client for calls to `peer`, with `peer`'s dependency faults applied
     /// inside the CLIENT span.
     pub(crate) fn http_client(

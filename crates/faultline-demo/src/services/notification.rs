@@ -14,9 +14,10 @@ use reqwest_middleware::ClientWithMiddleware;
 use super::order::OrderCreated;
 use super::ServiceBase;
 use crate::fault::FaultKind;
-use crate::queue::{QueueMessage, QueueReceiver};
-use crate::spans;
+use crate::queue::{QueueMessage, QueueReceiver, QUEUE_SYSTEM};
 use crate::DemoError;
+use faultline_instrument::propagation::MapExtractor;
+use opentelemetry::KeyValue;
 
 #[derive(Default)]
 struct Stats {
@@ -66,6 +67,7 @@ async fn consume(
     stats: Arc<Stats>,
 ) {
     let mut shutdown = base.shutdown.clone();
+    let messaging = base.telemetry.messaging(QUEUE_SYSTEM);
     loop {
         if stalled(&base.faults) {
             tracing::warn!(waiting = queue.depth(), "consumer stalled (injected fault)");
@@ -83,13 +85,18 @@ async fn consume(
         if stalled(&base.faults) {
             super::wait_until(&base.faults, &shutdown, |f| !stalled(f)).await;
         }
-        let cx = spans::start_process(
-            &base.telemetry,
-            &message.topic,
-            message.id,
-            &message.headers,
-            message.published_at,
-        );
+        let cx = messaging.consumer_span(&message.topic, &MapExtractor(&message.headers));
+        let queued = std::time::SystemTime::now()
+            .duration_since(message.published_at)
+            .unwrap_or_default();
+        cx.span().set_attribute(KeyValue::new(
+            "messaging.message.id",
+            message.id.to_string(),
+        ));
+        cx.span().set_attribute(KeyValue::new(
+            "messaging.message.queue_time_ms",
+            i64::try_from(queued.as_millis()).unwrap_or(i64::MAX),
+        ));
         let result = handle(&base, &user, &user_url, &message)
             .with_context(cx.clone())
             .await;
@@ -102,7 +109,7 @@ async fn consume(
                 stats.failed.fetch_add(1, Ordering::Relaxed);
                 let _attached = cx.clone().attach();
                 tracing::error!(%reason, "confirmation not sent");
-                spans::fail(&cx, "notification_failed", reason);
+                super::order::fail(&cx, "notification_failed", reason);
             }
         }
     }

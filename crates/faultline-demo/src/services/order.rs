@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::payment::ChargeRequest;
 use super::{error_response, parse_json, ServiceBase};
 use crate::grpc::{InventoryClient, LineItem, ReserveRequest};
-use crate::queue::QueueSender;
-use crate::spans;
+use crate::queue::{QueueSender, QUEUE_SYSTEM};
 use crate::DemoError;
+use faultline_instrument::propagation::MapInjector;
 
 /// The topic order events go to.
 pub const ORDER_CREATED: &str = "order.created";
@@ -151,11 +151,15 @@ async fn place_order(State(order): State<Arc<Order>>, body: Bytes) -> Response {
 fn publish_created(order: &Order, event: &OrderCreated) {
     let mut headers = HashMap::new();
     headers.insert("content-type".to_owned(), "application/json".to_owned());
-    let cx = spans::start_publish(&order.base.telemetry, ORDER_CREATED, &mut headers);
+    let cx = order
+        .base
+        .telemetry
+        .messaging(QUEUE_SYSTEM)
+        .producer_span(ORDER_CREATED, &mut MapInjector(&mut headers));
     let payload = match serde_json::to_vec(event) {
         Ok(p) => p,
         Err(e) => {
-            spans::fail(&cx, "serialize", e.to_string());
+            fail(&cx, "serialize", e.to_string());
             return;
         }
     };
@@ -170,7 +174,15 @@ fn publish_created(order: &Order, event: &OrderCreated) {
         Err(err) => {
             let _attached = cx.clone().attach();
             tracing::error!(order_id = %event.order_id, error = %err, "order.created not published");
-            spans::fail(&cx, "queue_full", err.to_string());
+            fail(&cx, "queue_full", err.to_string());
         }
     }
+}
+
+/// Marks the span of `cx` as failed and ends it.
+pub(crate) fn fail(cx: &opentelemetry::Context, error_type: &'static str, message: String) {
+    let span = cx.span();
+    span.set_attribute(opentelemetry::KeyValue::new("error.type", error_type));
+    span.set_status(opentelemetry::trace::Status::error(message));
+    span.end();
 }

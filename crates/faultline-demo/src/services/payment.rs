@@ -9,11 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use faultline_instrument::resilience::{CircuitBreakerConfig, CircuitBreakerLayer};
 use reqwest_middleware::ClientWithMiddleware;
 use serde::{Deserialize, Serialize};
 
 use super::{error_response, parse_json, ServiceBase};
-use crate::breaker::{BreakerSettings, CircuitBreaker};
 use crate::DemoError;
 
 /// How long `payment` waits for the provider.
@@ -30,19 +30,30 @@ pub(crate) struct ChargeRequest {
 struct Payment {
     provider_url: String,
     client: ClientWithMiddleware,
-    breaker: CircuitBreaker,
+}
+
+/// Opens after half of the last 20 charges failed (at least 10), probes after 10s.
+fn breaker_config() -> CircuitBreakerConfig {
+    CircuitBreakerConfig {
+        failure_ratio: 0.5,
+        window: 20,
+        min_calls: 10,
+        open_for: Duration::from_secs(10),
+        half_open_probes: 2,
+    }
 }
 
 pub(crate) fn router(base: &ServiceBase, provider_url: &str) -> Result<Router, DemoError> {
     let payment = Arc::new(Payment {
         provider_url: format!("{}/v1/charges", provider_url.trim_end_matches('/')),
         client: base.http_client("payment-provider", PROVIDER_TIMEOUT)?,
-        breaker: CircuitBreaker::new("payment-provider", BreakerSettings::default()),
     });
     Ok(base.traced(
         Router::new()
             .route("/charges", post(charge))
-            .with_state(payment),
+            .with_state(payment)
+            // Provider failures answer 5xx and count; while open, charges fail fast with 503.
+            .layer(CircuitBreakerLayer::new(breaker_config())),
     ))
 }
 
@@ -56,10 +67,6 @@ async fn charge(State(payment): State<Arc<Payment>>, body: Bytes) -> Response {
             StatusCode::BAD_REQUEST,
             "order_id must be 1 to 64 bytes and amount_cents positive".into(),
         );
-    }
-    if let Err(open) = payment.breaker.acquire() {
-        tracing::warn!(order_id = %request.order_id, "charge refused: {open}");
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, open.to_string());
     }
     let body = serde_json::json!({
         "amount": request.amount_cents,
@@ -75,13 +82,11 @@ async fn charge(State(payment): State<Arc<Payment>>, body: Bytes) -> Response {
         .await;
     match result {
         Ok(response) if response.status().is_success() => {
-            payment.breaker.record(true);
             let charge: serde_json::Value = response.json_value().await;
             tracing::info!(order_id = %request.order_id, amount_cents = request.amount_cents, "charged");
             (StatusCode::CREATED, Json(charge)).into_response()
         }
         Ok(response) => {
-            payment.breaker.record(false);
             let status = response.status();
             tracing::error!(order_id = %request.order_id, %status, "provider refused the charge");
             error_response(
@@ -90,7 +95,6 @@ async fn charge(State(payment): State<Arc<Payment>>, body: Bytes) -> Response {
             )
         }
         Err(err) => {
-            payment.breaker.record(false);
             tracing::error!(order_id = %request.order_id, error = %err, "provider call failed");
             error_response(
                 StatusCode::BAD_GATEWAY,

@@ -31,6 +31,10 @@ impl Span {
     pub fn tag_i64(&self, key: &str) -> Option<i64> {
         self.tags.get(key).and_then(Value::as_i64)
     }
+
+    pub fn tag_f64(&self, key: &str) -> Option<f64> {
+        self.tags.get(key).and_then(Value::as_f64)
+    }
 }
 
 /// The spans of a trace.
@@ -61,6 +65,18 @@ impl Trace {
                     && s.tag_str("peer.service") == Some(peer)
             })
             .unwrap_or_else(|| panic!("no {service} → {peer} client span in\n{}", self.describe()))
+    }
+
+    /// The gRPC CLIENT span of `service` calling `method`.
+    pub fn grpc_client(&self, service: &str, method: &str) -> &Span {
+        self.spans
+            .iter()
+            .find(|s| {
+                s.service == service
+                    && s.kind == "client"
+                    && s.tag_str("rpc.method") == Some(method)
+            })
+            .unwrap_or_else(|| panic!("no {service} gRPC {method} call in\n{}", self.describe()))
     }
 
     pub fn by_kind(&self, service: &str, kind: &str) -> Vec<&Span> {
@@ -107,6 +123,7 @@ impl Trace {
                         .filter(|(k, _)| k.starts_with("error")
                             || k.starts_with("peer")
                             || k.starts_with("db.client")
+                            || k.starts_with("rpc.method")
                             || k.starts_with("rpc.grpc")
                             || k.starts_with("messaging.message.queue"))
                         .collect::<Vec<_>>()
