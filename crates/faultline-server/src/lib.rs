@@ -213,7 +213,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
 
     let query_router =
         faultline_query::router(faultline_query::QueryState::new(Arc::clone(&store)))
-            .route("/ready", get(|| async { "ready\n" }));
+            .route("/ready", get(|| async { "ready\n" }))
+            .fallback_service(faultline_ui::router());
+    if let Some(problem) = faultline_ui::build_problem() {
+        tracing::warn!(
+            "the web UI is not built into this binary ({problem}); / shows how to build it"
+        );
+    }
     let rx = stop_rx.clone();
     tasks.spawn(async move {
         let what = "query API";
@@ -223,7 +229,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             .map_err(|e| e.to_string());
         (what, res)
     });
-    tracing::info!(addr = %http_addr, "query API listening (Jaeger /api, /api/v3, /ready)");
+    tracing::info!(addr = %http_addr, "query API and UI listening (UI /, Jaeger /api, /api/v3, /ready)");
 
     Ok(RunningServer {
         otlp_grpc_addr,
