@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use arrow::array::BooleanArray;
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use faultline_model::query::{service_edges, SpanQuery};
 use faultline_model::{
@@ -10,6 +12,7 @@ use faultline_model::{
 };
 use object_store::path::Path;
 use object_store::ObjectStore;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
 
 use crate::blocks::data_path;
 use crate::decode::{
@@ -39,7 +42,7 @@ pub async fn read_traces(
     let (groups, selection) = file.select_traces(&wanted)?;
     let mut interner = Interner::default();
     let mut assembler = TraceAssembler::default();
-    let filter = Some(wanted.clone());
+    let filter = Some(file.trace_filter(wanted.clone())?);
     file.read_filtered(None, groups, Some(selection), filter, |batch| {
         let mut cols = SpanColumns::new(&batch, file.attr_columns())?;
         for row in 0..batch.num_rows() {
@@ -189,6 +192,74 @@ impl SearchPlan {
     }
 }
 
+/// A row filter with the query's cheap conditions (time, duration, service, operation, kind):
+/// the decoder evaluates these small columns first and decodes resources, attributes and
+/// events only for the rows that pass. It is only a pre-filter: every surviving row is still
+/// checked with [`SpanQuery::matches`].
+fn search_filter(file: &DataFile<'_>, q: &SpanQuery) -> Result<RowFilter, BlockError> {
+    let mut columns = vec![schema::START, schema::DURATION];
+    if q.service.is_some() {
+        columns.push(schema::SERVICE);
+    }
+    if q.operation.is_some() {
+        columns.push(schema::NAME);
+    }
+    if q.kind.is_some() {
+        columns.push(schema::KIND);
+    }
+    let mask = file.mask(&columns)?;
+    let q = SpanQuery {
+        tags: Vec::new(),
+        ..q.clone()
+    };
+    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+        cheap_conditions(&batch, &q).map_err(|e| ArrowError::ExternalError(Box::new(e)))
+    });
+    Ok(RowFilter::new(vec![Box::new(predicate)]))
+}
+
+/// Per row, whether it passes `q`'s conditions other than tags.
+fn cheap_conditions(batch: &RecordBatch, q: &SpanQuery) -> Result<BooleanArray, BlockError> {
+    let starts = decode::u64s(batch, schema::START)?;
+    let durations = decode::u64s(batch, schema::DURATION)?;
+    let services = q
+        .service
+        .as_ref()
+        .map(|_| Cells::new(batch, schema::SERVICE))
+        .transpose()?;
+    let names = q
+        .operation
+        .as_ref()
+        .map(|_| Cells::new(batch, schema::NAME))
+        .transpose()?;
+    let kinds = q
+        .kind
+        .map(|_| decode::u8s(batch, schema::KIND))
+        .transpose()?;
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            let start = starts.value(row);
+            // As `Span::duration_nanos`: zero when the stored end precedes the start.
+            let duration = start
+                .wrapping_add(durations.value(row))
+                .saturating_sub(start);
+            let keep = start >= q.start.0
+                && start <= q.end.0
+                && q.min_duration_nanos.is_none_or(|m| duration >= m)
+                && q.max_duration_nanos.is_none_or(|m| duration <= m)
+                && services
+                    .as_ref()
+                    .is_none_or(|c| c.get(row) == q.service.as_deref().map(str::as_bytes))
+                && names
+                    .as_ref()
+                    .is_none_or(|c| c.get(row) == q.operation.as_deref().map(str::as_bytes))
+                && kinds
+                    .is_none_or(|k| Some(SpanKind::from_i32(i32::from(k.value(row)))) == q.kind);
+            Some(keep)
+        })
+        .collect())
+}
+
 /// Per matching trace, its latest matching span start; at most `q.limit` traces, most recent
 /// first. Reads only the columns the query needs, skips row groups outside the time range, and
 /// evaluates with exactly [`SpanQuery::matches`] on spans rebuilt from those columns.
@@ -209,7 +280,8 @@ pub async fn search(
     let mut interner = Interner::default();
     let mut services: HashMap<String, Arc<Resource>> = HashMap::new();
     let mut latest: HashMap<TraceId, UnixNanos> = HashMap::new();
-    file.read(Some(&columns), groups, None, |batch| {
+    let filter = Some(search_filter(&file, q)?);
+    file.read_filtered(Some(&columns), groups, None, filter, |batch| {
         search_batch(
             &batch,
             q,

@@ -131,14 +131,14 @@ impl<'a> DataFile<'a> {
             .await
     }
 
-    /// Like [`Self::read`], but only rows whose trace ID is in `trace_filter` are decoded: the
-    /// decoder reads `trace_id` first and then decodes other columns for matching rows only.
+    /// Like [`Self::read`], with a row filter: the decoder evaluates the filter's columns first
+    /// and decodes the other columns only for the rows it keeps.
     pub(crate) async fn read_filtered(
         &self,
         columns: Option<&[&str]>,
         row_groups: Vec<usize>,
         selection: Option<RowSelection>,
-        trace_filter: Option<BTreeSet<TraceId>>,
+        filter: Option<RowFilter>,
         mut on_batch: impl FnMut(RecordBatch) -> Result<(), BlockError>,
     ) -> Result<(), BlockError> {
         if row_groups.is_empty() {
@@ -160,26 +160,8 @@ impl<'a> DataFile<'a> {
         if let Some(sel) = selection {
             builder = builder.with_row_selection(sel);
         }
-        if let Some(wanted) = trace_filter {
-            let leaf = self.leaf(crate::schema::TRACE_ID)?;
-            let mask = ProjectionMask::leaves(self.metadata.file_metadata().schema_descr(), [leaf]);
-            let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
-                let ids = batch
-                    .column(0)
-                    .as_fixed_size_binary_opt()
-                    .filter(|a| a.value_length() == 16)
-                    .ok_or_else(|| {
-                        ArrowError::InvalidArgumentError("trace_id is not 16-byte binary".into())
-                    })?;
-                Ok((0..ids.len())
-                    .map(|row| {
-                        let mut id = [0u8; 16];
-                        id.copy_from_slice(ids.value(row));
-                        Some(wanted.contains(&TraceId(id)))
-                    })
-                    .collect::<BooleanArray>())
-            });
-            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+        if let Some(filter) = filter {
+            builder = builder.with_row_filter(filter);
         }
         let mut decoder = guarded(&self.path, || builder.build())?;
         loop {
@@ -192,6 +174,40 @@ impl<'a> DataFile<'a> {
                 DecodeResult::Finished => return Ok(()),
             }
         }
+    }
+
+    /// Projection of the named top-level columns, for row-filter predicates.
+    pub(crate) fn mask(&self, columns: &[&str]) -> Result<ProjectionMask, BlockError> {
+        let leaves = columns
+            .iter()
+            .map(|c| self.leaf(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ProjectionMask::leaves(
+            self.metadata.file_metadata().schema_descr(),
+            leaves,
+        ))
+    }
+
+    /// A row filter keeping rows whose trace ID is in `wanted`.
+    pub(crate) fn trace_filter(&self, wanted: BTreeSet<TraceId>) -> Result<RowFilter, BlockError> {
+        let mask = self.mask(&[crate::schema::TRACE_ID])?;
+        let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+            let ids = batch
+                .column(0)
+                .as_fixed_size_binary_opt()
+                .filter(|a| a.value_length() == 16)
+                .ok_or_else(|| {
+                    ArrowError::InvalidArgumentError("trace_id is not 16-byte binary".into())
+                })?;
+            Ok((0..ids.len())
+                .map(|row| {
+                    let mut id = [0u8; 16];
+                    id.copy_from_slice(ids.value(row));
+                    Some(wanted.contains(&TraceId(id)))
+                })
+                .collect::<BooleanArray>())
+        });
+        Ok(RowFilter::new(vec![Box::new(predicate)]))
     }
 
     /// All row groups.
