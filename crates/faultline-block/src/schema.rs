@@ -208,6 +208,9 @@ pub(crate) const DEDICATED: &[(&str, ValueType)] = &[
 /// Most attribute columns one file may have: `attr_layout` numbers them in one byte.
 pub(crate) const MAX_ATTR_COLUMNS: usize = 255;
 
+/// Dictionary size limit of the `resource` and `scope` columns.
+const RESOURCE_DICTIONARY_BYTES: usize = 16 * 1024 * 1024;
+
 /// Dictionary size above which an integer attribute column falls back to delta encoding.
 const INT_DICTIONARY_BYTES: usize = 16 * 1024;
 
@@ -419,6 +422,14 @@ impl BlockSettings {
             ]));
         for col in dictionary_columns() {
             b = b.set_column_dictionary_enabled(ColumnPath::from(col), true);
+        }
+        for col in [RESOURCE, SCOPE] {
+            // A thousand pods' resources are over a megabyte of dictionary; past the limit the
+            // writer would store every row's full resource instead of a small index.
+            b = b.set_column_dictionary_page_size_limit(
+                ColumnPath::from(col),
+                RESOURCE_DICTIONARY_BYTES,
+            );
         }
         for c in &attr_columns.columns {
             let path = || ColumnPath::from(c.column.as_str());

@@ -134,3 +134,36 @@ fn dependencies_agree_with_service_edges() {
         assert_eq!(got, want);
     }
 }
+
+#[test]
+fn thousands_of_distinct_resources_round_trip() {
+    let mut spans = realistic_spans(9, 3000, UnixNanos(1_000_000));
+    for (i, s) in spans.iter_mut().enumerate() {
+        let mut r = (*s.resource).clone();
+        r.attributes.push(KeyValue::new(
+            "k8s.pod.uid",
+            AttributeValue::String(format!("pod-{}", i / 2)),
+        ));
+        s.resource = Arc::new(r);
+    }
+    let store = InMemory::new();
+    let meta = rt()
+        .block_on(write_block(
+            &store,
+            &root(),
+            spans.clone(),
+            BlockInfo::default(),
+            &BlockSettings::default(),
+        ))
+        .unwrap();
+    let back = rt().block_on(read_all(&store, &root(), &meta)).unwrap();
+    let distinct: std::collections::HashSet<usize> = back
+        .iter()
+        .map(|s| Arc::as_ptr(&s.resource) as usize)
+        .collect();
+    let contents: std::collections::HashSet<String> =
+        spans.iter().map(|s| format!("{:?}", s.resource)).collect();
+    assert!(contents.len() > 1500);
+    assert_eq!(distinct.len(), contents.len());
+    assert_eq!(sorted(back), sorted(spans));
+}
