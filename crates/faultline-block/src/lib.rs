@@ -8,6 +8,32 @@
 //! and readers fetch only the row groups, pages and columns they need through ranged reads.
 //! `docs/storage.md` ("Blocks") describes the format byte by byte.
 //!
+//! ```
+//! use std::sync::Arc;
+//! use faultline_block::{list_blocks, read_traces, write_block, BlockInfo, BlockSettings};
+//! use faultline_model::{Span, SpanId, SpanKind, Status, TraceId, UnixNanos};
+//! use object_store::{memory::InMemory, path::Path};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), faultline_block::BlockError> {
+//! let store = InMemory::new();
+//! let root = Path::from("blocks");
+//! let span = Span {
+//!     trace_id: TraceId([7; 16]), span_id: SpanId([1; 8]), parent_span_id: None,
+//!     trace_state: String::new(), flags: 1, name: "GET /".into(), kind: SpanKind::Server,
+//!     start: UnixNanos(1_000), end: UnixNanos(2_000), attributes: vec![],
+//!     dropped_attributes_count: 0, events: vec![], dropped_events_count: 0, links: vec![],
+//!     dropped_links_count: 0, status: Status::default(),
+//!     resource: Arc::default(), scope: Arc::default(),
+//! };
+//! let meta = write_block(&store, &root, vec![span.clone()], BlockInfo::default(), &BlockSettings::default()).await?;
+//! assert_eq!(list_blocks(&store, &root).await?, vec![meta.clone()]);
+//! assert!(meta.may_contain_trace(&span.trace_id));
+//! assert_eq!(read_traces(&store, &root, &meta, &[span.trace_id]).await?, vec![span]);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! It must not decide *when* blocks are written, compacted or deleted, hold state between
 //! calls, or touch the WAL: that is `faultline-storage`'s job. Every byte it reads is treated as
 //! hostile: a damaged block yields a [`BlockError`], never a panic.
