@@ -12,7 +12,7 @@ use faultline_instrument::logs::CorrelatedFormat;
 use tokio::sync::watch;
 
 use crate::demo::{DemoConfig, RunOptions};
-use crate::fault::{parse_kind, AdminClient, FaultRequest, ALL_FAULTS};
+use crate::fault::{parse_kind, AdminClient, FaultRequest};
 use crate::load::{run_load, JourneyMix, LoadConfig, LoadStats, RateProfile};
 use crate::shop::{ADMIN_OFFSET, SERVICES};
 use crate::DemoError;
@@ -205,6 +205,12 @@ enum FaultCommand {
 
 /// Runs `faultline demo ...` to completion on its own runtime.
 pub fn main(args: DemoArgs) -> Result<(), DemoError> {
+    if args.command.is_none() && std::env::var_os("OTEL_SERVICE_NAME").is_some() {
+        // It would give all six services one name; each names itself. Removed while this is
+        // the only thread, before the runtime starts.
+        eprintln!("note: OTEL_SERVICE_NAME is ignored by the demo");
+        std::env::remove_var("OTEL_SERVICE_NAME");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -499,9 +505,4 @@ async fn run_fault_command(command: FaultCommand) -> Result<(), DemoError> {
         }
     }
     Ok(())
-}
-
-/// Every fault name, for help texts.
-pub fn fault_names() -> String {
-    ALL_FAULTS.join(", ")
 }

@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, watch};
 use crate::fault::{FaultEvent, FaultLedger};
 use crate::load::{run_load, LoadConfig, LoadReport, LoadStats};
 use crate::scenario::{self, Scenario};
-use crate::shop::{start_shop, RunningShop, ShopConfig};
+use crate::shop::{start_shop, RunningShop, ServiceInfo, ShopConfig};
 use crate::DemoError;
 
 /// Where the demo listens and keeps its data.
@@ -191,6 +191,7 @@ pub async fn run(
     if load.is_some() {
         background.spawn(print_load_windows(
             Arc::clone(&stats),
+            demo.shop.services.clone(),
             options.report_every,
             stop.clone(),
         ));
@@ -242,6 +243,20 @@ pub async fn run(
             demo.data_dir.join("faults.jsonl").display()
         );
     }
+    demo.shop.flush().await;
+    let counts: Vec<String> = demo
+        .shop
+        .export_counts()
+        .into_iter()
+        .map(|(name, exported, dropped)| {
+            if dropped > 0 {
+                format!("{name} {exported} ({dropped} dropped)")
+            } else {
+                format!("{name} {exported}")
+            }
+        })
+        .collect();
+    println!("spans exported: {}", counts.join(", "));
     demo.shutdown().await?;
     println!("stopped cleanly");
     Ok(report)
@@ -279,6 +294,7 @@ async fn print_fault_events(
 
 async fn print_load_windows(
     stats: Arc<LoadStats>,
+    services: Vec<ServiceInfo>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -288,7 +304,17 @@ async fn print_load_windows(
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        println!("[load] {}", stats.take_window().summary_line());
+        let active: Vec<String> = services
+            .iter()
+            .flat_map(|s| s.faults.active())
+            .map(|r| format!("#{} {} {}", r.id, r.service, r.request.fault.name()))
+            .collect();
+        let faults = if active.is_empty() {
+            String::new()
+        } else {
+            format!("  | active: {}", active.join(", "))
+        };
+        println!("[load] {}{faults}", stats.take_window().summary_line());
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr} for {what}: {source}; is another process using the port? Pick other ports with --shop-port or --*-addr")]
+    #[error("cannot listen on {addr} for {what}: {source}; is another process using the port? Pick others with --shop-port, --otlp-grpc, --otlp-http or --http")]
     Bind {
         /// What the listener is for.
         what: String,

@@ -129,6 +129,18 @@ impl RunningShop {
             .unwrap_or_default()
     }
 
+    /// Per service: spans exported and spans dropped because its export queue was full.
+    pub fn export_counts(&self) -> Vec<(&'static str, u64, u64)> {
+        self.services
+            .iter()
+            .zip(&self.telemetry)
+            .map(|(s, t)| {
+                let stats = t.export_stats();
+                (s.name, stats.exported_spans(), stats.dropped_spans())
+            })
+            .collect()
+    }
+
     /// Exports every span finished so far (blocking; run off the request path).
     pub async fn flush(&self) {
         let telemetry = self.telemetry.clone();
