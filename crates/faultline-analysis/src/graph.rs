@@ -1,0 +1,532 @@
+//! The live service graph: pairs the two halves of each remote call as spans arrive and keeps
+//! windowed RED statistics per edge.
+//!
+//! A CLIENT (or PRODUCER) span and the SERVER (or CONSUMER) span whose parent it is are the two
+//! halves of one edge. They arrive in different batches, often from different processes,
+//! seconds apart, so each half waits in a bounded pairing store keyed by (trace ID, client span
+//! ID) until its other half comes or it expires. An expired client half that names its peer
+//! (`peer.service`, `db.system.name`, `server.address`) becomes an edge to a virtual node: a
+//! database, queue or third-party API nobody instruments. Other expired halves are counted as
+//! unpaired.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use faultline_model::{AttributeValue, Span, SpanId, SpanKind, StatusCode, TraceId, UnixNanos};
+
+use crate::config::AnalysisConfig;
+use crate::intern::{Interner, OVERFLOW};
+use crate::window::{Observation, WindowStats, WindowedSeries};
+
+/// Attributes naming the callee of a client span, in the order they are preferred.
+pub const PEER_ATTRIBUTES: [&str; 3] = ["peer.service", "db.system.name", "server.address"];
+
+/// Which side of a call a span is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+/// One half of a call waiting for the other.
+#[derive(Clone, Debug)]
+struct Half {
+    service: Arc<str>,
+    nanos: u64,
+    error: bool,
+    end: UnixNanos,
+    /// For client halves: the callee named by the span's attributes, and which attribute.
+    peer: Option<(Arc<str>, &'static str)>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Pending {
+    client: Option<Half>,
+    server: Option<Half>,
+    messaging: bool,
+    expires_at: u64,
+}
+
+/// What is known about an edge's target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeKind {
+    /// CLIENT → SERVER between two instrumented services.
+    Request,
+    /// PRODUCER → CONSUMER through a broker.
+    Messaging,
+    /// CLIENT → a virtual node (uninstrumented dependency), named by this attribute.
+    Virtual(&'static str),
+}
+
+/// Statistics of one edge.
+#[derive(Clone, Debug)]
+pub struct Edge {
+    /// How the edge was found.
+    pub kind: EdgeKind,
+    /// Client-side latency and failures (a call fails if either side says so).
+    pub client: WindowedSeries,
+    /// Server-side latency (absent for virtual edges).
+    pub server: WindowedSeries,
+}
+
+/// Counters of the pairing store, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PairingStats {
+    /// Pairs matched into an edge.
+    pub paired: u64,
+    /// Client halves that expired into a virtual-node edge.
+    pub virtual_edges: u64,
+    /// Halves that expired without a match and without a peer name.
+    pub unpaired_client: u64,
+    /// Server halves that expired without a match.
+    pub unpaired_server: u64,
+    /// Halves expired early because the store was full.
+    pub evicted: u64,
+    /// Pairs within one service (not edges of the graph).
+    pub same_service: u64,
+    /// Observations counted into the overflow edge.
+    pub edge_overflow: u64,
+    /// Halves waiting now.
+    pub pending: u64,
+}
+
+/// The service graph: pairing store and edges.
+#[derive(Debug)]
+pub struct ServiceGraph {
+    pending: HashMap<(TraceId, SpanId), Pending>,
+    expiry: VecDeque<(u64, (TraceId, SpanId))>,
+    edges: HashMap<(Arc<str>, Arc<str>), Edge>,
+    names: Interner,
+    stats: PairingStats,
+    wait_nanos: u64,
+    slot_nanos: u64,
+    slots: usize,
+    max_pending: usize,
+    max_edges: usize,
+}
+
+/// A snapshot of one edge over a window, for the JSON API.
+#[derive(Clone, Debug)]
+pub struct EdgeSnapshot {
+    /// Calling service.
+    pub client: Arc<str>,
+    /// Called service or virtual node.
+    pub server: Arc<str>,
+    /// How the edge was found.
+    pub kind: EdgeKind,
+    /// Client side over the window.
+    pub client_stats: WindowStats,
+    /// Server side over the window.
+    pub server_stats: WindowStats,
+    /// Recent traces through the edge.
+    pub exemplars: Vec<TraceId>,
+}
+
+impl ServiceGraph {
+    /// An empty graph with the limits of `config`.
+    pub fn new(config: &AnalysisConfig) -> Self {
+        Self {
+            pending: HashMap::new(),
+            expiry: VecDeque::new(),
+            edges: HashMap::new(),
+            names: Interner::new(config.max_services),
+            stats: PairingStats::default(),
+            wait_nanos: config.pairing_wait.as_nanos().min(u128::from(u64::MAX)) as u64,
+            slot_nanos: config.slot_nanos(),
+            slots: config.slots,
+            max_pending: config.max_pending_pairs,
+            max_edges: config.max_edges,
+        }
+    }
+
+    /// Feeds the spans of one batch that arrived at `now`.
+    pub fn observe(&mut self, spans: &[Span], now: UnixNanos) {
+        self.expire(now);
+        for span in spans {
+            let (side, key) = match span.kind {
+                SpanKind::Client | SpanKind::Producer => {
+                    (Side::Client, (span.trace_id, span.span_id))
+                }
+                SpanKind::Server | SpanKind::Consumer => match span.parent_span_id {
+                    Some(parent) => (Side::Server, (span.trace_id, parent)),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let messaging = matches!(span.kind, SpanKind::Producer | SpanKind::Consumer);
+            let half = Half {
+                service: self.names.get(span.service_name()),
+                nanos: span.duration_nanos(),
+                error: span.status.code == StatusCode::Error,
+                end: span.end,
+                peer: match side {
+                    Side::Client => self.peer_of(span),
+                    Side::Server => None,
+                },
+            };
+            self.offer(key, side, half, messaging, now);
+        }
+        self.stats.pending = self.pending.len() as u64;
+    }
+
+    fn peer_of(&mut self, span: &Span) -> Option<(Arc<str>, &'static str)> {
+        PEER_ATTRIBUTES
+            .iter()
+            .find_map(|&key| match span.attribute(key) {
+                Some(AttributeValue::String(s)) if !s.is_empty() => Some((self.names.get(s), key)),
+                _ => None,
+            })
+    }
+
+    fn offer(
+        &mut self,
+        key: (TraceId, SpanId),
+        side: Side,
+        half: Half,
+        messaging: bool,
+        now: UnixNanos,
+    ) {
+        if let Some(entry) = self.pending.get_mut(&key) {
+            let slot = match side {
+                Side::Client => &mut entry.client,
+                Side::Server => &mut entry.server,
+            };
+            if slot.is_none() {
+                *slot = Some(half);
+                entry.messaging |= messaging;
+            }
+            if entry.client.is_some() && entry.server.is_some() {
+                if let Some(done) = self.pending.remove(&key) {
+                    self.complete(key.0, done, now);
+                }
+            }
+            return;
+        }
+        while self.pending.len() >= self.max_pending {
+            let Some((_, oldest)) = self.expiry.pop_front() else {
+                break;
+            };
+            if let Some(p) = self.pending.remove(&oldest) {
+                self.stats.evicted += 1;
+                self.expired(oldest.0, p, now);
+            }
+        }
+        let expires_at = now.0.saturating_add(self.wait_nanos);
+        let mut entry = Pending {
+            messaging,
+            expires_at,
+            ..Pending::default()
+        };
+        match side {
+            Side::Client => entry.client = Some(half),
+            Side::Server => entry.server = Some(half),
+        }
+        self.pending.insert(key, entry);
+        self.expiry.push_back((expires_at, key));
+        // Matched pairs leave stale queue entries behind; keep the queue proportional to the
+        // store so that it stays bounded too.
+        if self.expiry.len() > 2 * self.max_pending.max(16) {
+            let pending = &self.pending;
+            self.expiry
+                .retain(|(at, k)| pending.get(k).is_some_and(|p| p.expires_at == *at));
+        }
+    }
+
+    /// Expires every half whose wait is over at `now`.
+    pub fn expire(&mut self, now: UnixNanos) {
+        while let Some(&(at, key)) = self.expiry.front() {
+            if at > now.0 {
+                break;
+            }
+            self.expiry.pop_front();
+            if self.pending.get(&key).is_some_and(|p| p.expires_at == at) {
+                if let Some(p) = self.pending.remove(&key) {
+                    self.expired(key.0, p, now);
+                }
+            }
+        }
+        self.stats.pending = self.pending.len() as u64;
+    }
+
+    fn expired(&mut self, trace_id: TraceId, p: Pending, now: UnixNanos) {
+        match (p.client, p.server) {
+            (Some(client), None) => match client.peer.clone() {
+                Some((peer, attr)) if *peer != *client.service => {
+                    self.stats.virtual_edges += 1;
+                    let (slot, slots) = (now.0 / self.slot_nanos, self.slots);
+                    let edge = self.edge(&client.service, &peer, EdgeKind::Virtual(attr));
+                    edge.client
+                        .record(&observation(&client, client.error, trace_id), slot, slots);
+                }
+                _ => self.stats.unpaired_client += 1,
+            },
+            (None, Some(_)) => self.stats.unpaired_server += 1,
+            // Complete pairs never wait; nothing to count.
+            _ => {}
+        }
+    }
+
+    fn complete(&mut self, trace_id: TraceId, p: Pending, now: UnixNanos) {
+        let (Some(client), Some(server)) = (p.client, p.server) else {
+            return;
+        };
+        if client.service == server.service {
+            self.stats.same_service += 1;
+            return;
+        }
+        self.stats.paired += 1;
+        let kind = if p.messaging {
+            EdgeKind::Messaging
+        } else {
+            EdgeKind::Request
+        };
+        let failed = client.error || server.error;
+        let slot = now.0 / self.slot_nanos;
+        let slots = self.slots;
+        let edge = self.edge(&client.service, &server.service, kind);
+        edge.client
+            .record(&observation(&client, failed, trace_id), slot, slots);
+        edge.server
+            .record(&observation(&server, server.error, trace_id), slot, slots);
+    }
+
+    fn edge(&mut self, client: &Arc<str>, server: &Arc<str>, kind: EdgeKind) -> &mut Edge {
+        let mut key = (Arc::clone(client), Arc::clone(server));
+        if !self.edges.contains_key(&key) && self.edges.len() >= self.max_edges {
+            self.stats.edge_overflow += 1;
+            let overflow: Arc<str> = Arc::from(OVERFLOW);
+            key = (Arc::clone(&overflow), overflow);
+        }
+        self.edges.entry(key).or_insert_with(|| Edge {
+            kind,
+            client: WindowedSeries::default(),
+            server: WindowedSeries::default(),
+        })
+    }
+
+    /// The pairing counters.
+    pub fn stats(&self) -> PairingStats {
+        PairingStats {
+            pending: self.pending.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// Names that fell beyond the service limit.
+    pub fn names_overflowed(&self) -> u64 {
+        self.names.overflowed()
+    }
+
+    /// Every edge with its cumulative series, for `/metrics`.
+    pub fn edges(&self) -> impl Iterator<Item = (&(Arc<str>, Arc<str>), &Edge)> {
+        self.edges.iter()
+    }
+
+    /// Every edge over the `window_slots` newest slots at `now`, with traffic in the window.
+    pub fn snapshot(&self, now: UnixNanos, window_slots: u64) -> Vec<EdgeSnapshot> {
+        let now_slot = now.0 / self.slot_nanos;
+        let mut out: Vec<EdgeSnapshot> = self
+            .edges
+            .iter()
+            .map(|((c, s), e)| EdgeSnapshot {
+                client: Arc::clone(c),
+                server: Arc::clone(s),
+                kind: e.kind,
+                client_stats: e.client.window(now_slot, window_slots),
+                server_stats: e.server.window(now_slot, window_slots),
+                exemplars: e
+                    .client
+                    .recent_exemplars(3)
+                    .iter()
+                    .map(|x| x.trace_id)
+                    .collect(),
+            })
+            .filter(|e| e.client_stats.calls > 0 || e.server_stats.calls > 0)
+            .collect();
+        out.sort_by(|a, b| (&a.client, &a.server).cmp(&(&b.client, &b.server)));
+        out
+    }
+}
+
+fn observation(half: &Half, error: bool, trace_id: TraceId) -> Observation {
+    Observation {
+        nanos: half.nanos,
+        error,
+        trace_id,
+        end: half.end,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::test_spans::span;
+
+    const S: u64 = 1_000_000_000;
+
+    fn graph() -> ServiceGraph {
+        ServiceGraph::new(&AnalysisConfig {
+            pairing_wait: Duration::from_secs(10),
+            ..AnalysisConfig::default()
+        })
+    }
+
+    fn edge_calls(g: &ServiceGraph, now: u64, client: &str, server: &str) -> (u64, u64, u64) {
+        g.snapshot(UnixNanos(now), 60)
+            .iter()
+            .find(|e| &*e.client == client && &*e.server == server)
+            .map(|e| {
+                (
+                    e.client_stats.calls,
+                    e.client_stats.errors,
+                    e.server_stats.calls,
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn halves_in_one_batch_pair() {
+        let mut g = graph();
+        let c = span("frontend", 1, 10, Some(1), SpanKind::Client, 0, 50);
+        let s = span("cart", 1, 11, Some(10), SpanKind::Server, 5, 40);
+        g.observe(&[c, s], UnixNanos(100 * S));
+        assert_eq!(edge_calls(&g, 100 * S, "frontend", "cart"), (1, 0, 1));
+        assert_eq!(g.stats().paired, 1);
+        assert_eq!(g.stats().pending, 0);
+    }
+
+    #[test]
+    fn halves_arriving_seconds_apart_in_either_order_pair() {
+        let mut g = graph();
+        let s = span("cart", 2, 11, Some(10), SpanKind::Server, 5, 40);
+        g.observe(&[s], UnixNanos(100 * S));
+        assert_eq!(g.stats().pending, 1);
+        let mut c = span("frontend", 2, 10, Some(1), SpanKind::Client, 0, 50);
+        c.status.code = StatusCode::Error;
+        g.observe(&[c], UnixNanos(108 * S));
+        assert_eq!(edge_calls(&g, 108 * S, "frontend", "cart"), (1, 1, 1));
+        assert_eq!(g.stats().pending, 0);
+    }
+
+    #[test]
+    fn halves_expire_and_are_counted_unpaired() {
+        let mut g = graph();
+        g.observe(
+            &[span("cart", 3, 11, Some(10), SpanKind::Server, 5, 40)],
+            UnixNanos(100 * S),
+        );
+        g.observe(
+            &[span("frontend", 4, 10, Some(1), SpanKind::Client, 0, 50)],
+            UnixNanos(101 * S),
+        );
+        g.expire(UnixNanos(109 * S));
+        assert_eq!(g.stats().pending, 2);
+        g.expire(UnixNanos(111 * S));
+        let st = g.stats();
+        assert_eq!(
+            (st.unpaired_server, st.unpaired_client, st.pending),
+            (1, 1, 0)
+        );
+        // The late other half no longer pairs with the expired one.
+        g.observe(
+            &[span("frontend", 3, 10, Some(1), SpanKind::Client, 0, 50)],
+            UnixNanos(112 * S),
+        );
+        assert_eq!(edge_calls(&g, 112 * S, "frontend", "cart"), (0, 0, 0));
+    }
+
+    #[test]
+    fn expired_client_with_a_peer_becomes_a_virtual_node() {
+        let mut g = graph();
+        let mut db = span("cart", 5, 20, Some(1), SpanKind::Client, 0, 3_000);
+        db.attributes.push(faultline_model::KeyValue::new(
+            "db.system.name",
+            AttributeValue::String("postgresql".into()),
+        ));
+        g.observe(&[db], UnixNanos(100 * S));
+        g.expire(UnixNanos(120 * S));
+        let snap = g.snapshot(UnixNanos(120 * S), 60);
+        assert_eq!(snap.len(), 1);
+        assert_eq!(&*snap[0].server, "postgresql");
+        assert_eq!(snap[0].kind, EdgeKind::Virtual("db.system.name"));
+        assert_eq!(snap[0].client_stats.latency.counts[1], 1);
+        assert_eq!(g.stats().virtual_edges, 1);
+    }
+
+    #[test]
+    fn producer_consumer_pairs_as_messaging() {
+        let mut g = graph();
+        g.observe(
+            &[span("orders", 6, 30, Some(1), SpanKind::Producer, 0, 2)],
+            UnixNanos(10 * S),
+        );
+        g.observe(
+            &[span("mailer", 6, 31, Some(30), SpanKind::Consumer, 50, 90)],
+            UnixNanos(13 * S),
+        );
+        let snap = g.snapshot(UnixNanos(13 * S), 60);
+        assert_eq!(snap[0].kind, EdgeKind::Messaging);
+    }
+
+    #[test]
+    fn the_store_is_bounded_and_evicts_the_oldest() {
+        let mut g = ServiceGraph::new(&AnalysisConfig {
+            max_pending_pairs: 3,
+            ..AnalysisConfig::default()
+        });
+        for i in 0..10u8 {
+            g.observe(
+                &[span(
+                    "frontend",
+                    7,
+                    100 + i,
+                    Some(1),
+                    SpanKind::Client,
+                    0,
+                    5,
+                )],
+                UnixNanos(S),
+            );
+        }
+        let st = g.stats();
+        assert_eq!((st.pending, st.evicted, st.unpaired_client), (3, 7, 7));
+        assert!(g.expiry.len() <= 2 * 16 + 1);
+    }
+
+    #[test]
+    fn edges_beyond_the_limit_count_into_overflow() {
+        let mut g = ServiceGraph::new(&AnalysisConfig {
+            max_edges: 1,
+            ..AnalysisConfig::default()
+        });
+        for (i, server) in ["a", "b", "c"].iter().enumerate() {
+            let sid = 10 + i as u8;
+            g.observe(
+                &[
+                    span("frontend", 8, sid, Some(1), SpanKind::Client, 0, 5),
+                    span(server, 8, sid + 100, Some(sid), SpanKind::Server, 1, 4),
+                ],
+                UnixNanos(S),
+            );
+        }
+        assert_eq!(g.stats().edge_overflow, 2);
+        assert_eq!(edge_calls(&g, S, OVERFLOW, OVERFLOW).0, 2);
+    }
+
+    #[test]
+    fn same_service_pairs_are_not_edges() {
+        let mut g = graph();
+        g.observe(
+            &[
+                span("cart", 9, 10, Some(1), SpanKind::Client, 0, 5),
+                span("cart", 9, 11, Some(10), SpanKind::Server, 1, 4),
+            ],
+            UnixNanos(S),
+        );
+        assert!(g.snapshot(UnixNanos(S), 60).is_empty());
+        assert_eq!(g.stats().same_service, 1);
+    }
+}

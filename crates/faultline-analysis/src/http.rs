@@ -1,0 +1,259 @@
+//! The HTTP API: `/metrics` and the JSON endpoints under `/api/analysis`.
+//!
+//! Every parameter is checked here and turned into an [`AnalysisError`] that names it; the
+//! handlers never panic on input.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use faultline_model::{SpanKind, TraceId, UnixNanos};
+use faultline_storage::Store;
+use serde_json::{json, Value};
+
+use crate::analyzer::Analyzer;
+use crate::error::AnalysisError;
+use crate::exposition::Format;
+use crate::graph::EdgeKind;
+use crate::trace::analyze_trace;
+use crate::window::WindowStats;
+
+/// Window used when the request names none.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
+
+#[derive(Clone)]
+struct AppState {
+    analyzer: Arc<Analyzer>,
+    store: Arc<Store>,
+}
+
+/// The routes: `GET /metrics`, `GET /api/analysis/service-graph`, `GET /api/analysis/red`
+/// and `GET /api/analysis/traces/{traceID}`.
+pub fn router(analyzer: Arc<Analyzer>, store: Arc<Store>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/analysis/service-graph", get(service_graph))
+        .route("/api/analysis/red", get(red))
+        .route("/api/analysis/traces/{trace_id}", get(trace))
+        .with_state(AppState { analyzer, store })
+}
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    let body = state.analyzer.prometheus(format);
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+async fn service_graph(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<Value>, AnalysisError> {
+    let params = known_params(params, &["window"])?;
+    let (window, slots) = window_of(&state.analyzer, &params)?;
+    let edges = state.analyzer.edges(UnixNanos::now(), slots);
+    let secs = window.as_secs_f64();
+
+    let mut nodes: HashMap<&str, (bool, WindowStats, WindowStats)> = HashMap::new();
+    for e in &edges {
+        let virtual_node = matches!(e.kind, EdgeKind::Virtual(_));
+        nodes.entry(&e.client).or_default().2.merge(&e.client_stats);
+        let server = nodes.entry(&e.server).or_default();
+        server.0 |= virtual_node;
+        server.1.merge(if virtual_node {
+            &e.client_stats
+        } else {
+            &e.server_stats
+        });
+    }
+    let mut node_list: Vec<Value> = nodes
+        .iter()
+        .map(|(name, (virtual_node, incoming, outgoing))| {
+            json!({
+                "id": name,
+                "virtual": virtual_node,
+                "incoming": red_json(incoming, secs),
+                "outgoing": red_json(outgoing, secs),
+            })
+        })
+        .collect();
+    node_list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let edge_list: Vec<Value> = edges
+        .iter()
+        .map(|e| {
+            let (kind, via) = match e.kind {
+                EdgeKind::Request => ("request", None),
+                EdgeKind::Messaging => ("messaging", None),
+                EdgeKind::Virtual(attr) => ("virtual", Some(attr)),
+            };
+            json!({
+                "client": &*e.client,
+                "server": &*e.server,
+                "kind": kind,
+                "virtualNodeFrom": via,
+                "client_side": red_json(&e.client_stats, secs),
+                "server_side": (e.server_stats.calls > 0).then(|| red_json(&e.server_stats, secs)),
+                "exemplarTraceIDs": e.exemplars.iter().map(TraceId::to_hex).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "data": {"windowSeconds": secs, "nodes": node_list, "edges": edge_list},
+        "errors": null,
+    })))
+}
+
+async fn red(State(state): State<AppState>, params: Params) -> Result<Json<Value>, AnalysisError> {
+    let params = known_params(params, &["window", "service", "spanKind"])?;
+    let (window, slots) = window_of(&state.analyzer, &params)?;
+    let kind = match params.get("spanKind") {
+        None => None,
+        Some(k) => Some(SpanKind::from_jaeger_str(k).ok_or_else(|| AnalysisError::InvalidParameter {
+            name: "spanKind",
+            message: format!(
+                "{k:?} is not a span kind; expected server, client, producer, consumer, internal or unspecified"
+            ),
+        })?),
+    };
+    let service = params
+        .get("service")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty());
+    let secs = window.as_secs_f64();
+    let series: Vec<Value> = state
+        .analyzer
+        .red(service, UnixNanos::now(), slots)
+        .into_iter()
+        .filter(|r| kind.is_none_or(|k| k == r.kind))
+        .map(|r| {
+            let mut v = red_json(&r.stats, secs);
+            v["service"] = json!(r.service);
+            v["operation"] = json!(r.operation);
+            v["spanKind"] = json!(r.kind.as_jaeger_str());
+            v["exemplarTraceIDs"] = json!(r
+                .exemplars
+                .iter()
+                .map(|e| e.trace_id.to_hex())
+                .collect::<Vec<_>>());
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "data": series,
+        "windowSeconds": secs,
+        "errors": null,
+    })))
+}
+
+async fn trace(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, AnalysisError> {
+    let id: TraceId = raw.parse().map_err(|e| AnalysisError::InvalidParameter {
+        name: "traceID",
+        message: format!("{e}; expected up to 32 hex digits"),
+    })?;
+    let data = state
+        .store
+        .trace(id)
+        .await?
+        .ok_or(AnalysisError::TraceNotFound)?;
+    let mut analysis = analyze_trace(&data.spans).ok_or(AnalysisError::TraceNotFound)?;
+    analysis.warnings.extend(data.warnings);
+    Ok(Json(json!({"data": analysis, "errors": null})))
+}
+
+/// Rejects parameters the endpoint does not know, naming the first one.
+fn known_params(
+    params: Params,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, AnalysisError> {
+    let Query(params) = params.map_err(|e| AnalysisError::InvalidParameter {
+        name: "query",
+        message: e.body_text(),
+    })?;
+    if let Some(unknown) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(AnalysisError::InvalidParameter {
+            name: "query",
+            message: format!("unknown parameter {unknown:?}; expected one of {allowed:?}"),
+        });
+    }
+    Ok(params)
+}
+
+fn window_of(
+    analyzer: &Analyzer,
+    params: &HashMap<String, String>,
+) -> Result<(Duration, u64), AnalysisError> {
+    let window = match params.get("window") {
+        Some(w) => parse_duration(w).map_err(|message| AnalysisError::InvalidParameter {
+            name: "window",
+            message,
+        })?,
+        None => DEFAULT_WINDOW.min(analyzer.config().horizon()),
+    };
+    let slots = analyzer.window_slots(window)?;
+    // Report the window actually summed: whole slots.
+    Ok((analyzer.config().slot * slots as u32, slots))
+}
+
+/// Parses `250ms`, `30s`, `5m`, `1h` (one number, one unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let expected = "expected a duration such as 30s, 5m or 1h (units ms, s, m, h)";
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; {expected}"))?;
+    let nanos_per: u64 = match unit {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return Err(format!("{s:?} has no known unit; {expected}")),
+    };
+    n.checked_mul(nanos_per)
+        .map(Duration::from_nanos)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+fn red_json(s: &WindowStats, secs: f64) -> Value {
+    let ms = |q: f64| s.latency.quantile_seconds(q).map(|v| v * 1e3);
+    json!({
+        "calls": s.calls,
+        "errors": s.errors,
+        "ratePerSecond": if secs > 0.0 { s.calls as f64 / secs } else { 0.0 },
+        "errorRatio": if s.calls > 0 { s.errors as f64 / s.calls as f64 } else { 0.0 },
+        "p50Ms": ms(0.5),
+        "p90Ms": ms(0.9),
+        "p99Ms": ms(0.99),
+        "meanMs": s.latency.mean_seconds().map(|v| v * 1e3),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_or_explain() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("5").unwrap_err().contains("unit"));
+        assert!(parse_duration("-5m").is_err());
+        assert!(parse_duration("5 m").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration("9999999999999h")
+            .unwrap_err()
+            .contains("too long"));
+    }
+}

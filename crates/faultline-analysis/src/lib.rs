@@ -1,0 +1,42 @@
+//! Live analysis of the span stream: the service graph, RED metrics, their Prometheus
+//! exposition, and per-trace critical path analysis.
+//!
+//! The ingest pipeline hands every batch it has stored to [`Analyzer::observe`], which updates
+//! the service graph (pairing the client and server halves of each call, with virtual nodes
+//! for uninstrumented dependencies) and the RED series (per service, operation and span kind)
+//! over sliding windows. [`router`] serves `/metrics` (names as Tempo's metrics generator) and
+//! JSON under `/api/analysis`, including [`analyze_trace`] on any stored trace. See
+//! `docs/analysis.md`.
+//!
+//! This crate must not block or do I/O in `observe`, must not hold memory without a bound
+//! (every map has a limit and counts what overflows), and must not write spans: it reads the
+//! store only to fetch one trace for its analysis.
+#![deny(missing_docs)]
+
+mod analyzer;
+mod config;
+mod error;
+mod exposition;
+mod graph;
+mod histogram;
+mod http;
+mod intern;
+mod red;
+#[cfg(test)]
+mod test_spans;
+mod trace;
+mod window;
+
+pub use analyzer::Analyzer;
+pub use config::AnalysisConfig;
+pub use error::AnalysisError;
+pub use exposition::Format;
+pub use graph::{EdgeKind, EdgeSnapshot, PairingStats};
+pub use histogram::{Exemplar, Histogram, BUCKET_BOUNDS_NANOS};
+pub use http::{parse_duration, router, DEFAULT_WINDOW};
+pub use intern::OVERFLOW;
+pub use red::RedSnapshot;
+pub use trace::{
+    analyze_trace, ErrorOrigin, PathSegment, ServiceBreakdown, SpanAnalysis, TraceAnalysis,
+};
+pub use window::WindowStats;
