@@ -75,6 +75,10 @@ struct RunArgs {
     /// Requests per second the gateway admits before answering 429.
     #[arg(long, default_value_t = 1000.0, value_name = "N")]
     gateway_rate_limit: f64,
+    /// Send the shop's spans to this OTLP/HTTP base URL (e.g. another Faultline or any OTLP
+    /// backend) instead of starting the embedded server.
+    #[arg(long, value_name = "URL")]
+    external_otlp: Option<String>,
     /// Print a load line this often.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     report_every: Duration,
@@ -321,6 +325,7 @@ async fn run_demo(args: RunArgs) -> Result<(), DemoError> {
         shop_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         shop_port: args.shop_port,
         gateway_rate_limit: args.gateway_rate_limit,
+        external_otlp: args.external_otlp,
     };
     println!(
         "service logs (JSON, with trace_id/span_id): {}",

@@ -33,6 +33,9 @@ pub struct DemoConfig {
     pub shop_port: u16,
     /// Requests per second the gateway admits.
     pub gateway_rate_limit: f64,
+    /// Export to this OTLP/HTTP base URL instead of starting the embedded server (to measure
+    /// the shop alone, or to compare another backend).
+    pub external_otlp: Option<String>,
 }
 
 impl Default for DemoConfig {
@@ -46,6 +49,7 @@ impl Default for DemoConfig {
             shop_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             shop_port: 8080,
             gateway_rate_limit: 1_000.0,
+            external_otlp: None,
         }
     }
 }
@@ -66,8 +70,8 @@ impl DemoConfig {
 
 /// The server and the shop, running.
 pub struct RunningDemo {
-    /// The embedded Faultline server.
-    pub server: RunningServer,
+    /// The embedded Faultline server, unless the shop exports elsewhere.
+    pub server: Option<RunningServer>,
     /// The shop.
     pub shop: RunningShop,
     /// Where data goes.
@@ -85,15 +89,19 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 impl RunningDemo {
-    /// The query API / UI base URL.
-    pub fn query_url(&self) -> String {
-        format!("http://{}", reachable(self.server.http_addr))
+    /// The embedded server's query API / UI base URL.
+    pub fn query_url(&self) -> Option<String> {
+        self.server
+            .as_ref()
+            .map(|s| format!("http://{}", reachable(s.http_addr)))
     }
 
     /// Stops the shop (flushing its spans into the server), then the server.
     pub async fn shutdown(self) -> Result<(), DemoError> {
         self.shop.shutdown().await;
-        self.server.shutdown().await?;
+        if let Some(server) = self.server {
+            server.shutdown().await?;
+        }
         Ok(())
     }
 }
@@ -122,19 +130,23 @@ pub async fn start(config: DemoConfig) -> Result<RunningDemo, DemoError> {
         what: format!("opening {}", ledger_path.display()),
         source,
     })?;
-    let serve = ServeOptions {
-        data_dir: Some(data_dir.join("faultline")),
-        otlp_grpc: Some(config.otlp_grpc),
-        otlp_http: Some(config.otlp_http),
-        http: Some(config.http),
-        ..ServeOptions::default()
-    }
-    .resolve()?;
-    let server = faultline_server::start(serve).await?;
-    let mut shop_config = ShopConfig::new(
-        format!("http://{}", reachable(server.otlp_http_addr)),
-        data_dir.join("shop"),
-    );
+    let (server, otlp_endpoint) = match &config.external_otlp {
+        Some(url) => (None, url.trim_end_matches('/').to_owned()),
+        None => {
+            let serve = ServeOptions {
+                data_dir: Some(data_dir.join("faultline")),
+                otlp_grpc: Some(config.otlp_grpc),
+                otlp_http: Some(config.otlp_http),
+                http: Some(config.http),
+                ..ServeOptions::default()
+            }
+            .resolve()?;
+            let server = faultline_server::start(serve).await?;
+            let endpoint = format!("http://{}", reachable(server.otlp_http_addr));
+            (Some(server), endpoint)
+        }
+    };
+    let mut shop_config = ShopConfig::new(otlp_endpoint, data_dir.join("shop"));
     shop_config.ip = config.shop_ip;
     shop_config.base_port = config.shop_port;
     shop_config.gateway_rate_limit = config.gateway_rate_limit;
@@ -142,7 +154,9 @@ pub async fn start(config: DemoConfig) -> Result<RunningDemo, DemoError> {
     let shop = match start_shop(shop_config).await {
         Ok(shop) => shop,
         Err(err) => {
-            let _ = server.shutdown().await;
+            if let Some(server) = server {
+                let _ = server.shutdown().await;
+            }
             return Err(err);
         }
     };
@@ -320,16 +334,22 @@ async fn print_load_windows(
 
 fn banner(demo: &RunningDemo, options: &RunOptions) -> String {
     let mut out = String::new();
-    let ui = demo.query_url();
-    out.push_str("\nFaultline demo is running.\n\n");
-    out.push_str(&format!(
-        "  UI and query API  {ui}   (e.g. {ui}/api/traces?service=gateway&limit=20)\n"
-    ));
-    out.push_str(&format!(
-        "  OTLP              grpc {}  http {}\n",
-        reachable(demo.server.otlp_grpc_addr),
-        reachable(demo.server.otlp_http_addr)
-    ));
+    match (&demo.server, demo.query_url()) {
+        (Some(server), Some(ui)) => {
+            out.push_str(&format!(
+                "  UI and query API  {ui}   (e.g. {ui}/api/traces?service=gateway&limit=20)\n"
+            ));
+            out.push_str(&format!(
+                "  OTLP              grpc {}  http {}\n",
+                reachable(server.otlp_grpc_addr),
+                reachable(server.otlp_http_addr)
+            ));
+        }
+        _ => out.push_str(&format!(
+            "  Spans go to       {} (OTLP/HTTP; no embedded server)\n",
+            demo.shop.otlp_endpoint()
+        )),
+    }
     out.push_str("  Shop services     traffic                     admin (faults)\n");
     for s in &demo.shop.services {
         out.push_str(&format!(

@@ -110,6 +110,7 @@ pub struct RunningShop {
     pub provider_addr: SocketAddr,
     /// The shared ground-truth ledger.
     pub ledger: FaultLedger,
+    otlp_endpoint: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     telemetry: Vec<Arc<Telemetry>>,
@@ -119,6 +120,11 @@ impl RunningShop {
     /// The service called `name`.
     pub fn service(&self, name: &str) -> Option<&ServiceInfo> {
         self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Where the services export spans.
+    pub fn otlp_endpoint(&self) -> &str {
+        &self.otlp_endpoint
     }
 
     /// The gateway's base URL.
@@ -301,6 +307,7 @@ pub async fn start_shop(config: ShopConfig) -> Result<RunningShop, DemoError> {
         services: infos,
         provider_addr,
         ledger: config.ledger,
+        otlp_endpoint: config.otlp_endpoint,
         stop,
         tasks,
         telemetry: bases.iter().map(|b| Arc::clone(&b.telemetry)).collect(),

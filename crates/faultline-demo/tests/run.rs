@@ -165,3 +165,59 @@ fn fault_and_load_commands_drive_a_running_demo() {
     .expect("load runs");
     runtime.block_on(h.demo.shutdown()).expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_can_export_to_an_external_backend() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let backend = faultline_server::start(
+        faultline_server::ServeOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            otlp_grpc: Some(local),
+            otlp_http: Some(local),
+            http: Some(local),
+            ..Default::default()
+        }
+        .resolve()
+        .expect("config"),
+    )
+    .await
+    .expect("backend starts");
+    let mut config = DemoConfig::ephemeral();
+    config.external_otlp = Some(format!("http://{}", backend.otlp_http_addr));
+    let demo = demo::start(config).await.expect("demo starts");
+    assert!(demo.server.is_none() && demo.query_url().is_none());
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("{}/api/products/SKU-0001", demo.shop.gateway_url()))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let trace_id = response
+        .headers()
+        .get("x-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("X-Trace-Id")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        demo.shop.flush().await;
+        let status = http
+            .get(format!(
+                "http://{}/api/traces/{trace_id}",
+                backend.http_addr
+            ))
+            .send()
+            .await
+            .expect("query answers")
+            .status();
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "trace never reached the backend");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    demo.shutdown().await.expect("demo stops");
+    backend.shutdown().await.expect("backend stops");
+}

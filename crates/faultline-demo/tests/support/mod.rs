@@ -265,7 +265,10 @@ impl Harness {
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let response = self
             .http
-            .get(format!("{}{path}", self.demo.query_url()))
+            .get(format!(
+                "{}{path}",
+                self.demo.query_url().expect("embedded server")
+            ))
             .send()
             .await
             .expect("query API answers");
