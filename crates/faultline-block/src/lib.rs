@@ -35,8 +35,9 @@
 //! ```
 //!
 //! It must not decide *when* blocks are written, compacted or deleted, hold state between
-//! calls, or touch the WAL: that is `faultline-storage`'s job. Every byte it reads is treated as
-//! hostile: a damaged block yields a [`BlockError`], never a panic.
+//! calls (a [`FooterCache`] is owned and passed in by the caller), or touch the WAL: that is
+//! `faultline-storage`'s job. Every byte it reads is treated as hostile: a damaged block yields
+//! a [`BlockError`], never a panic.
 #![deny(missing_docs)]
 
 mod blocks;
@@ -45,6 +46,7 @@ mod codec;
 mod decode;
 mod encode;
 mod error;
+mod footer_cache;
 mod meta;
 mod query;
 mod read;
@@ -56,8 +58,12 @@ pub use blocks::{
 };
 pub use bloom::TraceBloom;
 pub use error::BlockError;
+pub use footer_cache::FooterCache;
 pub use meta::{BlockId, BlockInfo, BlockMeta};
-pub use query::{dependencies, read_all, read_traces, search};
+pub use query::{
+    dependencies, dependencies_cached, read_all, read_traces, read_traces_cached, search,
+    search_cached,
+};
 pub use schema::{BlockSettings, FORMAT_VERSION};
 
 /// Time in nanoseconds since the Unix epoch (re-exported for callers of this crate's API).

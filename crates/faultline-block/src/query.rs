@@ -18,6 +18,7 @@ use crate::blocks::data_path;
 use crate::decode::{
     self, AttrCells, Cells, Interner, KeyCache, ParentRef, SpanColumns, TraceAssembler,
 };
+use crate::footer_cache::FooterCache;
 use crate::read::DataFile;
 use crate::schema::{self, AttrColumns};
 use crate::{codec, BlockError, BlockMeta};
@@ -30,6 +31,27 @@ pub async fn read_traces(
     meta: &BlockMeta,
     ids: &[TraceId],
 ) -> Result<Vec<Span>, BlockError> {
+    read_traces_in(store, root, meta, ids, None).await
+}
+
+/// [`read_traces`], taking the block's footer from `footers` (and keeping it there).
+pub async fn read_traces_cached(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    ids: &[TraceId],
+    footers: &FooterCache,
+) -> Result<Vec<Span>, BlockError> {
+    read_traces_in(store, root, meta, ids, Some(footers)).await
+}
+
+async fn read_traces_in(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    ids: &[TraceId],
+    footers: Option<&FooterCache>,
+) -> Result<Vec<Span>, BlockError> {
     let wanted: BTreeSet<TraceId> = ids
         .iter()
         .filter(|id| meta.may_contain_trace(id))
@@ -38,7 +60,7 @@ pub async fn read_traces(
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let file = DataFile::open(store, data_path(root, &meta.id)).await?;
+    let file = DataFile::open_cached(store, data_path(root, &meta.id), &meta.id, footers).await?;
     let (groups, selection) = file.select_traces(&wanted)?;
     let mut interner = Interner::default();
     let mut assembler = TraceAssembler::default();
@@ -269,10 +291,31 @@ pub async fn search(
     meta: &BlockMeta,
     q: &SpanQuery,
 ) -> Result<Vec<(UnixNanos, TraceId)>, BlockError> {
+    search_in(store, root, meta, q, None).await
+}
+
+/// [`search`], taking the block's footer from `footers` (and keeping it there).
+pub async fn search_cached(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    q: &SpanQuery,
+    footers: &FooterCache,
+) -> Result<Vec<(UnixNanos, TraceId)>, BlockError> {
+    search_in(store, root, meta, q, Some(footers)).await
+}
+
+async fn search_in(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    q: &SpanQuery,
+    footers: Option<&FooterCache>,
+) -> Result<Vec<(UnixNanos, TraceId)>, BlockError> {
     if q.limit == 0 || !meta.may_match(q) {
         return Ok(Vec::new());
     }
-    let file = DataFile::open(store, data_path(root, &meta.id)).await?;
+    let file = DataFile::open_cached(store, data_path(root, &meta.id), &meta.id, footers).await?;
     let groups = groups_in_time(&file, q.start, q.end)?;
     let plan = SearchPlan::new(q, file.attr_columns());
     let attr_columns = file.attr_columns();
@@ -430,10 +473,33 @@ pub async fn dependencies(
     end: UnixNanos,
     edges: &mut BTreeMap<(String, String), u64>,
 ) -> Result<(), BlockError> {
+    dependencies_in(store, root, meta, (start, end), edges, None).await
+}
+
+/// [`dependencies`], taking the block's footer from `footers` (and keeping it there).
+pub async fn dependencies_cached(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    (start, end): (UnixNanos, UnixNanos),
+    edges: &mut BTreeMap<(String, String), u64>,
+    footers: &FooterCache,
+) -> Result<(), BlockError> {
+    dependencies_in(store, root, meta, (start, end), edges, Some(footers)).await
+}
+
+async fn dependencies_in(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    (start, end): (UnixNanos, UnixNanos),
+    edges: &mut BTreeMap<(String, String), u64>,
+    footers: Option<&FooterCache>,
+) -> Result<(), BlockError> {
     if !meta.overlaps(start, end) {
         return Ok(());
     }
-    let file = DataFile::open(store, data_path(root, &meta.id)).await?;
+    let file = DataFile::open_cached(store, data_path(root, &meta.id), &meta.id, footers).await?;
     let groups = groups_in_time(&file, start, end)?;
     let columns = [
         schema::TRACE_ID,

@@ -17,8 +17,9 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataP
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::DecodeResult;
 
+use crate::footer_cache::{Footer, FooterCache};
 use crate::schema::{AttrColumns, DYNAMIC_KEY};
-use crate::BlockError;
+use crate::{BlockError, BlockId};
 
 /// Bytes fetched from the end of the file on open: usually the whole footer and page index in
 /// one request.
@@ -50,11 +51,32 @@ type PageFilter<'f> = dyn Fn(Option<&[u8]>, Option<&[u8]>) -> bool + 'f;
 pub(crate) struct DataFile<'a> {
     store: &'a dyn ObjectStore,
     path: Path,
-    metadata: Arc<ParquetMetaData>,
-    attr_columns: AttrColumns,
+    footer: Arc<Footer>,
 }
 
 impl<'a> DataFile<'a> {
+    /// Opens block `id`'s data file, taking its footer from `cache` when present and adding it
+    /// there after a decode.
+    pub(crate) async fn open_cached(
+        store: &'a dyn ObjectStore,
+        path: Path,
+        id: &BlockId,
+        cache: Option<&FooterCache>,
+    ) -> Result<Self, BlockError> {
+        if let Some(footer) = cache.and_then(|c| c.get(id)) {
+            return Ok(Self {
+                store,
+                path,
+                footer,
+            });
+        }
+        let file = Self::open(store, path).await?;
+        if let Some(c) = cache {
+            c.insert(id.clone(), Arc::clone(&file.footer));
+        }
+        Ok(file)
+    }
+
     /// Reads and decodes the footer, fetching more ranges if the decoder asks for them.
     pub(crate) async fn open(store: &'a dyn ObjectStore, path: Path) -> Result<Self, BlockError> {
         let got = store
@@ -93,23 +115,22 @@ impl<'a> DataFile<'a> {
         Ok(Self {
             store,
             path,
-            metadata: Arc::new(metadata),
-            attr_columns,
+            footer: Arc::new(Footer::new(Arc::new(metadata), attr_columns)),
         })
     }
 
     /// The file's attribute columns (fixed and dynamic).
     pub(crate) fn attr_columns(&self) -> &AttrColumns {
-        &self.attr_columns
+        &self.footer.attr_columns
     }
 
     pub(crate) fn metadata(&self) -> &ParquetMetaData {
-        &self.metadata
+        &self.footer.metadata
     }
 
     /// Leaf column index of a top-level column (the schema is flat).
     pub(crate) fn leaf(&self, name: &str) -> Result<usize, BlockError> {
-        self.metadata
+        self.metadata()
             .file_metadata()
             .schema_descr()
             .columns()
@@ -145,7 +166,7 @@ impl<'a> DataFile<'a> {
             return Ok(());
         }
         let mut builder = guarded(&self.path, || {
-            ParquetPushDecoderBuilder::try_new_decoder(self.metadata.clone())
+            ParquetPushDecoderBuilder::try_new_decoder(Arc::clone(&self.footer.metadata))
         })?
         .with_batch_size(BATCH_ROWS)
         .with_row_groups(row_groups);
@@ -154,7 +175,8 @@ impl<'a> DataFile<'a> {
                 .iter()
                 .map(|c| self.leaf(c))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mask = ProjectionMask::leaves(self.metadata.file_metadata().schema_descr(), leaves);
+            let mask =
+                ProjectionMask::leaves(self.metadata().file_metadata().schema_descr(), leaves);
             builder = builder.with_projection(mask);
         }
         if let Some(sel) = selection {
@@ -183,7 +205,7 @@ impl<'a> DataFile<'a> {
             .map(|c| self.leaf(c))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ProjectionMask::leaves(
-            self.metadata.file_metadata().schema_descr(),
+            self.metadata().file_metadata().schema_descr(),
             leaves,
         ))
     }
@@ -212,7 +234,7 @@ impl<'a> DataFile<'a> {
 
     /// All row groups.
     pub(crate) fn all_row_groups(&self) -> Vec<usize> {
-        (0..self.metadata.num_row_groups()).collect()
+        (0..self.metadata().num_row_groups()).collect()
     }
 
     /// Row groups, and pages within them, whose `trace_id` range can hold one of `ids`. Uses the
@@ -237,7 +259,7 @@ impl<'a> DataFile<'a> {
         };
         let mut groups = Vec::new();
         let mut selectors: Vec<RowSelector> = Vec::new();
-        for (rg, meta) in self.metadata.row_groups().iter().enumerate() {
+        for (rg, meta) in self.metadata().row_groups().iter().enumerate() {
             let stats = meta.columns().get(leaf).and_then(|c| c.statistics());
             let keep = stats.is_none_or(|s| any_in(s.min_bytes_opt(), s.max_bytes_opt()));
             if !keep {
@@ -271,7 +293,7 @@ impl<'a> DataFile<'a> {
         rows: usize,
         keep: &PageFilter<'_>,
     ) -> Option<Vec<(usize, bool)>> {
-        let index = self.metadata.page_index_for_row_group(rg);
+        let index = self.metadata().page_index_for_row_group(rg);
         let locations = index.offset_index(leaf)?.page_locations();
         let ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(ci) = index.column_index(leaf)? else {
             return None;

@@ -18,6 +18,11 @@ use crate::StorageError;
 /// Blocks read concurrently by one query.
 const QUERY_BLOCK_CONCURRENCY: usize = 8;
 
+/// Blocks a search reads at once before it tightens its time floor: small, because a block
+/// skipped thanks to the floor saves far more than reading it in parallel would, and search
+/// decoding is CPU-bound anyway.
+const SEARCH_WAVE_BLOCKS: usize = 2;
+
 /// How often a query is retried when a block it planned to read was removed under it by
 /// compaction or retention.
 const QUERY_ATTEMPTS: usize = 3;
@@ -54,8 +59,16 @@ impl Store {
             let reads = snap.blocks.iter().map(|meta| {
                 let (objects, root, meta) = self.block_handles(meta);
                 let wanted = Arc::clone(&wanted);
+                let footers = Arc::clone(&self.footers);
                 async move {
-                    faultline_block::read_traces(objects.as_ref(), &root, &meta, &wanted).await
+                    faultline_block::read_traces_cached(
+                        objects.as_ref(),
+                        &root,
+                        &meta,
+                        &wanted,
+                        &footers,
+                    )
+                    .await
                 }
             });
             let read = run_reads(reads).await;
@@ -132,6 +145,11 @@ impl Store {
 
     /// IDs of traces with a span matching `query`, most recent matching span first, at most
     /// `query.limit`.
+    ///
+    /// Blocks are read newest first, a few at a time. Once `limit` traces are known, a block
+    /// whose spans all started before the `limit`-th latest hit cannot change the answer and is
+    /// skipped, and the rest are searched only from that time on: a search over a long range
+    /// reads the recent blocks, not all of them.
     pub async fn search(&self, query: &SpanQuery) -> Result<Vec<TraceId>, StorageError> {
         if query.limit == 0 {
             return Ok(Vec::new());
@@ -140,7 +158,7 @@ impl Store {
         loop {
             attempt += 1;
             let mut hits: HashMap<TraceId, UnixNanos> = HashMap::new();
-            let snap = {
+            let mut snap = {
                 let st = self.state.read().await;
                 st.head.search(query, &mut hits);
                 for f in &st.flushing {
@@ -148,26 +166,52 @@ impl Store {
                 }
                 self.snapshot(&st, |b| b.may_match(query))
             };
-            let query_owned = Arc::new(query.clone());
-            let reads = snap.blocks.iter().map(|meta| {
-                let (objects, root, meta) = self.block_handles(meta);
-                let q = Arc::clone(&query_owned);
-                async move { faultline_block::search(objects.as_ref(), &root, &meta, &q).await }
-            });
-            let read = run_reads(reads).await;
-            match read {
-                Ok(parts) => {
-                    // Each part holds its `limit` latest traces, so the overall top `limit` is
-                    // among their union.
-                    for (start, id) in parts.into_iter().flatten() {
-                        let e = hits.entry(id).or_insert(start);
-                        *e = (*e).max(start);
-                    }
-                    return Ok(top_hits(hits, query.limit));
-                }
+            snap.blocks
+                .sort_by(|a, b| b.max_start.cmp(&a.max_start).then(b.id.cmp(&a.id)));
+            match self.search_blocks(query, &snap.blocks, &mut hits).await {
+                Ok(()) => return Ok(top_hits(hits, query.limit)),
                 Err(e) => self.retry_or_fail(e, &snap, attempt).await?,
             }
         }
+    }
+
+    /// Adds the hits of `blocks` (newest first) to `hits`, skipping what cannot reach the top.
+    async fn search_blocks(
+        &self,
+        query: &SpanQuery,
+        blocks: &[Arc<BlockMeta>],
+        hits: &mut HashMap<TraceId, UnixNanos>,
+    ) -> Result<(), faultline_block::BlockError> {
+        for wave in blocks.chunks(SEARCH_WAVE_BLOCKS) {
+            // Every value in `hits` is at most its trace's latest matching start, so the
+            // `limit`-th largest is at most the true `limit`-th: spans starting before it
+            // cannot enter the answer, and a trace already in it keeps its later start.
+            let floor = limit_floor(hits, query.limit);
+            let mut q = query.clone();
+            if let Some(floor) = floor {
+                q.start = q.start.max(floor);
+            }
+            let q = Arc::new(q);
+            let reads = wave
+                .iter()
+                .filter(|meta| floor.is_none_or(|f| meta.max_start >= f))
+                .map(|meta| {
+                    let (objects, root, meta) = self.block_handles(meta);
+                    let footers = Arc::clone(&self.footers);
+                    let q = Arc::clone(&q);
+                    async move {
+                        faultline_block::search_cached(objects.as_ref(), &root, &meta, &q, &footers)
+                            .await
+                    }
+                });
+            // Each part holds its block's `limit` latest traces, so the overall top `limit`
+            // is among their union.
+            for (start, id) in run_reads(reads).await?.into_iter().flatten() {
+                let e = hits.entry(id).or_insert(start);
+                *e = (*e).max(start);
+            }
+        }
+        Ok(())
     }
 
     /// All service names, sorted.
@@ -224,15 +268,16 @@ impl Store {
             };
             let reads = snap.blocks.iter().map(|meta| {
                 let (objects, root, meta) = self.block_handles(meta);
+                let footers = Arc::clone(&self.footers);
                 async move {
                     let mut part = BTreeMap::new();
-                    faultline_block::dependencies(
+                    faultline_block::dependencies_cached(
                         objects.as_ref(),
                         &root,
                         &meta,
-                        start,
-                        end,
+                        (start, end),
                         &mut part,
+                        &footers,
                     )
                     .await
                     .map(|()| part)
@@ -287,6 +332,16 @@ pub(crate) fn collect_operations(
     }
 }
 
+/// The `limit`-th latest start among `hits`, or `None` while there are fewer hits.
+fn limit_floor(hits: &HashMap<TraceId, UnixNanos>, limit: usize) -> Option<UnixNanos> {
+    if limit == 0 || hits.len() < limit {
+        return None;
+    }
+    let mut starts: Vec<UnixNanos> = hits.values().copied().collect();
+    let (_, kth, _) = starts.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+    Some(*kth)
+}
+
 /// The `limit` traces with the latest matching span, latest first.
 pub(crate) fn top_hits(hits: HashMap<TraceId, UnixNanos>, limit: usize) -> Vec<TraceId> {
     let mut hits: Vec<(UnixNanos, TraceId)> = hits.into_iter().map(|(id, t)| (t, id)).collect();
@@ -303,4 +358,111 @@ fn dropped_warning(dropped: u64, limit: usize) -> Vec<String> {
     vec![format!(
         "{dropped} spans of this trace were dropped because it exceeded the limit of {limit} spans per trace"
     )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{batch, span, trace_id};
+    use crate::{AckMode, StoreConfig};
+    use object_store::memory::InMemory;
+    use std::time::Duration;
+
+    fn config(dir: &std::path::Path) -> StoreConfig {
+        StoreConfig {
+            data_dir: dir.to_owned(),
+            block_store: Arc::new(InMemory::new()),
+            max_head_bytes: 64 * 1024 * 1024,
+            max_head_age: Duration::from_secs(3600),
+            retention: Duration::from_secs(3600 * 24 * 365 * 100),
+            max_spans_per_trace: 1000,
+            memory_budget_bytes: 256 * 1024 * 1024,
+            maintenance_interval: Duration::from_secs(3600),
+        }
+    }
+
+    /// Writes `blocks` blocks of ten one-span traces each; trace `t`'s span starts at
+    /// `start(t)`. Returns every (start, trace) written.
+    async fn blocks_of(
+        store: &Store,
+        blocks: u64,
+        start: impl Fn(u64) -> u64,
+    ) -> Vec<(UnixNanos, TraceId)> {
+        let mut all = Vec::new();
+        for b in 0..blocks {
+            for t in b * 10..b * 10 + 10 {
+                let s = span(t, t + 1, start(t), "svc", "op");
+                all.push((s.start, s.trace_id));
+                store
+                    .append(batch(vec![s]), AckMode::Durable)
+                    .await
+                    .unwrap();
+            }
+            store.flush().await.unwrap();
+        }
+        all
+    }
+
+    fn newest(mut all: Vec<(UnixNanos, TraceId)>, limit: usize) -> Vec<TraceId> {
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        all.into_iter().take(limit).map(|(_, id)| id).collect()
+    }
+
+    fn query(limit: usize) -> SpanQuery {
+        SpanQuery {
+            service: Some("svc".into()),
+            end: UnixNanos(u64::MAX),
+            limit,
+            ..SpanQuery::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn search_stops_reading_blocks_older_than_its_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(config(dir.path())).await.unwrap();
+        // Each block holds a later stretch of time than the one before.
+        let all = blocks_of(&store, 6, |t| 1_000_000 + t * 1_000).await;
+        assert_eq!(store.search(&query(5)).await.unwrap(), newest(all, 5));
+        // The newest wave answered it; the four older blocks were never opened.
+        assert_eq!(store.footers.len(), SEARCH_WAVE_BLOCKS);
+    }
+
+    #[tokio::test]
+    async fn search_over_blocks_overlapping_in_time_finds_the_true_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(config(dir.path())).await.unwrap();
+        // Starts interleave across blocks, so no block can be skipped wholesale; the later
+        // waves are searched only from the floor on and must still find what lies above it.
+        let all = blocks_of(&store, 5, |t| 1_000_000 + (t % 10) * 1_000 + t).await;
+        // One more span for an old trace, later than everything: its trace moves to the top.
+        let late = span(3, 999, 5_000_000, "svc", "op");
+        store
+            .append(batch(vec![late.clone()]), AckMode::Durable)
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+        let mut expected: Vec<(UnixNanos, TraceId)> = all
+            .into_iter()
+            .filter(|(_, id)| *id != trace_id(3))
+            .collect();
+        expected.push((late.start, late.trace_id));
+        for limit in [1, 3, 7, 10, 49, 50, 100] {
+            assert_eq!(
+                store.search(&query(limit)).await.unwrap(),
+                newest(expected.clone(), limit),
+                "limit {limit}"
+            );
+        }
+    }
+
+    #[test]
+    fn limit_floor_is_the_limit_th_latest() {
+        let hits: HashMap<TraceId, UnixNanos> =
+            (1..=5).map(|i| (trace_id(i), UnixNanos(i * 10))).collect();
+        assert_eq!(limit_floor(&hits, 0), None);
+        assert_eq!(limit_floor(&hits, 1), Some(UnixNanos(50)));
+        assert_eq!(limit_floor(&hits, 5), Some(UnixNanos(10)));
+        assert_eq!(limit_floor(&hits, 6), None);
+    }
 }

@@ -16,6 +16,10 @@ use crate::head::{span_bytes, FrozenHead, Head};
 use crate::wal::{record, RecordKind, Wal};
 use crate::StorageError;
 
+/// Memory for cached block footers. A footer with its page index is a few hundred KiB for a
+/// large block, so this keeps every footer of a store of some hundred blocks.
+pub(crate) const FOOTER_CACHE_BYTES: usize = 64 << 20;
+
 /// Longest an append waits for room in the WAL queue before it is refused as overloaded.
 const WAL_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -108,6 +112,9 @@ pub struct Store {
     pub(crate) in_memory: AtomicUsize,
     /// Set when a block write failed and may have left a data file without its meta.
     pub(crate) orphans_possible: std::sync::atomic::AtomicBool,
+    /// Decoded Parquet footers of recently read blocks: decoding one (page index included)
+    /// took most of a trace-by-ID lookup's time.
+    pub(crate) footers: Arc<faultline_block::FooterCache>,
 }
 
 impl Store {

@@ -148,3 +148,88 @@ fn trace_lookup_reads_a_fraction_of_the_file() {
         meta.data_bytes
     );
 }
+
+#[test]
+fn cached_footers_skip_the_footer_fetch_and_stay_within_budget() {
+    let rt = rt();
+    let store = CountingStore::default();
+    let spans = realistic_spans(13, 5_000, UnixNanos(1_700_000_000_000_000_000));
+    let settings = BlockSettings {
+        data_page_row_limit: 500,
+        ..Default::default()
+    };
+    let mut metas = Vec::new();
+    for part in spans.chunks(1_700) {
+        let meta = rt.block_on(write_block(
+            &store,
+            &root(),
+            part.to_vec(),
+            BlockInfo::default(),
+            &settings,
+        ));
+        metas.push(meta.unwrap());
+    }
+    let traces = by_trace(&spans);
+    let id = *traces.keys().next().unwrap();
+    let meta = metas.iter().find(|m| m.may_contain_trace(&id)).unwrap();
+    let cache = FooterCache::new(64 << 20);
+
+    store.take();
+    let cold = rt.block_on(read_traces_cached(&store, &root(), meta, &[id], &cache));
+    let cold_bytes = store.take();
+    let warm = rt.block_on(read_traces_cached(&store, &root(), meta, &[id], &cache));
+    let warm_bytes = store.take();
+    let uncached = rt.block_on(read_traces(&store, &root(), meta, &[id]));
+    assert_eq!(cold.unwrap(), uncached.unwrap());
+    assert_eq!(sorted(warm.unwrap()), sorted(traces[&id].clone()));
+    assert!(
+        warm_bytes < cold_bytes,
+        "warm read {warm_bytes} bytes, cold {cold_bytes}"
+    );
+    assert_eq!(cache.len(), 1);
+    let one_footer = cache.bytes();
+    assert!(one_footer > 0);
+
+    // Search and dependencies use (and fill) the same cache.
+    let q = SpanQuery {
+        service: Some("svc-01".into()),
+        end: UnixNanos(u64::MAX),
+        limit: 10,
+        ..Default::default()
+    };
+    for m in &metas {
+        let got = rt.block_on(search_cached(&store, &root(), m, &q, &cache));
+        assert_eq!(
+            got.unwrap(),
+            rt.block_on(search(&store, &root(), m, &q)).unwrap()
+        );
+    }
+    assert_eq!(cache.len(), metas.len());
+    let mut edges = BTreeMap::new();
+    let all = (UnixNanos(0), UnixNanos(u64::MAX));
+    rt.block_on(dependencies_cached(
+        &store,
+        &root(),
+        &metas[0],
+        all,
+        &mut edges,
+        &cache,
+    ))
+    .unwrap();
+    cache.remove(&metas[0].id);
+    assert_eq!(cache.len(), metas.len() - 1);
+
+    // A budget of about one footer keeps only the most recently used one.
+    let small = FooterCache::new(one_footer + one_footer / 2);
+    for m in &metas {
+        rt.block_on(search_cached(&store, &root(), m, &q, &small))
+            .unwrap();
+    }
+    assert_eq!(small.len(), 1);
+    assert!(small.bytes() <= one_footer + one_footer / 2);
+    // A budget of zero caches nothing.
+    let none = FooterCache::new(0);
+    rt.block_on(search_cached(&store, &root(), &metas[0], &q, &none))
+        .unwrap();
+    assert!(none.is_empty());
+}

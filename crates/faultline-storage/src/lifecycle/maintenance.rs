@@ -78,6 +78,7 @@ impl Store {
     /// Deletes blocks already removed from the live list; failures are kept for a retry.
     async fn delete_blocks(&self, ids: Vec<BlockId>) {
         for id in ids {
+            self.footers.remove(&id);
             if let Err(e) =
                 delete_block(self.config.block_store.as_ref(), &self.block_root, &id).await
             {

@@ -180,6 +180,9 @@ pub(crate) async fn open(
         replayed_records: stats.records,
         in_memory,
         orphans_possible: std::sync::atomic::AtomicBool::new(orphans_possible),
+        footers: Arc::new(faultline_block::FooterCache::new(
+            crate::store::FOOTER_CACHE_BYTES,
+        )),
     });
     let weak = Arc::downgrade(&store);
     store.background.spawn(flusher(
