@@ -1,9 +1,10 @@
 //! Block lifecycle on the object store: write (data, then meta as the commit point), list,
 //! find orphans, delete (meta first).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use faultline_model::{Span, SpanKind, UnixNanos};
+use faultline_model::{Span, SpanKind, TraceId, UnixNanos};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -38,19 +39,20 @@ struct SpanStats {
 }
 
 /// Statistics of spans sorted by trace ID (which `spans` must be, and non-empty).
-fn stats(spans: &[Span]) -> SpanStats {
-    let trace_count = spans.chunk_by(|a, b| a.trace_id == b.trace_id).count();
+fn stats<S: Borrow<Span>>(spans: &[S]) -> SpanStats {
+    let same_trace = |a: &S, b: &S| a.borrow().trace_id == b.borrow().trace_id;
+    let trace_count = spans.chunk_by(same_trace).count();
     let mut bloom = TraceBloom::with_capacity(trace_count);
-    for trace in spans.chunk_by(|a, b| a.trace_id == b.trace_id) {
+    for trace in spans.chunk_by(same_trace) {
         if let Some(first) = trace.first() {
-            bloom.insert(&first.trace_id);
+            bloom.insert(&first.borrow().trace_id);
         }
     }
     // Borrowed first, owned once per distinct triple: spans vastly outnumber operations.
     let mut seen: HashSet<(&str, &str, SpanKind)> = HashSet::new();
     let mut min_start = UnixNanos(u64::MAX);
     let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
-    for s in spans {
+    for s in spans.iter().map(Borrow::borrow) {
         min_start = min_start.min(s.start);
         max_start = max_start.max(s.start);
         max_end = max_end.max(s.end);
@@ -74,6 +76,12 @@ fn stats(spans: &[Span]) -> SpanStats {
     }
 }
 
+/// Spans a block can be written from in place, without first copying them into a `Vec`.
+pub trait SpanSource: Send + Sync + 'static {
+    /// The spans to write, in any order; each exactly once.
+    fn spans(&self) -> Vec<&Span>;
+}
+
 /// Sorts spans by (trace ID, start), writes `<root>/<id>/data.parquet`, then
 /// `<root>/<id>/meta.json` last: the meta file is the commit point (a block without
 /// `meta.json` does not exist).
@@ -90,19 +98,79 @@ pub async fn write_block(
     let settings = settings.clone();
     // Sorting and zstd are CPU-bound for a second or more on big blocks: keep them off the
     // async workers.
-    let (data, st, min_trace_id, max_trace_id) = tokio::task::spawn_blocking(move || {
-        spans.sort_by(|a, b| {
-            (a.trace_id, a.start, a.span_id).cmp(&(b.trace_id, b.start, b.span_id))
-        });
-        let data = encode::encode(&spans, &settings)?;
-        let st = stats(&spans);
-        let min = spans.first().map(|s| s.trace_id).unwrap_or_default();
-        let max = spans.last().map(|s| s.trace_id).unwrap_or_default();
-        Ok::<_, BlockError>((data, st, min, max))
+    let encoded = tokio::task::spawn_blocking(move || encode_sorted(&mut spans, &settings))
+        .await
+        .map_err(|e| BlockError::Task(e.to_string()))??;
+    commit(store, root, encoded, info).await
+}
+
+/// [`write_block`] from spans that stay where they are (an in-memory head being flushed):
+/// only references are sorted, so writing a block does not double the memory its spans take.
+pub async fn write_block_from<T: SpanSource>(
+    store: &dyn ObjectStore,
+    root: &Path,
+    source: std::sync::Arc<T>,
+    info: BlockInfo,
+    settings: &BlockSettings,
+) -> Result<BlockMeta, BlockError> {
+    let settings = settings.clone();
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut spans = source.spans();
+        if spans.is_empty() {
+            return Err(BlockError::Empty);
+        }
+        encode_sorted(&mut spans, &settings)
     })
     .await
     .map_err(|e| BlockError::Task(e.to_string()))??;
+    commit(store, root, encoded, info).await
+}
 
+/// A block's data file and what its meta needs, before anything is written.
+struct Encoded {
+    data: Vec<u8>,
+    stats: SpanStats,
+    min_trace_id: TraceId,
+    max_trace_id: TraceId,
+}
+
+/// Sorts (non-empty) `spans` into block order and encodes them.
+fn encode_sorted<S: Borrow<Span>>(
+    spans: &mut [S],
+    settings: &BlockSettings,
+) -> Result<Encoded, BlockError> {
+    spans.sort_by(|a, b| {
+        let (a, b) = (a.borrow(), b.borrow());
+        (a.trace_id, a.start, a.span_id).cmp(&(b.trace_id, b.start, b.span_id))
+    });
+    let data = encode::encode(spans, settings)?;
+    Ok(Encoded {
+        data,
+        stats: stats(spans),
+        min_trace_id: spans
+            .first()
+            .map(|s| s.borrow().trace_id)
+            .unwrap_or_default(),
+        max_trace_id: spans
+            .last()
+            .map(|s| s.borrow().trace_id)
+            .unwrap_or_default(),
+    })
+}
+
+/// Writes the data file, then `meta.json` as the commit point.
+async fn commit(
+    store: &dyn ObjectStore,
+    root: &Path,
+    encoded: Encoded,
+    info: BlockInfo,
+) -> Result<BlockMeta, BlockError> {
+    let Encoded {
+        data,
+        stats: st,
+        min_trace_id,
+        max_trace_id,
+    } = encoded;
     let id = BlockId::new();
     let data_bytes = data.len() as u64;
     store

@@ -1,5 +1,6 @@
 //! Spans → Parquet bytes.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -124,7 +125,7 @@ impl AttrRouter {
 
 /// Picks the dynamic columns for a block: (key, type) pairs that the fixed columns do not take
 /// and that enough spans carry, most frequent first, as many as `attr_layout` can number.
-fn choose_dynamic(spans: &[Span]) -> Vec<(String, ValueType)> {
+fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
     let Ok(fixed) = AttrColumns::new(Vec::new()) else {
         return Vec::new();
     };
@@ -132,6 +133,7 @@ fn choose_dynamic(spans: &[Span]) -> Vec<(String, ValueType)> {
     let mut counts: HashMap<(&str, ValueType), usize> = HashMap::new();
     let mut used = Vec::new();
     for s in spans {
+        let s = s.borrow();
         for (kv, slot) in s
             .attributes
             .iter()
@@ -231,17 +233,17 @@ impl RowGroupBuilder {
     }
 
     /// Appends the spans of one trace (all with the same trace ID, in row order).
-    fn append_trace(&mut self, trace: &[Span]) -> Result<(), BlockError> {
+    fn append_trace<S: Borrow<Span>>(&mut self, trace: &[S]) -> Result<(), BlockError> {
         // First row of each span ID within the trace: the parent ordinal points there.
         let mut position: HashMap<SpanId, u32> = HashMap::with_capacity(trace.len());
-        for (i, s) in trace.iter().enumerate() {
+        for (i, s) in trace.iter().map(Borrow::borrow).enumerate() {
             let i = u32::try_from(i).map_err(|_| {
                 BlockError::Settings("a trace with over 4 billion spans cannot be stored".into())
             })?;
             position.entry(s.span_id).or_insert(i);
         }
         for s in trace {
-            self.append_span(s, &position)?;
+            self.append_span(s.borrow(), &position)?;
         }
         Ok(())
     }
@@ -384,12 +386,15 @@ impl RowGroupBuilder {
 /// Encodes spans, already sorted by (trace ID, start), as a Parquet file. Row groups are cut
 /// only at trace boundaries, so every trace lies within one row group: readers can then resolve
 /// parent ordinals and skip row groups without ever seeing half a trace.
-pub(crate) fn encode(spans: &[Span], settings: &BlockSettings) -> Result<Vec<u8>, BlockError> {
+pub(crate) fn encode<S: Borrow<Span>>(
+    spans: &[S],
+    settings: &BlockSettings,
+) -> Result<Vec<u8>, BlockError> {
     let cols = AttrColumns::new(choose_dynamic(spans))?;
     let props = settings.writer_properties(&cols)?;
     let mut builder = RowGroupBuilder::new(&cols);
     let mut writer = ArrowWriter::try_new(Vec::new(), builder.schema.clone(), Some(props))?;
-    for trace in spans.chunk_by(|a, b| a.trace_id == b.trace_id) {
+    for trace in spans.chunk_by(|a, b| a.borrow().trace_id == b.borrow().trace_id) {
         builder.append_trace(trace)?;
         if builder.rows >= settings.row_group_rows {
             writer.write(&builder.finish()?)?;

@@ -53,8 +53,8 @@ mod read;
 mod schema;
 
 pub use blocks::{
-    data_path, delete_block, list_blocks, list_orphans, meta_path, write_block, DATA_FILE,
-    META_FILE,
+    data_path, delete_block, list_blocks, list_orphans, meta_path, write_block, write_block_from,
+    SpanSource, DATA_FILE, META_FILE,
 };
 pub use bloom::TraceBloom;
 pub use error::BlockError;

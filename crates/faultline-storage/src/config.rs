@@ -74,7 +74,9 @@ impl Default for StoreTuning {
             compaction_min_blocks: 4,
             compaction_max_blocks: 8,
             compaction_small_block_bytes: 64 * 1024 * 1024,
-            compaction_max_spans: 2_000_000,
+            // A compaction holds its inputs as decoded spans, around 1.5 KB each with ten-odd
+            // attributes: 500k keeps that under a gigabyte.
+            compaction_max_spans: 500_000,
             compaction_max_level: 3,
         }
     }

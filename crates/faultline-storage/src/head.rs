@@ -101,11 +101,16 @@ impl Head {
 }
 
 impl Head {
-    /// Every span, cloned, for writing a block.
-    pub(crate) fn all_spans(&self) -> Vec<Span> {
+    /// Every span once (a retried batch sits in the head twice), borrowed, for writing a
+    /// block: a copy of a large head would double its memory while the block is encoded.
+    pub(crate) fn unique_spans(&self) -> Vec<&Span> {
         let mut out = Vec::with_capacity(usize::try_from(self.spans).unwrap_or(0));
+        let mut trace: Vec<&Span> = Vec::new();
         for t in self.traces.values() {
-            out.extend(t.spans.iter().cloned());
+            trace.extend(t.spans.iter());
+            trace.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.name.cmp(&b.name)));
+            trace.dedup_by(|a, b| key(a) == key(b) && a.name == b.name);
+            out.append(&mut trace);
         }
         out
     }
@@ -134,9 +139,31 @@ pub(crate) struct FrozenHead {
     pub(crate) wal_through: u64,
 }
 
-/// Bytes a span is accounted for in the memory budget.
+impl faultline_block::SpanSource for FrozenHead {
+    fn spans(&self) -> Vec<&Span> {
+        self.head.unique_spans()
+    }
+}
+
+/// Bytes a span is accounted for in the memory budget. [`Span::heap_size`] counts payload
+/// bytes and struct sizes, which undercounts what the heap really holds: the allocator
+/// (every allocation rounded up, about 16 bytes each on top) and the per-trace `Vec<Span>`,
+/// which grows by doubling and so holds half a span of spare capacity per span on average.
 pub(crate) fn span_bytes(span: &Span) -> usize {
-    span.heap_size()
+    let kv_allocs = |attrs: &[faultline_model::KeyValue]| 1 + 2 * attrs.len();
+    let allocations = kv_allocs(&span.attributes)
+        + span
+            .events
+            .iter()
+            .map(|e| 1 + kv_allocs(&e.attributes))
+            .sum::<usize>()
+        + span
+            .links
+            .iter()
+            .map(|l| 1 + kv_allocs(&l.attributes))
+            .sum::<usize>()
+        + 2;
+    span.heap_size() + std::mem::size_of::<Span>() / 2 + 16 * allocations
 }
 
 /// What makes two stored spans the same span: a retried batch or a replayed WAL record yields

@@ -3,9 +3,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use faultline_block::{write_block, BlockInfo};
+use faultline_block::{write_block_from, BlockInfo};
 
-use crate::head::{dedup_spans, FrozenHead};
+use crate::head::FrozenHead;
 use crate::store::Store;
 use crate::{wal, StorageError};
 
@@ -71,10 +71,7 @@ impl Store {
             let Some(frozen) = self.state.read().await.flushing.front().cloned() else {
                 return Ok(());
             };
-            let mut spans = frozen.head.all_spans();
-            // A retried batch sits in the head twice; store it once.
-            dedup_spans(&mut spans);
-            let meta = if spans.is_empty() {
+            let meta = if frozen.head.spans == 0 {
                 None
             } else {
                 let info = BlockInfo {
@@ -82,10 +79,10 @@ impl Store {
                     sources: Vec::new(),
                     level: 0,
                 };
-                let meta = write_block(
+                let meta = write_block_from(
                     self.config.block_store.as_ref(),
                     &self.block_root,
-                    spans,
+                    Arc::clone(&frozen),
                     info,
                     &self.tuning.block_settings,
                 )
