@@ -530,3 +530,23 @@ mod tests {
         assert_eq!(g.stats().same_service, 1);
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The pairing store's memory bound in `docs/analysis.md` is computed from these sizes.
+    #[test]
+    fn waiting_halves_stay_small() {
+        assert!(
+            std::mem::size_of::<Pending>() <= 160,
+            "{}",
+            std::mem::size_of::<Pending>()
+        );
+        assert!(
+            std::mem::size_of::<Edge>() <= 1_600,
+            "{}",
+            std::mem::size_of::<Edge>()
+        );
+    }
+}

@@ -30,7 +30,7 @@ mod window;
 pub use analyzer::Analyzer;
 pub use config::AnalysisConfig;
 pub use error::AnalysisError;
-pub use exposition::Format;
+pub use exposition::{EdgeExport, Format, MetricsSnapshot, SeriesExport};
 pub use graph::{EdgeKind, EdgeSnapshot, PairingStats};
 pub use histogram::{Exemplar, Histogram, BUCKET_BOUNDS_NANOS};
 pub use http::{parse_duration, router, DEFAULT_WINDOW};

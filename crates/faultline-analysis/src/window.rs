@@ -204,3 +204,15 @@ mod tests {
         assert_eq!(s.recent_exemplars(5).len(), 1);
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The memory bounds in `docs/analysis.md` are computed from these sizes.
+    #[test]
+    fn slots_and_series_stay_small() {
+        assert_eq!(std::mem::size_of::<Slot>(), 80);
+        assert!(std::mem::size_of::<WindowedSeries>() <= 800);
+    }
+}
