@@ -12,7 +12,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use faultline_model::{AttributeValue, Span, SpanId, SpanKind, StatusCode, TraceId, UnixNanos};
+use faultline_model::{
+    AttributeValue, Resource, Span, SpanId, SpanKind, StatusCode, TraceId, UnixNanos,
+};
 
 use crate::config::AnalysisConfig;
 use crate::intern::{Interner, OVERFLOW};
@@ -142,6 +144,8 @@ impl ServiceGraph {
     /// Feeds the spans of one batch that arrived at `now`.
     pub fn observe(&mut self, spans: &[Span], now: UnixNanos) {
         self.expire(now);
+        // Spans of one batch mostly share their resource: intern its service name once.
+        let mut last: Option<(*const Resource, Arc<str>)> = None;
         for span in spans {
             let (side, key) = match span.kind {
                 SpanKind::Client | SpanKind::Producer => {
@@ -154,8 +158,17 @@ impl ServiceGraph {
                 _ => continue,
             };
             let messaging = matches!(span.kind, SpanKind::Producer | SpanKind::Consumer);
+            let resource = Arc::as_ptr(&span.resource);
+            let service = match &last {
+                Some((r, name)) if *r == resource => Arc::clone(name),
+                _ => {
+                    let name = self.names.get(span.service_name());
+                    last = Some((resource, Arc::clone(&name)));
+                    name
+                }
+            };
             let half = Half {
-                service: self.names.get(span.service_name()),
+                service,
                 nanos: span.duration_nanos(),
                 error: span.status.code == StatusCode::Error,
                 end: span.end,

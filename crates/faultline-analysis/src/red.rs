@@ -1,15 +1,16 @@
 //! RED metrics (rate, errors, duration) per service, operation and span kind, streamed from
 //! every span as it arrives, with bounded cardinality.
 //!
-//! Series are found by `&str` lookups through two maps (service, then operation), and the span
-//! kind indexes a small array, so a span of a known series costs no allocation. Beyond
+//! Series are found by one keyed hash of (service, operation) and a string comparison, and the
+//! span kind indexes a small array, so a span of a known series costs no allocation. Beyond
 //! `max_series` distinct series, spans count into one overflow series whose labels are all
 //! `__overflow__`, and the spans sent there are counted.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Arc;
 
-use faultline_model::{Span, SpanKind, StatusCode, UnixNanos};
+use faultline_model::{Resource, Span, SpanKind, StatusCode, UnixNanos};
 
 use crate::config::AnalysisConfig;
 use crate::intern::{Interner, OVERFLOW};
@@ -36,10 +37,44 @@ impl RedSeries {
 
 type KindSeries = [Option<Box<RedSeries>>; KINDS];
 
+/// One operation of one service, with a series per span kind seen.
+#[derive(Debug)]
+struct Operation {
+    service: Arc<str>,
+    name: Box<str>,
+    kinds: KindSeries,
+}
+
+/// A hasher for keys that are already the output of a keyed hash: it passes them through.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else so the hasher stays correct.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 /// All RED series.
+///
+/// Operations are found by one keyed hash of (service, span name) and a string comparison, so
+/// a span of a known series costs one hash and no allocation.
 #[derive(Debug)]
 pub struct SpanMetrics {
-    services: HashMap<Arc<str>, HashMap<String, KindSeries>>,
+    index: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>>,
+    operations: Vec<Operation>,
+    keys: RandomState,
     names: Interner,
     overflow: RedSeries,
     series: usize,
@@ -68,7 +103,9 @@ impl SpanMetrics {
     /// No series yet, with the limits of `config`.
     pub fn new(config: &AnalysisConfig) -> Self {
         Self {
-            services: HashMap::new(),
+            index: HashMap::default(),
+            operations: Vec::new(),
+            keys: RandomState::new(),
             names: Interner::new(config.max_services),
             overflow: RedSeries::default(),
             series: 0,
@@ -82,7 +119,18 @@ impl SpanMetrics {
     /// Counts the spans of one batch that arrived at `now`.
     pub fn observe(&mut self, spans: &[Span], now: UnixNanos) {
         let (slot, slots) = (now.0 / self.slot_nanos, self.slots);
+        // Spans of one batch mostly share their resource: look its service name up once.
+        let mut last: Option<(*const Resource, &str)> = None;
         for span in spans {
+            let resource = Arc::as_ptr(&span.resource);
+            let service = match last {
+                Some((r, name)) if r == resource => name,
+                _ => {
+                    let name = span.service_name();
+                    last = Some((resource, name));
+                    name
+                }
+            };
             let code = span.status.code;
             let obs = Observation {
                 nanos: span.duration_nanos(),
@@ -90,44 +138,47 @@ impl SpanMetrics {
                 trace_id: span.trace_id,
                 end: span.end,
             };
-            let series = self.series_for(span.service_name(), &span.name, span.kind);
+            let series = self.series_for(service, &span.name, span.kind);
             series.record(&obs, code, slot, slots);
         }
     }
 
     fn series_for(&mut self, service: &str, operation: &str, kind: SpanKind) -> &mut RedSeries {
-        let k = kind as usize;
-        let exists = self
-            .services
-            .get(service)
-            .and_then(|ops| ops.get(operation))
-            .is_some_and(|kinds| kinds[k].is_some());
-        if !exists {
+        let hash = self.keys.hash_one((service, operation));
+        let ops = &self.operations;
+        let found = self.index.get(&hash).and_then(|ids| {
+            ids.iter().copied().find(|&i| {
+                let op = &ops[i as usize];
+                &*op.service == service && &*op.name == operation
+            })
+        });
+        let i = match found {
+            Some(i) => i as usize,
+            None => {
+                let name = self.names.get(service);
+                if self.series >= self.max_series || &*name == OVERFLOW {
+                    self.overflowed_spans += 1;
+                    return &mut self.overflow;
+                }
+                let i = self.operations.len();
+                self.operations.push(Operation {
+                    service: name,
+                    name: operation.into(),
+                    kinds: Default::default(),
+                });
+                self.index.entry(hash).or_default().push(i as u32);
+                i
+            }
+        };
+        let slot = &mut self.operations[i].kinds[kind as usize];
+        if slot.is_none() {
             if self.series >= self.max_series {
                 self.overflowed_spans += 1;
                 return &mut self.overflow;
             }
-            let name = self.names.get(service);
-            if &*name == OVERFLOW {
-                self.overflowed_spans += 1;
-                return &mut self.overflow;
-            }
             self.series += 1;
-            let ops = self.services.entry(name).or_default();
-            if !ops.contains_key(operation) {
-                ops.insert(operation.to_owned(), Default::default());
-            }
         }
-        // Both levels exist now (inserted above or found), so these lookups succeed; falling
-        // back to the overflow series keeps the hot path free of panics regardless.
-        match self
-            .services
-            .get_mut(service)
-            .and_then(|ops| ops.get_mut(operation))
-        {
-            Some(kinds) => kinds[k].get_or_insert_with(Default::default),
-            None => &mut self.overflow,
-        }
+        slot.get_or_insert_with(Default::default)
     }
 
     /// Spans counted into the overflow series.
@@ -153,14 +204,12 @@ impl SpanMetrics {
             SpanKind::Unspecified,
             &self.overflow,
         ));
-        self.services
+        self.operations
             .iter()
-            .flat_map(|(service, ops)| {
-                ops.iter().flat_map(move |(op, kinds)| {
-                    kinds.iter().enumerate().filter_map(move |(k, s)| {
-                        s.as_deref()
-                            .map(|s| (&**service, op.as_str(), SpanKind::from_i32(k as i32), s))
-                    })
+            .flat_map(|op| {
+                op.kinds.iter().enumerate().filter_map(move |(k, s)| {
+                    s.as_deref()
+                        .map(|s| (&*op.service, &*op.name, SpanKind::from_i32(k as i32), s))
                 })
             })
             .chain(overflow)

@@ -3,15 +3,18 @@
 
 mod support;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use faultline_analysis::{AnalysisConfig, Analyzer};
-use faultline_model::{Span, SpanKind, UnixNanos};
+use faultline_model::{Resource, Span, SpanKind, UnixNanos};
 
 /// Batches of 100 spans shaped like the demo shop: 10 services, 50 operations each, every
 /// trace a server span calling the next service (client + server halves) plus internal work.
 fn batches(count: usize) -> Vec<Vec<Span>> {
     let base = UnixNanos::now();
+    let mut resources: HashMap<String, Arc<Resource>> = HashMap::new();
     (0..count)
         .map(|b| {
             let mut batch = Vec::with_capacity(100);
@@ -67,8 +70,15 @@ fn batches(count: usize) -> Vec<Vec<Span>> {
                         2_600,
                     ),
                 ];
-                // Distinct span IDs per batch so that pairs do not collide across batches.
+                // Distinct span IDs per batch so that pairs do not collide across batches; one
+                // resource per service, shared as OTLP decoding shares it per ResourceSpans.
                 for s in &mut spans {
+                    let name = s.service_name().to_owned();
+                    s.resource = Arc::clone(
+                        resources
+                            .entry(name)
+                            .or_insert_with(|| Arc::clone(&s.resource)),
+                    );
                     s.trace_id.0[..8].copy_from_slice(&(b as u64).to_be_bytes());
                 }
                 batch.extend(spans);
@@ -88,20 +98,23 @@ fn observe_cost_per_span() {
     for b in &batches[..200] {
         analyzer.observe(b);
     }
-    let start = Instant::now();
-    for b in &batches {
-        analyzer.observe(b);
-    }
-    let elapsed = start.elapsed();
-    let per_span = elapsed.as_nanos() as f64 / spans as f64;
-    println!(
-        "observe: {spans} spans in {elapsed:?}: {per_span:.0} ns/span ({} build)",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "optimised"
+    // The machine is shared: the fastest of several rounds is the cost, the rest is noise.
+    let mut best = f64::MAX;
+    for round in 0..5 {
+        let start = Instant::now();
+        for b in &batches {
+            analyzer.observe(b);
         }
-    );
+        let per_span = start.elapsed().as_nanos() as f64 / spans as f64;
+        println!("round {round}: {spans} spans, {per_span:.0} ns/span");
+        best = best.min(per_span);
+    }
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "optimised"
+    };
+    println!("observe: best {best:.0} ns/span ({build} build)");
     let render = Instant::now();
     let text = analyzer.prometheus(faultline_analysis::Format::OpenMetrics);
     let snap = analyzer.metrics_snapshot();
