@@ -75,6 +75,10 @@ struct RunArgs {
     /// Requests per second the gateway admits before answering 429.
     #[arg(long, default_value_t = 1000.0, value_name = "N")]
     gateway_rate_limit: f64,
+    /// Cut the embedded server's in-memory head into a block at this size (smaller than
+    /// `faultline serve`'s default to keep the demo's memory small).
+    #[arg(long, default_value_t = 32 * 1024 * 1024, value_name = "BYTES")]
+    max_head_bytes: usize,
     /// Send the shop's spans to this OTLP/HTTP base URL (e.g. another Faultline or any OTLP
     /// backend) instead of starting the embedded server.
     #[arg(long, value_name = "URL")]
@@ -325,6 +329,7 @@ async fn run_demo(args: RunArgs) -> Result<(), DemoError> {
         shop_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         shop_port: args.shop_port,
         gateway_rate_limit: args.gateway_rate_limit,
+        max_head_bytes: args.max_head_bytes,
         external_otlp: args.external_otlp,
     };
     println!(

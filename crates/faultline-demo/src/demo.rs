@@ -33,6 +33,9 @@ pub struct DemoConfig {
     pub shop_port: u16,
     /// Requests per second the gateway admits.
     pub gateway_rate_limit: f64,
+    /// The embedded server's in-memory head is cut into a block at this size. Smaller than
+    /// `faultline serve`'s default, so the demo's memory stays laptop-sized.
+    pub max_head_bytes: usize,
     /// Export to this OTLP/HTTP base URL instead of starting the embedded server (to measure
     /// the shop alone, or to compare another backend).
     pub external_otlp: Option<String>,
@@ -49,6 +52,7 @@ impl Default for DemoConfig {
             shop_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             shop_port: 8080,
             gateway_rate_limit: 1_000.0,
+            max_head_bytes: 32 * 1024 * 1024,
             external_otlp: None,
         }
     }
@@ -138,6 +142,7 @@ pub async fn start(config: DemoConfig) -> Result<RunningDemo, DemoError> {
                 otlp_grpc: Some(config.otlp_grpc),
                 otlp_http: Some(config.otlp_http),
                 http: Some(config.http),
+                max_head_bytes: Some(config.max_head_bytes),
                 ..ServeOptions::default()
             }
             .resolve()?;

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-pub use admin::{admin_router, AdminClient};
+pub use admin::{admin_router, AdminClient, FaultListing};
 pub use effects::{inject_http_faults, CpuCore, RequestFaults};
 pub use registry::{FaultEvent, FaultLedger, FaultRegistry};
 

@@ -222,9 +222,11 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
-        let demo = demo::start(DemoConfig::ephemeral())
-            .await
-            .expect("demo starts");
+        Harness::start_with(DemoConfig::ephemeral()).await
+    }
+
+    pub async fn start_with(config: DemoConfig) -> Harness {
+        let demo = demo::start(config).await.expect("demo starts");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
