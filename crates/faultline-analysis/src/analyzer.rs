@@ -8,8 +8,8 @@ use faultline_model::{Span, UnixNanos};
 use crate::config::AnalysisConfig;
 use crate::error::AnalysisError;
 use crate::exposition::{EdgeExport, MetricsSnapshot, SeriesExport};
-use crate::graph::{EdgeSnapshot, ServiceGraph};
-use crate::red::{RedSnapshot, SpanMetrics};
+use crate::graph::{EdgeSnapshot, PreparedHalf, ServiceGraph};
+use crate::red::{PreparedSpan, RedSnapshot, SpanMetrics};
 
 /// Live analysis of the span stream: service graph and RED metrics.
 ///
@@ -25,6 +25,26 @@ pub struct Analyzer {
     graph: Mutex<ServiceGraph>,
     red: Mutex<SpanMetrics>,
     observed: AtomicU64,
+}
+
+/// What [`Analyzer::prepare`] extracted from a batch of spans, to [`Analyzer::commit`] once
+/// they are stored. Holds no borrow of the spans.
+#[derive(Debug)]
+pub struct PreparedBatch {
+    spans: Vec<PreparedSpan>,
+    halves: Vec<PreparedHalf>,
+}
+
+impl PreparedBatch {
+    /// Number of spans it covers.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether it covers no span.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
 }
 
 /// A poisoned lock only means another thread panicked mid-update of counters; the counters
@@ -50,21 +70,49 @@ impl Analyzer {
         &self.config
     }
 
-    /// Feeds spans that were just stored. Cheap: no I/O, no allocation for known series,
-    /// two short lock holds per batch.
+    /// Feeds spans that were just stored. Cheap: no I/O, no allocation for known series
+    /// beyond one buffer per batch, two short lock holds per call.
     pub fn observe(&self, spans: &[Span]) {
-        self.observe_at(spans, UnixNanos::now());
+        self.commit(self.prepare(spans));
     }
 
     /// [`observe`](Self::observe) with an explicit arrival time (tests, replays).
     pub fn observe_at(&self, spans: &[Span], now: UnixNanos) {
+        self.commit_at(self.prepare(spans), now);
+    }
+
+    /// The first half of [`observe`](Self::observe), for callers that hand the spans over
+    /// before they know whether they were stored (the store takes ownership on append):
+    /// extracts what the analysis needs from `spans` and records nothing. Commit the result
+    /// after a successful append; drop it after a failed one, so that a retried batch is not
+    /// counted twice.
+    pub fn prepare(&self, spans: &[Span]) -> PreparedBatch {
+        let mut batch = PreparedBatch {
+            spans: Vec::with_capacity(spans.len()),
+            halves: Vec::new(),
+        };
         if spans.is_empty() {
+            return batch;
+        }
+        lock(&self.red).prepare(spans, &mut batch.spans);
+        lock(&self.graph).prepare(spans, &mut batch.halves);
+        batch
+    }
+
+    /// Counts a prepared batch as arrived now.
+    pub fn commit(&self, batch: PreparedBatch) {
+        self.commit_at(batch, UnixNanos::now());
+    }
+
+    /// Counts a prepared batch as arrived at `now`.
+    pub fn commit_at(&self, batch: PreparedBatch, now: UnixNanos) {
+        if batch.spans.is_empty() {
             return;
         }
         self.observed
-            .fetch_add(spans.len() as u64, Ordering::Relaxed);
-        lock(&self.red).observe(spans, now);
-        lock(&self.graph).observe(spans, now);
+            .fetch_add(batch.spans.len() as u64, Ordering::Relaxed);
+        lock(&self.red).commit(&batch.spans, now);
+        lock(&self.graph).commit(batch.halves, now);
     }
 
     /// Expires waiting call halves at `now`; `observe` does this too, so this matters only
@@ -159,5 +207,67 @@ impl Analyzer {
     /// The `/metrics` text in `format`.
     pub fn prometheus(&self, format: crate::Format) -> String {
         crate::exposition::render(&self.metrics_snapshot(), format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use faultline_model::SpanKind;
+
+    use super::*;
+    use crate::test_spans::span;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_prepared_batch_counts_only_when_committed() {
+        let a = Analyzer::new(AnalysisConfig::default()).unwrap();
+        let spans = [
+            span("frontend", 1, 10, Some(1), SpanKind::Client, 0, 50),
+            span("cart", 1, 11, Some(10), SpanKind::Server, 5, 40),
+        ];
+        // A failed append: the prepared batch is dropped.
+        let dropped = a.prepare(&spans);
+        assert_eq!(dropped.len(), 2);
+        drop(dropped);
+        assert!(a.red(None, UnixNanos(10 * S), 6).is_empty());
+        assert!(a.edges(UnixNanos(10 * S), 6).is_empty());
+        // The retry succeeds.
+        let batch = a.prepare(&spans);
+        a.commit_at(batch, UnixNanos(10 * S));
+        let red = a.red(None, UnixNanos(10 * S), 6);
+        assert_eq!(red.iter().map(|r| r.stats.calls).sum::<u64>(), 2);
+        let edges = a.edges(UnixNanos(10 * S), 6);
+        assert_eq!(edges.len(), 1);
+        assert_eq!(edges[0].client_stats.calls, 1);
+        let text = a.prometheus(crate::Format::Prometheus);
+        assert!(
+            text.contains("faultline_analysis_spans_observed_total 2\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn windows_are_rounded_up_to_slots_and_bounded_by_the_horizon() {
+        let a = Analyzer::new(AnalysisConfig::default()).unwrap();
+        assert_eq!(
+            a.window_slots(std::time::Duration::from_secs(5)).unwrap(),
+            1
+        );
+        assert_eq!(
+            a.window_slots(std::time::Duration::from_secs(300)).unwrap(),
+            30
+        );
+        assert_eq!(
+            a.window_slots(std::time::Duration::from_secs(600)).unwrap(),
+            60
+        );
+        assert!(a.window_slots(std::time::Duration::from_secs(601)).is_err());
+        assert!(a.window_slots(std::time::Duration::ZERO).is_err());
+        assert!(Analyzer::new(AnalysisConfig {
+            slots: 0,
+            ..AnalysisConfig::default()
+        })
+        .is_err());
     }
 }

@@ -41,6 +41,15 @@ struct Half {
     peer: Option<(Arc<str>, &'static str)>,
 }
 
+/// A call half extracted from a span, ready to be offered to the pairing store.
+#[derive(Clone, Debug)]
+pub struct PreparedHalf {
+    key: (TraceId, SpanId),
+    side: Side,
+    half: Half,
+    messaging: bool,
+}
+
 #[derive(Clone, Debug, Default)]
 struct Pending {
     client: Option<Half>,
@@ -141,9 +150,18 @@ impl ServiceGraph {
         }
     }
 
-    /// Feeds the spans of one batch that arrived at `now`.
+    /// Feeds the spans of one batch that arrived at `now` (tests; the analyzer prepares and
+    /// commits).
+    #[cfg(test)]
     pub fn observe(&mut self, spans: &[Span], now: UnixNanos) {
-        self.expire(now);
+        let mut prepared = Vec::new();
+        self.prepare(spans, &mut prepared);
+        self.commit(prepared, now);
+    }
+
+    /// Extracts the call halves of `spans` into `out` (interning names), pairing nothing yet,
+    /// so that they can be committed once the spans are stored.
+    pub fn prepare(&mut self, spans: &[Span], out: &mut Vec<PreparedHalf>) {
         // Spans of one batch mostly share their resource: intern its service name once.
         let mut last: Option<(*const Resource, Arc<str>)> = None;
         for span in spans {
@@ -177,7 +195,20 @@ impl ServiceGraph {
                     Side::Server => None,
                 },
             };
-            self.offer(key, side, half, messaging, now);
+            out.push(PreparedHalf {
+                key,
+                side,
+                half,
+                messaging,
+            });
+        }
+    }
+
+    /// Offers prepared halves that arrived at `now` to the pairing store.
+    pub fn commit(&mut self, prepared: Vec<PreparedHalf>, now: UnixNanos) {
+        self.expire(now);
+        for p in prepared {
+            self.offer(p.key, p.side, p.half, p.messaging, now);
         }
         self.stats.pending = self.pending.len() as u64;
     }

@@ -1,14 +1,15 @@
 //! Live analysis of the span stream: the service graph, RED metrics, their Prometheus
 //! exposition, and per-trace critical path analysis.
 //!
-//! The ingest pipeline hands every batch it has stored to [`Analyzer::observe`], which updates
+//! The ingest pipeline prepares each batch with [`Analyzer::prepare`] and, once the store has
+//! it, counts it with [`Analyzer::commit`] ([`Analyzer::observe`] does both), which updates
 //! the service graph (pairing the client and server halves of each call, with virtual nodes
 //! for uninstrumented dependencies) and the RED series (per service, operation and span kind)
 //! over sliding windows. [`router`] serves `/metrics` (names as Tempo's metrics generator) and
 //! JSON under `/api/analysis`, including [`analyze_trace`] on any stored trace. See
 //! `docs/analysis.md`.
 //!
-//! This crate must not block or do I/O in `observe`, must not hold memory without a bound
+//! This crate must not block or do I/O in `prepare`/`commit`/`observe`, must not hold memory without a bound
 //! (every map has a limit and counts what overflows), and must not write spans: it reads the
 //! store only to fetch one trace for its analysis.
 #![deny(missing_docs)]
@@ -27,7 +28,7 @@ mod test_spans;
 mod trace;
 mod window;
 
-pub use analyzer::Analyzer;
+pub use analyzer::{Analyzer, PreparedBatch};
 pub use config::AnalysisConfig;
 pub use error::AnalysisError;
 pub use exposition::{EdgeExport, Format, MetricsSnapshot, SeriesExport};

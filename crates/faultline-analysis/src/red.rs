@@ -66,6 +66,28 @@ impl Hasher for Prehashed {
     }
 }
 
+/// Where a prepared span will be counted.
+#[derive(Clone, Copy, Debug)]
+pub enum SeriesRef {
+    /// An operation's series of one kind.
+    Series {
+        /// Index of the operation.
+        operation: u32,
+        /// The span kind's index.
+        kind: u8,
+    },
+    /// The overflow series.
+    Overflow,
+}
+
+/// A span resolved to its series, ready to be counted.
+#[derive(Clone, Copy, Debug)]
+pub struct PreparedSpan {
+    series: SeriesRef,
+    code: StatusCode,
+    obs: Observation,
+}
+
 /// All RED series.
 ///
 /// Operations are found by one keyed hash of (service, span name) and a string comparison, so
@@ -116,9 +138,18 @@ impl SpanMetrics {
         }
     }
 
-    /// Counts the spans of one batch that arrived at `now`.
+    /// Counts the spans of one batch that arrived at `now` (tests; the analyzer prepares and
+    /// commits).
+    #[cfg(test)]
     pub fn observe(&mut self, spans: &[Span], now: UnixNanos) {
-        let (slot, slots) = (now.0 / self.slot_nanos, self.slots);
+        let mut prepared = Vec::with_capacity(spans.len());
+        self.prepare(spans, &mut prepared);
+        self.commit(&prepared, now);
+    }
+
+    /// Resolves each span's series (creating it if needed) into `out`, recording nothing, so
+    /// that the counts can be committed once the spans are stored.
+    pub fn prepare(&mut self, spans: &[Span], out: &mut Vec<PreparedSpan>) {
         // Spans of one batch mostly share their resource: look its service name up once.
         let mut last: Option<(*const Resource, &str)> = None;
         for span in spans {
@@ -132,18 +163,42 @@ impl SpanMetrics {
                 }
             };
             let code = span.status.code;
-            let obs = Observation {
-                nanos: span.duration_nanos(),
-                error: code == StatusCode::Error,
-                trace_id: span.trace_id,
-                end: span.end,
-            };
-            let series = self.series_for(service, &span.name, span.kind);
-            series.record(&obs, code, slot, slots);
+            out.push(PreparedSpan {
+                series: self.resolve(service, &span.name, span.kind),
+                code,
+                obs: Observation {
+                    nanos: span.duration_nanos(),
+                    error: code == StatusCode::Error,
+                    trace_id: span.trace_id,
+                    end: span.end,
+                },
+            });
         }
     }
 
-    fn series_for(&mut self, service: &str, operation: &str, kind: SpanKind) -> &mut RedSeries {
+    /// Records prepared spans that arrived at `now`.
+    pub fn commit(&mut self, prepared: &[PreparedSpan], now: UnixNanos) {
+        let (slot, slots) = (now.0 / self.slot_nanos, self.slots);
+        for p in prepared {
+            let series = match p.series {
+                SeriesRef::Series { operation, kind } => self
+                    .operations
+                    .get_mut(operation as usize)
+                    .and_then(|op| op.kinds[usize::from(kind)].as_deref_mut()),
+                SeriesRef::Overflow => None,
+            };
+            let series = match series {
+                Some(s) => s,
+                None => {
+                    self.overflowed_spans += 1;
+                    &mut self.overflow
+                }
+            };
+            series.record(&p.obs, p.code, slot, slots);
+        }
+    }
+
+    fn resolve(&mut self, service: &str, operation: &str, kind: SpanKind) -> SeriesRef {
         let hash = self.keys.hash_one((service, operation));
         let ops = &self.operations;
         let found = self.index.get(&hash).and_then(|ids| {
@@ -153,32 +208,36 @@ impl SpanMetrics {
             })
         });
         let i = match found {
-            Some(i) => i as usize,
+            Some(i) => i,
             None => {
                 let name = self.names.get(service);
                 if self.series >= self.max_series || &*name == OVERFLOW {
-                    self.overflowed_spans += 1;
-                    return &mut self.overflow;
+                    return SeriesRef::Overflow;
                 }
-                let i = self.operations.len();
+                let Ok(i) = u32::try_from(self.operations.len()) else {
+                    return SeriesRef::Overflow;
+                };
                 self.operations.push(Operation {
                     service: name,
                     name: operation.into(),
                     kinds: Default::default(),
                 });
-                self.index.entry(hash).or_default().push(i as u32);
+                self.index.entry(hash).or_default().push(i);
                 i
             }
         };
-        let slot = &mut self.operations[i].kinds[kind as usize];
+        let slot = &mut self.operations[i as usize].kinds[kind as usize];
         if slot.is_none() {
             if self.series >= self.max_series {
-                self.overflowed_spans += 1;
-                return &mut self.overflow;
+                return SeriesRef::Overflow;
             }
             self.series += 1;
+            *slot = Some(Box::default());
         }
-        slot.get_or_insert_with(Default::default)
+        SeriesRef::Series {
+            operation: i,
+            kind: kind as u8,
+        }
     }
 
     /// Spans counted into the overflow series.

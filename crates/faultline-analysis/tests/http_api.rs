@@ -24,9 +24,10 @@ async fn app() -> App {
     let base = UnixNanos::now();
     for t in 1..=3u8 {
         let spans = support::checkout_trace(base, t);
-        // As the ingest pipeline will: append, then observe what was stored.
-        support::append(&store, spans.clone()).await;
-        analyzer.observe(&spans);
+        // As the ingest pipeline does: prepare, hand the spans to the store, commit on success.
+        let prepared = analyzer.prepare(&spans);
+        support::append(&store, spans).await;
+        analyzer.commit(prepared);
     }
     // Let the database client halves expire into the virtual node.
     tokio::time::sleep(Duration::from_millis(100)).await;
