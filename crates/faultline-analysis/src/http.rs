@@ -33,13 +33,15 @@ struct AppState {
     store: Arc<Store>,
 }
 
-/// The routes: `GET /metrics`, `GET /api/analysis/service-graph`, `GET /api/analysis/red`
+/// The routes: `GET /metrics`, `GET /api/analysis/service-graph`, `GET /api/analysis/red`,
+/// `GET /api/analysis/dependencies` (Jaeger's `/api/dependencies` shape, from the live graph)
 /// and `GET /api/analysis/traces/{traceID}`.
 pub fn router(analyzer: Arc<Analyzer>, store: Arc<Store>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/analysis/service-graph", get(service_graph))
         .route("/api/analysis/red", get(red))
+        .route("/api/analysis/dependencies", get(dependencies))
         .route("/api/analysis/traces/{trace_id}", get(trace))
         .with_state(AppState { analyzer, store })
 }
@@ -99,14 +101,74 @@ async fn service_graph(
                 "server": &*e.server,
                 "kind": kind,
                 "virtualNodeFrom": via,
-                "client_side": red_json(&e.client_stats, secs),
-                "server_side": (e.server_stats.calls > 0).then(|| red_json(&e.server_stats, secs)),
+                "clientSide": red_json(&e.client_stats, secs),
+                "serverSide": (e.server_stats.calls > 0).then(|| red_json(&e.server_stats, secs)),
                 "exemplarTraceIDs": e.exemplars.iter().map(TraceId::to_hex).collect::<Vec<_>>(),
             })
         })
         .collect();
     Ok(Json(json!({
         "data": {"windowSeconds": secs, "nodes": node_list, "edges": edge_list},
+        "errors": null,
+    })))
+}
+
+/// Jaeger's `/api/dependencies` answer from the live graph: `endTs` (ms since the epoch,
+/// default now) must be recent, `lookback` (ms, default 5 minutes) within the horizon.
+async fn dependencies(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<Value>, AnalysisError> {
+    let params = known_params(params, &["endTs", "lookback"])?;
+    let ms = |name: &'static str| -> Result<Option<u64>, AnalysisError> {
+        params
+            .get(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| AnalysisError::InvalidParameter {
+                        name,
+                        message: format!("{v:?} is not a whole number of milliseconds"),
+                    })
+            })
+            .transpose()
+    };
+    let now = UnixNanos::now();
+    let lookback =
+        Duration::from_millis(ms("lookback")?.unwrap_or(DEFAULT_WINDOW.as_millis() as u64));
+    if let Some(end) = ms("endTs")? {
+        // The live graph only knows the recent past: an end more than one slot away from now
+        // would silently answer for the wrong window.
+        let end_ns = u128::from(end) * 1_000_000;
+        let slot = state.analyzer.config().slot.as_nanos();
+        if end_ns.abs_diff(u128::from(now.0)) > slot {
+            return Err(AnalysisError::InvalidParameter {
+                name: "endTs",
+                message: "the live service graph answers only for windows ending now; omit endTs or use the query API's /api/dependencies for the past".into(),
+            });
+        }
+    }
+    let slots =
+        state
+            .analyzer
+            .window_slots(lookback)
+            .map_err(|_| AnalysisError::InvalidParameter {
+                name: "lookback",
+                message: format!(
+                    "must be positive and at most {} ms (the retained horizon)",
+                    state.analyzer.config().horizon().as_millis()
+                ),
+            })?;
+    let links: Vec<Value> = state
+        .analyzer
+        .edges(now, slots)
+        .iter()
+        .map(|e| json!({"parent": &*e.client, "child": &*e.server, "callCount": e.client_stats.calls.max(e.server_stats.calls)}))
+        .collect();
+    Ok(Json(json!({
+        "data": links,
+        "total": links.len(),
+        "limit": 0,
+        "offset": 0,
         "errors": null,
     })))
 }

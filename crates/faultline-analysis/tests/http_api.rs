@@ -103,10 +103,10 @@ async fn service_graph_has_edges_nodes_and_virtual_dependencies() {
         .find(|e| e["client"] == "frontend" && e["server"] == "cart")
         .expect("frontend → cart");
     assert_eq!(fe_cart["kind"], "request");
-    assert_eq!(fe_cart["client_side"]["calls"], 3);
-    assert_eq!(fe_cart["client_side"]["errors"], 3);
-    assert_eq!(fe_cart["client_side"]["errorRatio"], 1.0);
-    assert_eq!(fe_cart["server_side"]["calls"], 3);
+    assert_eq!(fe_cart["clientSide"]["calls"], 3);
+    assert_eq!(fe_cart["clientSide"]["errors"], 3);
+    assert_eq!(fe_cart["clientSide"]["errorRatio"], 1.0);
+    assert_eq!(fe_cart["serverSide"]["calls"], 3);
     assert_eq!(
         fe_cart["exemplarTraceIDs"].as_array().map(Vec::len),
         Some(1)
@@ -124,6 +124,37 @@ async fn service_graph_has_edges_nodes_and_virtual_dependencies() {
         .expect("node");
     assert_eq!(pg["virtual"], true);
     assert_eq!(pg["incoming"]["calls"], 3);
+}
+
+#[tokio::test]
+async fn dependencies_answer_in_jaeger_shape_from_the_live_graph() {
+    let a = app().await;
+    let (status, v) = get_json(&a.app, "/api/analysis/dependencies?lookback=60000").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let links = v["data"].as_array().expect("links");
+    assert_eq!(v["total"], links.len());
+    assert!(links
+        .iter()
+        .any(|l| l["parent"] == "frontend" && l["child"] == "cart" && l["callCount"] == 3));
+    assert!(links
+        .iter()
+        .any(|l| l["parent"] == "cart" && l["child"] == "postgresql"));
+    for (uri, needle) in [
+        ("/api/analysis/dependencies?lookback=-1", "'lookback'"),
+        ("/api/analysis/dependencies?lookback=99999999", "'lookback'"),
+        ("/api/analysis/dependencies?endTs=1000", "'endTs'"),
+        ("/api/analysis/dependencies?endTs=soon", "'endTs'"),
+    ] {
+        let (status, v) = get_json(&a.app, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert!(
+            v["errors"][0]["msg"]
+                .as_str()
+                .unwrap_or("")
+                .contains(needle),
+            "{uri}: {v}"
+        );
+    }
 }
 
 #[tokio::test]
