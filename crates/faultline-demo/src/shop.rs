@@ -160,8 +160,12 @@ impl RunningShop {
         .await;
     }
 
-    /// Stops every listener and the consumer, then flushes and shuts down the tracers.
+    /// Ends active faults (recording why in the ledger), stops every listener and the consumer,
+    /// then flushes and shuts down the tracers.
     pub async fn shutdown(self) {
+        for service in &self.services {
+            service.faults.end_all_at_shutdown();
+        }
         let _ = self.stop.send(true);
         for task in self.tasks {
             // In-flight requests finish; a hung one (a third-party timeout) is cut short.

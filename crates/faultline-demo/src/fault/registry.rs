@@ -234,6 +234,15 @@ impl FaultRegistry {
 
     /// Ends one fault (`Some(id)`) or all of them; returns the ended records.
     pub fn clear(&self, id: Option<u64>) -> Result<Vec<FaultRecord>, FaultError> {
+        self.end(id, "cleared")
+    }
+
+    /// Ends every active fault because the service stops, so the ledger has an end for each.
+    pub fn end_all_at_shutdown(&self) -> Vec<FaultRecord> {
+        self.end(None, "shutdown").unwrap_or_default()
+    }
+
+    fn end(&self, id: Option<u64>, reason: &str) -> Result<Vec<FaultRecord>, FaultError> {
         let removed: Vec<Active> = {
             let mut active = lock(&self.inner.active);
             let (removed, kept): (Vec<Active>, Vec<Active>) = active
@@ -250,7 +259,7 @@ impl FaultRegistry {
         }
         let ended = removed
             .into_iter()
-            .map(|a| self.inner.ledger.end(a.record, "cleared"))
+            .map(|a| self.inner.ledger.end(a.record, reason))
             .collect();
         self.notify();
         Ok(ended)
@@ -479,6 +488,22 @@ mod tests {
         assert!(history[0].ended_at >= Some(history[0].started_at));
         assert!(matches!(events.try_recv(), Ok(FaultEvent::Started(_))));
         assert!(matches!(events.try_recv(), Ok(FaultEvent::Ended(_))));
+    }
+
+    #[test]
+    fn shutdown_ends_active_faults_in_the_ledger() {
+        let registry = registry();
+        registry
+            .inject(FaultRequest::new(FaultKind::Down))
+            .expect("injected");
+        let ended = registry.end_all_at_shutdown();
+        assert_eq!(ended.len(), 1);
+        assert!(!registry.is_down());
+        assert_eq!(
+            registry.history()[0].end_reason.as_deref(),
+            Some("shutdown")
+        );
+        assert!(registry.end_all_at_shutdown().is_empty());
     }
 
     #[tokio::test]
