@@ -16,6 +16,7 @@ use faultline_model::{AttributeValue, KeyValue, Span, SpanId};
 use parquet::arrow::ArrowWriter;
 
 use crate::codec;
+use crate::fasthash::FastMap;
 use crate::schema::{
     arrow_schema, AttrColumns, BlockSettings, ValueType, DEDICATED, MAX_ATTR_COLUMNS,
 };
@@ -88,13 +89,13 @@ impl AttrBuilder {
 /// Which attribute column (index into `AttrColumns::columns`) takes each attribute of a span:
 /// the first column for its key whose type holds the value and that the span has not used yet.
 struct AttrRouter {
-    by_key: HashMap<String, Vec<(usize, ValueType)>>,
+    by_key: FastMap<String, Vec<(usize, ValueType)>>,
     columns: usize,
 }
 
 impl AttrRouter {
     fn new(cols: &AttrColumns) -> Self {
-        let mut by_key: HashMap<String, Vec<(usize, ValueType)>> = HashMap::new();
+        let mut by_key: FastMap<String, Vec<(usize, ValueType)>> = FastMap::default();
         for (i, c) in cols.columns.iter().enumerate() {
             by_key.entry(c.key.clone()).or_default().push((i, c.ty));
         }
@@ -189,8 +190,9 @@ struct RowGroupBuilder {
     used: Vec<bool>,
     /// Encoded resources and scopes by `Arc` address: spans of one batch share them, so each is
     /// encoded once. The spans outlive this builder, so addresses are not reused meanwhile.
-    resource_cache: HashMap<usize, Vec<u8>>,
-    scope_cache: HashMap<usize, Vec<u8>>,
+    /// Encoded resource and its service name, by the address of the shared `Resource`.
+    resource_cache: FastMap<usize, (Vec<u8>, String)>,
+    scope_cache: FastMap<usize, Vec<u8>>,
 }
 
 impl RowGroupBuilder {
@@ -227,28 +229,31 @@ impl RowGroupBuilder {
                 .collect(),
             router: AttrRouter::new(cols),
             used: Vec::new(),
-            resource_cache: HashMap::new(),
-            scope_cache: HashMap::new(),
+            resource_cache: FastMap::default(),
+            scope_cache: FastMap::default(),
         }
     }
 
     /// Appends the spans of one trace (all with the same trace ID, in row order).
     fn append_trace<S: Borrow<Span>>(&mut self, trace: &[S]) -> Result<(), BlockError> {
-        // First row of each span ID within the trace: the parent ordinal points there.
-        let mut position: HashMap<SpanId, u32> = HashMap::with_capacity(trace.len());
+        // First row of each span ID within the trace: the parent ordinal points there. A
+        // sorted list searched by bisection: no hashing, and traces are mostly small.
+        let mut position: Vec<(SpanId, u32)> = Vec::with_capacity(trace.len());
         for (i, s) in trace.iter().map(Borrow::borrow).enumerate() {
             let i = u32::try_from(i).map_err(|_| {
                 BlockError::Settings("a trace with over 4 billion spans cannot be stored".into())
             })?;
-            position.entry(s.span_id).or_insert(i);
+            position.push((s.span_id, i));
         }
+        position.sort_unstable();
+        position.dedup_by_key(|(id, _)| *id);
         for s in trace {
             self.append_span(s.borrow(), &position)?;
         }
         Ok(())
     }
 
-    fn append_span(&mut self, s: &Span, position: &HashMap<SpanId, u32>) -> Result<(), BlockError> {
+    fn append_span(&mut self, s: &Span, position: &[(SpanId, u32)]) -> Result<(), BlockError> {
         self.rows += 1;
         self.trace_id.append_value(s.trace_id.0)?;
         self.span_id.append_value(s.span_id.0)?;
@@ -257,8 +262,12 @@ impl RowGroupBuilder {
                 self.parent_index.append_null();
                 self.parent_span_id.append_null();
             }
-            Some(p) => match position.get(&p) {
-                Some(&i) => {
+            Some(p) => match position
+                .binary_search_by_key(&p, |(id, _)| *id)
+                .ok()
+                .and_then(|at| position.get(at))
+            {
+                Some(&(_, i)) => {
                     self.parent_index.append_value(i);
                     self.parent_span_id.append_null();
                 }
@@ -271,7 +280,16 @@ impl RowGroupBuilder {
         self.start.append_value(s.start.0);
         // Wrapping so that even an end before the start round-trips exactly.
         self.duration.append_value(s.end.0.wrapping_sub(s.start.0));
-        self.service.append_value(s.service_name());
+        let key = Arc::as_ptr(&s.resource) as usize;
+        let (resource, service) = match self.resource_cache.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert((
+                codec::encode_resource(&s.resource)?,
+                s.service_name().to_owned(),
+            )),
+        };
+        self.service.append_value(service.as_str());
+        self.resource.append_value(resource);
         self.name.append_value(&s.name);
         self.kind.append_value(s.kind as u8);
         self.status_code.append_value(s.status.code as u8);
@@ -279,12 +297,6 @@ impl RowGroupBuilder {
         self.flags.append_value(s.flags);
         self.trace_state.append_value(&s.trace_state);
 
-        let key = Arc::as_ptr(&s.resource) as usize;
-        let bytes = match self.resource_cache.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(codec::encode_resource(&s.resource)?),
-        };
-        self.resource.append_value(bytes);
         let key = Arc::as_ptr(&s.scope) as usize;
         let bytes = match self.scope_cache.entry(key) {
             Entry::Occupied(e) => e.into_mut(),

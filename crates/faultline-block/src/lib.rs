@@ -46,6 +46,7 @@ mod codec;
 mod decode;
 mod encode;
 mod error;
+mod fasthash;
 mod footer_cache;
 mod meta;
 mod query;

@@ -202,6 +202,26 @@ mod tests {
     }
 
     #[test]
+    fn unique_spans_borrows_each_stored_span_once() {
+        let mut head = Head::default();
+        let a = span(1, 1, 100, "svc", "op");
+        let b = span(1, 2, 100, "svc", "op");
+        let c = span(2, 1, 100, "svc", "op");
+        // A retried batch: everything twice.
+        head.insert(vec![a.clone(), b.clone(), c.clone()], 100);
+        head.insert(vec![a.clone(), b.clone(), c.clone()], 100);
+        let mut got: Vec<Span> = head.unique_spans().into_iter().cloned().collect();
+        got.sort_by_key(|s| (s.trace_id, s.span_id));
+        assert_eq!(got, vec![a, b, c]);
+    }
+
+    #[test]
+    fn accounted_bytes_cover_more_than_the_payload() {
+        let s = span(1, 1, 100, "svc", "op");
+        assert!(span_bytes(&s) > s.heap_size() + 16 * s.attributes.len());
+    }
+
+    #[test]
     fn per_trace_limit_counts_drops() {
         let mut head = Head::default();
         head.insert((1..=5).map(|i| span(9, i, 100, "s", "o")).collect(), 3);
