@@ -198,33 +198,22 @@ pub fn analyze_trace(spans: &[Span]) -> Option<TraceAnalysis> {
     let t0 = nodes.iter().map(|n| n.start).min().unwrap_or(0);
     let t1 = nodes.iter().map(|n| n.end).max().unwrap_or(0);
 
-    let mut critical = vec![0i64; nodes.len()];
     let mut path: Vec<(Option<usize>, i64, i64)> = Vec::new();
     let mut truncated = false;
     if let [root] = roots[..] {
         walk(
             &nodes,
             root,
+            nodes[root].start,
             nodes[root].end,
             0,
             &mut path,
-            &mut critical,
             &mut truncated,
         );
     } else {
         let mut sorted = roots.clone();
         sorted.sort_by_key(|&r| (nodes[r].end, nodes[r].start));
-        walk_children(
-            &nodes,
-            &sorted,
-            None,
-            t0,
-            t1,
-            0,
-            &mut path,
-            &mut critical,
-            &mut truncated,
-        );
+        walk_children(&nodes, &sorted, None, t0, t1, 0, &mut path, &mut truncated);
     }
     if truncated {
         warnings.push(format!("critical path stops at depth {MAX_DEPTH}"));
@@ -232,18 +221,28 @@ pub fn analyze_trace(spans: &[Span]) -> Option<TraceAnalysis> {
     path.reverse();
 
     let micros = |n: i64| (n.max(0) as u64) / 1_000;
-    let abs_micros = |t: i64| (base.saturating_add(t.max(0) as u64)) / 1_000;
+    // Skew correction can move a span before the earliest received start: signed arithmetic.
+    let abs_micros = |t: i64| ((i128::from(base) + i128::from(t)).max(0) / 1_000) as u64;
+    // Segment lengths are differences of rounded ends, so that segments tile the path exactly
+    // in microseconds and per-span shares add up to it.
+    let mut critical = vec![0u64; nodes.len()];
     let critical_path = path
         .iter()
         .filter(|(_, a, b)| b > a)
-        .map(|&(i, a, b)| PathSegment {
-            span_id: i.map(|i| nodes[i].span.span_id.to_hex()),
-            service: i
-                .map(|i| nodes[i].span.service_name().to_owned())
-                .unwrap_or_default(),
-            operation: i.map(|i| nodes[i].span.name.clone()).unwrap_or_default(),
-            start_micros: abs_micros(a),
-            duration_micros: micros(b - a),
+        .map(|&(i, a, b)| {
+            let (start, end) = (abs_micros(a), abs_micros(b));
+            if let Some(i) = i {
+                critical[i] += end - start;
+            }
+            PathSegment {
+                span_id: i.map(|i| nodes[i].span.span_id.to_hex()),
+                service: i
+                    .map(|i| nodes[i].span.service_name().to_owned())
+                    .unwrap_or_default(),
+                operation: i.map(|i| nodes[i].span.name.clone()).unwrap_or_default(),
+                start_micros: start,
+                duration_micros: end - start,
+            }
         })
         .collect();
 
@@ -266,7 +265,7 @@ pub fn analyze_trace(spans: &[Span]) -> Option<TraceAnalysis> {
         svc.span_count += 1;
         svc.error_count += usize::from(error);
         svc.self_micros += micros(self_time);
-        svc.critical_micros += micros(critical[i]);
+        svc.critical_micros += critical[i];
         if error
             && !n
                 .children
@@ -287,9 +286,9 @@ pub fn analyze_trace(spans: &[Span]) -> Option<TraceAnalysis> {
             service: n.span.service_name().to_owned(),
             operation: n.span.name.clone(),
             depth: n.depth,
-            duration_micros: micros(n.end - n.start),
+            duration_micros: abs_micros(n.end) - abs_micros(n.start),
             self_micros: micros(self_time),
-            critical_micros: micros(critical[i]),
+            critical_micros: critical[i],
             skew_adjustment_micros: n.shift / 1_000,
             error,
         });
@@ -300,7 +299,7 @@ pub fn analyze_trace(spans: &[Span]) -> Option<TraceAnalysis> {
 
     Some(TraceAnalysis {
         trace_id: trace_id.to_hex(),
-        duration_micros: micros(t1 - t0),
+        duration_micros: abs_micros(t1) - abs_micros(t0),
         critical_path,
         spans: span_out,
         services,
@@ -379,33 +378,36 @@ fn adjust_skew(nodes: &mut [Node], order: &[usize]) -> usize {
     moved
 }
 
-/// Appends (in reverse time order) the critical path of `i` up to `limit`.
+/// Appends (in reverse time order) the critical path of `i` within `[lo, hi]`: a child that
+/// started before its parent (skew that was not corrected) counts only from the parent's start.
+#[allow(clippy::too_many_arguments)]
 fn walk(
     nodes: &[Node],
     i: usize,
-    limit: i64,
+    lo: i64,
+    hi: i64,
     depth: usize,
     path: &mut Vec<(Option<usize>, i64, i64)>,
-    critical: &mut [i64],
     truncated: &mut bool,
 ) {
     let n = &nodes[i];
-    let end = n.end.min(limit);
+    let (start, end) = (n.start.max(lo), n.end.min(hi));
+    if end <= start {
+        return;
+    }
     if depth >= MAX_DEPTH {
         *truncated = true;
-        path.push((Some(i), n.start, end));
-        critical[i] += end - n.start;
+        path.push((Some(i), start, end));
         return;
     }
     walk_children(
         nodes,
         &n.children,
         Some(i),
-        n.start,
+        start,
         end,
         depth,
         path,
-        critical,
         truncated,
     );
 }
@@ -421,15 +423,11 @@ fn walk_children(
     end: i64,
     depth: usize,
     path: &mut Vec<(Option<usize>, i64, i64)>,
-    critical: &mut [i64],
     truncated: &mut bool,
 ) {
-    let own = |a: i64, b: i64, path: &mut Vec<_>, critical: &mut [i64]| {
+    let own = |a: i64, b: i64, path: &mut Vec<_>| {
         if b > a {
             path.push((owner, a, b));
-            if let Some(o) = owner {
-                critical[o] += b - a;
-            }
         }
     };
     let mut cursor = end;
@@ -446,11 +444,11 @@ fn walk_children(
         if ce > cursor {
             continue; // overlaps the child already on the path: ran in parallel
         }
-        own(ce, cursor, path, critical);
-        walk(nodes, c, ce, depth + 1, path, critical, truncated);
+        own(ce, cursor, path);
+        walk(nodes, c, cs, ce, depth + 1, path, truncated);
         cursor = cs;
     }
-    own(start, cursor, path, critical);
+    own(start, cursor, path);
 }
 
 /// A span's time not covered by the union of its children (clipped to the span).
@@ -646,5 +644,77 @@ mod tests {
             .collect();
         let a = analyze_trace(&spans).unwrap();
         assert!(a.warnings.iter().any(|w| w.contains("depth")));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_spans::span;
+
+    /// Random forests: span `i` (1-based) has parent `parents[i]` when that is a smaller ID
+    /// (or a missing one), random kinds, services and times (some ending before they start).
+    fn trace() -> impl Strategy<Value = Vec<Span>> {
+        prop::collection::vec(
+            (
+                0u8..40,
+                0u8..3,
+                0u8..6,
+                0u64..1_000,
+                0u64..1_000,
+                any::<bool>(),
+            ),
+            1..40,
+        )
+        .prop_map(|raw| {
+            raw.iter()
+                .enumerate()
+                .map(|(i, &(parent, svc, kind, start, len, error))| {
+                    let id = i as u8 + 1;
+                    let parent = (parent != 0 && parent != id).then_some(parent);
+                    let mut s = span(
+                        ["fe", "cart", "db"][svc as usize],
+                        1,
+                        id,
+                        parent,
+                        SpanKind::from_i32(i32::from(kind)),
+                        // Far from the epoch, as real spans are: skew correction may move a span
+                        // before the earliest received start.
+                        1_000_000 + start,
+                        1_000_000 + start + len,
+                    );
+                    if error {
+                        s.status.code = StatusCode::Error;
+                    }
+                    s
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_critical_path_is_contiguous_and_bounded(spans in trace()) {
+            let a = analyze_trace(&spans).expect("non-empty");
+            let path = &a.critical_path;
+            for w in path.windows(2) {
+                prop_assert_eq!(w[0].start_micros + w[0].duration_micros, w[1].start_micros);
+            }
+            let total: u64 = path.iter().map(|s| s.duration_micros).sum();
+            prop_assert!(total <= a.duration_micros);
+            for s in &a.spans {
+                prop_assert!(s.self_micros <= s.duration_micros);
+                prop_assert!(s.critical_micros <= s.duration_micros);
+            }
+            let critical: u64 = a.services.iter().map(|s| s.critical_micros).sum();
+            let gaps: u64 = path.iter().filter(|s| s.span_id.is_none()).map(|s| s.duration_micros).sum();
+            prop_assert_eq!(critical + gaps, total);
+            prop_assert_eq!(a.spans.len(), spans.len());
+            for o in &a.error_origins {
+                prop_assert!(a.spans.iter().any(|s| s.span_id == o.span_id && s.error));
+            }
+        }
     }
 }
