@@ -161,3 +161,15 @@ def test_bad_query_parameters_get_400(faultline):
     assert "minDuration" in r.json()["errors"][0]["msg"]
     r = requests.get(f"{faultline.api}/api/traces/0123456789abcdef0123456789abcdef", timeout=10)
     assert r.status_code == 404
+
+
+def test_span_metrics_follow_the_ingest_stream(faultline):
+    """Spans sent by the SDK show up at once in the Prometheus span metrics on /metrics."""
+    emit_trace(GrpcExporter(endpoint=f"127.0.0.1:{faultline.grpc_port}", insecure=True), "py-metrics")
+    r = requests.get(f"{faultline.api}/metrics", timeout=10)
+    assert r.status_code == 200
+    lines = [l for l in r.text.splitlines() if not l.startswith("#") and 'service="py-metrics"' in l]
+    calls = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1]) for l in lines if l.startswith("traces_spanmetrics_calls_total")}
+    key = 'traces_spanmetrics_calls_total{service="py-metrics",span_name="charge",span_kind="SPAN_KIND_CLIENT",status_code="STATUS_CODE_ERROR"}'
+    assert calls[key] == 1.0
+    assert len(calls) == 3

@@ -44,7 +44,7 @@ mod test_support;
 
 pub use config::IngestConfig;
 pub use error::IngestError;
-pub use pipeline::IngestState;
+pub use pipeline::{IngestState, SpanTap};
 pub use receivers::otlp::grpc::{grpc_service, TraceGrpcService};
 pub use receivers::otlp::http::http_router;
 pub use stats::{IngestStats, IngestStatsSnapshot};

@@ -69,6 +69,16 @@ struct Inner {
     config: IngestConfig,
     stats: Arc<IngestStats>,
     in_flight: Arc<Semaphore>,
+    tap: Option<Arc<dyn SpanTap>>,
+}
+
+/// Something that watches the stream of accepted spans, such as the live analysis.
+///
+/// It sees a batch before it is appended and is told only when the append succeeded, so a
+/// batch that fails and is retried by the client is not counted twice.
+pub trait SpanTap: Send + Sync + 'static {
+    /// Looks at a batch about to be appended; the returned closure runs once it is stored.
+    fn prepare(&self, spans: &[faultline_model::Span]) -> Box<dyn FnOnce() + Send>;
 }
 
 impl std::fmt::Debug for IngestState {
@@ -83,6 +93,15 @@ impl std::fmt::Debug for IngestState {
 impl IngestState {
     /// Validates `config` and builds the state the receivers run on.
     pub fn new(store: Arc<Store>, config: IngestConfig) -> Result<Self, IngestError> {
+        Self::with_tap(store, config, None)
+    }
+
+    /// Like [`IngestState::new`], with a [`SpanTap`] that sees every stored batch.
+    pub fn with_tap(
+        store: Arc<Store>,
+        config: IngestConfig,
+        tap: Option<Arc<dyn SpanTap>>,
+    ) -> Result<Self, IngestError> {
         config.validate()?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -90,6 +109,7 @@ impl IngestState {
                 in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests)),
                 config,
                 stats: Arc::new(IngestStats::default()),
+                tap,
             }),
         })
     }
@@ -139,10 +159,14 @@ impl IngestState {
             run_blocking(move || prepare(payload, &limits)).await??
         };
         if let Some(batch) = batch {
+            let on_stored = self.inner.tap.as_ref().map(|t| t.prepare(&batch.spans));
             self.inner
                 .store
                 .append(batch, self.inner.config.ack)
                 .await?;
+            if let Some(on_stored) = on_stored {
+                on_stored();
+            }
         }
         self.inner.stats.spans(outcome.accepted, outcome.rejected);
         Ok(outcome)

@@ -109,6 +109,17 @@ impl RunningServer {
     }
 }
 
+/// Feeds every stored batch to the live analysis (service graph, RED metrics).
+struct AnalysisTap(Arc<faultline_analysis::Analyzer>);
+
+impl faultline_ingest::SpanTap for AnalysisTap {
+    fn prepare(&self, spans: &[faultline_model::Span]) -> Box<dyn FnOnce() + Send> {
+        let prepared = self.0.prepare(spans);
+        let analyzer = Arc::clone(&self.0);
+        Box::new(move || analyzer.commit(prepared))
+    }
+}
+
 async fn bind(
     addr: SocketAddr,
     what: &'static str,
@@ -149,7 +160,12 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
         AckSetting::Durable => AckMode::Durable,
         AckSetting::Received => AckMode::Received,
     };
-    let ingest = faultline_ingest::IngestState::new(
+    let analyzer = Arc::new(
+        faultline_analysis::Analyzer::new(faultline_analysis::AnalysisConfig::default())
+            .map_err(|e| ServerError::Config(e.to_string()))?,
+    );
+    let tap: Arc<dyn faultline_ingest::SpanTap> = Arc::new(AnalysisTap(Arc::clone(&analyzer)));
+    let ingest = faultline_ingest::IngestState::with_tap(
         Arc::clone(&store),
         faultline_ingest::IngestConfig {
             max_request_bytes: config.max_request_bytes,
@@ -161,6 +177,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             ack,
             ..Default::default()
         },
+        Some(tap),
     )
     .map_err(|e| ServerError::Config(e.to_string()))?;
 
@@ -214,6 +231,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
     let query_router =
         faultline_query::router(faultline_query::QueryState::new(Arc::clone(&store)))
             .route("/ready", get(|| async { "ready\n" }))
+            .merge(faultline_analysis::router(
+                Arc::clone(&analyzer),
+                Arc::clone(&store),
+            ))
             .fallback_service(faultline_ui::router());
     if let Some(problem) = faultline_ui::build_problem() {
         tracing::warn!(
@@ -229,7 +250,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             .map_err(|e| e.to_string());
         (what, res)
     });
-    tracing::info!(addr = %http_addr, "query API and UI listening (UI /, Jaeger /api, /api/v3, /ready)");
+    tracing::info!(addr = %http_addr, "query API and UI listening (UI /, Jaeger /api, /api/v3, /api/analysis, /metrics, /ready)");
 
     Ok(RunningServer {
         otlp_grpc_addr,
