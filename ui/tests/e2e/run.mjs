@@ -61,6 +61,7 @@ async function main() {
   const ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1400, height: 900 } });
   const failures = [];
   const results = [];
+  let passed = 0;
   try {
     for (const [name, fn] of Object.entries(bench ? BENCH : TESTS)) {
       if (only && !name.includes(only)) continue;
@@ -83,6 +84,7 @@ async function main() {
         const violations = await page.evaluate(() => window.__cspViolations ?? []);
         assert.deepEqual(violations, [], 'no Content-Security-Policy violations');
         assert.deepEqual(problems, [], 'no page errors, dialogs or console errors');
+        passed += 1;
         console.log(`ok   ${name} (${Date.now() - t0} ms)`);
       } catch (e) {
         failures.push(name);
@@ -100,6 +102,8 @@ async function main() {
   }
   for (const [name, r] of results) console.log(`${name}: ${JSON.stringify(r)}`);
   if (results.length) fs.writeFileSync(path.join(artifacts, bench ? 'bench.json' : 'results.json'), JSON.stringify(Object.fromEntries(results), null, 2));
+  // The plain closing line CI reads as this runner's verdict.
+  console.log(`e2e: ${passed} passed, ${failures.length} failed`);
   if (failures.length) {
     console.log(`${failures.length} e2e test(s) failed: ${failures.join(', ')}`);
     process.exit(1);
