@@ -62,8 +62,8 @@ pub use error::BlockError;
 pub use footer_cache::FooterCache;
 pub use meta::{BlockId, BlockInfo, BlockMeta};
 pub use query::{
-    dependencies, dependencies_cached, read_all, read_traces, read_traces_cached, search,
-    search_cached,
+    dependencies, dependencies_cached, load_footer, read_all, read_traces, read_traces_cached,
+    search, search_cached,
 };
 pub use schema::{BlockSettings, FORMAT_VERSION};
 

@@ -80,6 +80,18 @@ async fn read_traces_in(
     assembler.finish()
 }
 
+/// Decodes a block's footer into `footers` now, so that the first query to read the block
+/// does not pay for it (a cold footer is most of a trace lookup's time).
+pub async fn load_footer(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    footers: &FooterCache,
+) -> Result<(), BlockError> {
+    DataFile::open_cached(store, data_path(root, &meta.id), &meta.id, Some(footers)).await?;
+    Ok(())
+}
+
 /// Every span of the block (for compaction), resources and scopes shared per distinct value.
 pub async fn read_all(
     store: &dyn ObjectStore,

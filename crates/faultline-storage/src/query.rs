@@ -368,10 +368,10 @@ mod tests {
     use object_store::memory::InMemory;
     use std::time::Duration;
 
-    fn config(dir: &std::path::Path) -> StoreConfig {
+    fn config(dir: &std::path::Path, objects: Arc<InMemory>) -> StoreConfig {
         StoreConfig {
             data_dir: dir.to_owned(),
-            block_store: Arc::new(InMemory::new()),
+            block_store: objects,
             max_head_bytes: 64 * 1024 * 1024,
             max_head_age: Duration::from_secs(3600),
             retention: Duration::from_secs(3600 * 24 * 365 * 100),
@@ -420,9 +420,19 @@ mod tests {
     #[tokio::test]
     async fn search_stops_reading_blocks_older_than_its_answer() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(config(dir.path())).await.unwrap();
+        let objects = Arc::new(InMemory::new());
+        let store = Store::open(config(dir.path(), Arc::clone(&objects)))
+            .await
+            .unwrap();
         // Each block holds a later stretch of time than the one before.
         let all = blocks_of(&store, 6, |t| 1_000_000 + t * 1_000).await;
+        // Flushes load each new block's footer.
+        assert_eq!(store.footers.len(), 6);
+        store.shutdown().await.unwrap();
+        drop(store);
+        // A reopened store starts with no footers: the ones a search loads show what it read.
+        let store = Store::open(config(dir.path(), objects)).await.unwrap();
+        assert!(store.footers.is_empty());
         assert_eq!(store.search(&query(5)).await.unwrap(), newest(all, 5));
         // The newest wave answered it; the four older blocks were never opened.
         assert_eq!(store.footers.len(), SEARCH_WAVE_BLOCKS);
@@ -431,7 +441,9 @@ mod tests {
     #[tokio::test]
     async fn search_over_blocks_overlapping_in_time_finds_the_true_latest() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(config(dir.path())).await.unwrap();
+        let store = Store::open(config(dir.path(), Arc::new(InMemory::new())))
+            .await
+            .unwrap();
         // Starts interleave across blocks, so no block can be skipped wholesale; the later
         // waves are searched only from the floor on and must still find what lies above it.
         let all = blocks_of(&store, 5, |t| 1_000_000 + (t % 10) * 1_000 + t).await;

@@ -219,6 +219,21 @@ impl Store {
         }
     }
 
+    /// Puts a just-committed block's footer into the cache, so queries never find it cold.
+    /// A failure only means the first query reads the footer itself.
+    pub(crate) async fn warm_footer(&self, meta: &BlockMeta) {
+        if let Err(e) = faultline_block::load_footer(
+            self.config.block_store.as_ref(),
+            &self.block_root,
+            meta,
+            &self.footers,
+        )
+        .await
+        {
+            tracing::debug!(block = %meta.id, error = %e, "could not preload a block footer");
+        }
+    }
+
     /// Current counters.
     pub async fn stats(&self) -> StoreStats {
         let st = self.state.read().await;

@@ -95,6 +95,7 @@ impl Store {
                     wal_through = meta.wal_through,
                     "head written as a block"
                 );
+                self.warm_footer(&meta).await;
                 Some(Arc::new(meta))
             };
             {

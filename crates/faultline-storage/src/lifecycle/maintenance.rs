@@ -154,6 +154,7 @@ impl Store {
             "compacted blocks"
         );
         let sources = merged.sources.clone();
+        self.warm_footer(&merged).await;
         {
             let mut st = self.state.write().await;
             st.blocks.retain(|b| !sources.contains(&b.id));
