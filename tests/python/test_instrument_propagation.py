@@ -31,8 +31,10 @@ FORMATS = {
 
 @pytest.fixture(scope="module")
 def echo_service():
+    # --workspace keeps cargo's feature unification the same as `cargo test --workspace`, so
+    # the example reuses that build instead of recompiling its dependencies.
     build = subprocess.run(
-        ["cargo", "build", "-q", "-p", "faultline-instrument", "--example", "propagation_echo"],
+        ["cargo", "build", "-q", "--workspace", "--example", "propagation_echo"],
         cwd=ROOT,
         capture_output=True,
         text=True,
