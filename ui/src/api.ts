@@ -18,7 +18,8 @@ interface Envelope<T> {
   errors?: { code: number; msg: string }[] | null;
 }
 
-async function get<T>(path: string, signal?: AbortSignal): Promise<T> {
+/** Fetches a JSON answer; any non-2xx becomes an ApiError with the server's own message. */
+async function getRaw<B>(path: string, signal?: AbortSignal): Promise<B> {
   let res: Response;
   try {
     res = await fetch(path, { signal, headers: { Accept: 'application/json' } });
@@ -29,18 +30,35 @@ async function get<T>(path: string, signal?: AbortSignal): Promise<T> {
       'unreachable',
     );
   }
-  let body: Envelope<T> | null = null;
+  const text = await res.text();
+  let body: unknown = null;
   try {
-    body = (await res.json()) as Envelope<T>;
+    body = JSON.parse(text);
   } catch {
     body = null;
   }
-  if (!res.ok || !body) {
-    const msg = body?.errors?.map((e) => e.msg).join('; ') || `${res.status} ${res.statusText}`;
-    const kind = res.status === 404 ? 'notfound' : res.status === 400 ? 'badrequest' : res.status >= 500 || res.status === 0 ? 'server' : 'badrequest';
+  if (!res.ok || body === null) {
+    const msg = errorMessage(body, text) || `${res.status} ${res.statusText}`;
+    const kind = res.status === 404 ? 'notfound' : res.status >= 500 || res.status === 0 ? 'server' : 'badrequest';
     throw new ApiError(msg, res.status === 502 || res.status === 503 || res.status === 504 ? 'unreachable' : kind, res.status);
   }
-  return body.data;
+  return body as B;
+}
+
+/** The message of an error answer: Jaeger's `errors[].msg`, `error`/`message` fields, or plain text. */
+export function errorMessage(body: unknown, text: string): string {
+  if (body && typeof body === 'object') {
+    const b = body as { errors?: { msg?: string }[] | null; error?: unknown; message?: unknown };
+    const jaeger = (b.errors ?? []).map((e) => e?.msg ?? '').filter(Boolean).join('; ');
+    if (jaeger) return jaeger;
+    if (typeof b.error === 'string') return b.error;
+    if (typeof b.message === 'string') return b.message;
+  }
+  return body === null ? text.trim().slice(0, 2000) : '';
+}
+
+async function get<T>(path: string, signal?: AbortSignal): Promise<T> {
+  return (await getRaw<Envelope<T>>(path, signal)).data;
 }
 
 export function services(signal?: AbortSignal): Promise<string[]> {
@@ -95,4 +113,186 @@ export function dependencies(endMs: number, lookbackMs: number, signal?: AbortSi
   return get<Dependency[] | null>(`/api/dependencies?endTs=${Math.floor(endMs)}&lookback=${Math.floor(lookbackMs)}`, signal).then(
     (d) => d ?? [],
   );
+}
+
+// ---- Analysis API (`docs/analysis.md`) ----
+
+/** RED numbers for one series or edge side over a window. Latencies in ms, null without calls. */
+export interface Red {
+  calls: number;
+  errors: number;
+  ratePerSecond: number;
+  errorRatio: number;
+  p50Ms: number | null;
+  p90Ms: number | null;
+  p99Ms: number | null;
+  meanMs: number | null;
+}
+
+/** One RED series: a (service, operation, span kind) over the window. */
+export interface RedSeries extends Red {
+  service: string;
+  operation: string;
+  spanKind: string;
+  exemplarTraceIDs: string[];
+}
+
+export interface RedAnswer {
+  series: RedSeries[];
+  windowSeconds: number;
+}
+
+/** `GET /api/analysis/red?service=&window=`: RED per operation over the newest `window`. */
+export async function red(service: string, window: string, signal?: AbortSignal): Promise<RedAnswer> {
+  const q = new URLSearchParams({ window });
+  if (service) q.set('service', service);
+  const body = await getRaw<{ data: RedSeries[] | null; windowSeconds: number }>(`/api/analysis/red?${q}`, signal);
+  return { series: body.data ?? [], windowSeconds: body.windowSeconds };
+}
+
+export interface GraphNode {
+  id: string;
+  virtual: boolean;
+  incoming: Red;
+  outgoing: Red;
+}
+
+export interface GraphEdge {
+  client: string;
+  server: string;
+  kind: 'request' | 'messaging' | 'virtual';
+  virtualNodeFrom: string | null;
+  clientSide: Red;
+  serverSide: Red | null;
+  exemplarTraceIDs: string[];
+}
+
+export interface ServiceGraph {
+  windowSeconds: number;
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+}
+
+/** `GET /api/analysis/service-graph?window=`: the live service graph with RED per node and edge. */
+export function serviceGraph(window: string, signal?: AbortSignal): Promise<ServiceGraph> {
+  return get<ServiceGraph>(`/api/analysis/service-graph?window=${encodeURIComponent(window)}`, signal);
+}
+
+// ---- Incidents and root causes ----
+
+export interface Symptom {
+  service: string;
+  operation: string;
+  signal: 'latency' | 'errors' | 'throughput';
+  baseline: number;
+  observed: number;
+  unit: 'us' | 'ratio' | 'per_s';
+  /** µs */
+  detectedAt: number;
+}
+
+export interface AttributeEvidence {
+  key: string;
+  value: string;
+  slowOrFailedShare: number;
+  normalShare: number;
+}
+
+export interface RootCause {
+  rank: number;
+  kind: 'service' | 'operation' | 'dependency' | 'attribute';
+  service: string;
+  operation: string;
+  dependency: string | null;
+  attribute: { key: string; value: string } | null;
+  score: number;
+  explanation: string;
+  evidence: {
+    traceIDs: string[];
+    spans: { traceID: string; spanID: string; service: string; operation: string }[];
+    edges: { client: string; server: string }[];
+    attributes: AttributeEvidence[];
+    facts: string[];
+  };
+}
+
+export interface Incident {
+  id: string;
+  status: 'open' | 'resolved';
+  /** µs */
+  openedAt: number;
+  resolvedAt: number | null;
+  symptoms: Symptom[];
+  rootCauses: RootCause[];
+}
+
+/** `GET /api/incidents?status=&limit=`. */
+export function incidents(status: 'open' | 'resolved' | '', limit: number, signal?: AbortSignal): Promise<Incident[]> {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (status) q.set('status', status);
+  return get<Incident[] | null>(`/api/incidents?${q}`, signal).then((d) => d ?? []);
+}
+
+/** `GET /api/incidents/{id}`. */
+export function incident(id: string, signal?: AbortSignal): Promise<Incident> {
+  return get<Incident>(`/api/incidents/${encodeURIComponent(id)}`, signal);
+}
+
+// ---- Logs ----
+
+/** A log line as `/api/logs` returns it. */
+export interface LogLine {
+  timeUnixNano: string;
+  severityText: string;
+  severityNumber: number;
+  body: unknown;
+  serviceName: string;
+  traceID: string;
+  /** "" when the line belongs to no span. */
+  spanID: string;
+  attributes: Record<string, unknown>;
+  resource: Record<string, unknown>;
+}
+
+/** `GET /api/logs?traceID=`: the trace's log lines in time order. */
+export function logs(traceID: string, signal?: AbortSignal): Promise<LogLine[]> {
+  return get<LogLine[] | null>(`/api/logs?traceID=${encodeURIComponent(traceID)}`, signal).then((d) => d ?? []);
+}
+
+// ---- TraceQL search (Tempo's `/api/search`) ----
+
+export interface TempoSpan {
+  spanID: string;
+  name?: string;
+  startTimeUnixNano: string;
+  durationNanos: string | number;
+  attributes?: { key: string; value: unknown }[];
+}
+
+export interface TempoTrace {
+  traceID: string;
+  rootServiceName?: string;
+  rootTraceName?: string;
+  startTimeUnixNano: string;
+  durationMs?: number;
+  spanSets?: { spans: TempoSpan[]; matched: number }[];
+  spanSet?: { spans: TempoSpan[]; matched: number };
+}
+
+export interface TraceQLParams {
+  q: string;
+  limit: number;
+  /** seconds */
+  start: number;
+  end: number;
+}
+
+/**
+ * `GET /api/search?q=`. A query the server cannot parse comes back as 400 with a message that
+ * says where; that message becomes the ApiError's text, verbatim.
+ */
+export async function searchTraceQL(p: TraceQLParams, signal?: AbortSignal): Promise<TempoTrace[]> {
+  const q = new URLSearchParams({ q: p.q, limit: String(p.limit), start: String(Math.floor(p.start)), end: String(Math.ceil(p.end)) });
+  const body = await getRaw<{ traces?: TempoTrace[] | null }>(`/api/search?${q}`, signal);
+  return body.traces ?? [];
 }

@@ -6,11 +6,10 @@ import { SearchView } from './views/search';
 import { TraceView } from './views/trace';
 import { CompareView } from './views/compare';
 import { ServiceMapView } from './views/servicemap';
+import { ServicesView } from './views/services';
+import { IncidentsView } from './views/incidents';
 
-/**
- * The views. Each has a path prefix, a nav label and a component; the RED metrics and
- * incidents views of the analysis work register here the same way when they exist.
- */
+/** The views. Each has a path prefix, a nav label and a component. */
 interface Route {
   prefix: string;
   label: string;
@@ -24,6 +23,8 @@ const ROUTES: Route[] = [
   { prefix: '/trace/', label: 'Trace', nav: false, view: TraceView },
   { prefix: '/compare', label: 'Compare', nav: true, view: CompareView },
   { prefix: '/dependencies', label: 'Service map', nav: true, view: ServiceMapView },
+  { prefix: '/services', label: 'Services', nav: true, view: ServicesView },
+  { prefix: '/incidents', label: 'Incidents', nav: true, view: IncidentsView },
 ];
 
 function routeFor(path: string): Route {

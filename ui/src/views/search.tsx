@@ -2,9 +2,16 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import * as api from '../api';
 import { Empty, ErrorState, Loading } from '../components';
 import { fmtAgo, fmtDuration, fmtTime, serviceColor } from '../format';
-import { formFrom, LOOKBACKS, toParams, toQuery, type Form } from '../searchform';
+import { formFrom, LOOKBACKS, toParams, toQuery, toTraceQLParams, type Form } from '../searchform';
 import { linkClick, navigate, type Location } from '../router';
-import { summarize, type TraceSummary } from '../summary';
+import { summarize, summarizeTempo, type TraceSummary } from '../summary';
+
+const TRACEQL_EXAMPLES = [
+  '{ status = error }',
+  '{ resource.service.name = "frontend" && duration > 100ms }',
+  '{ span.http.response.status_code >= 500 }',
+  '{ .db.system.name = "postgresql" } | count() > 2',
+];
 
 type Results = { state: 'idle' } | { state: 'loading' } | { state: 'error'; error: unknown } | { state: 'done'; traces: TraceSummary[]; ms: number };
 
@@ -18,6 +25,7 @@ export function SearchView({ loc }: { loc: Location }) {
   const [invalid, setInvalid] = useState('');
   const [picked, setPicked] = useState<string[]>([]);
   const [reload, setReload] = useState(0);
+  const [queryError, setQueryError] = useState('');
 
   useEffect(() => setForm(urlForm), [urlForm]);
 
@@ -41,22 +49,32 @@ export function SearchView({ loc }: { loc: Location }) {
     return () => ac.abort();
   }, [form.service]);
 
-  // The URL is the source of truth: a search runs whenever it names a service.
+  // The URL is the source of truth: a search runs whenever it names a service or a query.
   useEffect(() => {
-    if (!urlForm.service) return setResults({ state: 'idle' });
-    const p = toParams(urlForm, Date.now());
+    const traceql = urlForm.mode === 'traceql';
+    if (traceql ? !urlForm.q.trim() : !urlForm.service) return setResults({ state: 'idle' });
+    const p = traceql ? toTraceQLParams(urlForm, Date.now()) : toParams(urlForm, Date.now());
     if (typeof p === 'string') {
       setInvalid(p);
       return;
     }
     setInvalid('');
+    setQueryError('');
     const ac = new AbortController();
     setResults({ state: 'loading' });
     const t0 = performance.now();
-    api
-      .searchTraces(p, ac.signal)
-      .then((ts) => setResults({ state: 'done', traces: ts.map(summarize), ms: performance.now() - t0 }))
-      .catch((e) => e.name !== 'AbortError' && setResults({ state: 'error', error: e }));
+    const run: Promise<TraceSummary[]> =
+      'q' in p ? api.searchTraceQL(p, ac.signal).then((ts) => ts.map(summarizeTempo)) : api.searchTraces(p, ac.signal).then((ts) => ts.map(summarize));
+    run
+      .then((traces) => setResults({ state: 'done', traces, ms: performance.now() - t0 }))
+      .catch((e) => {
+        if (e.name === 'AbortError') return;
+        // A query the server cannot parse is the user's to fix: say so under the box.
+        if (traceql && e instanceof api.ApiError && e.kind === 'badrequest') {
+          setQueryError(e.message);
+          setResults({ state: 'idle' });
+        } else setResults({ state: 'error', error: e });
+      });
     return () => ac.abort();
   }, [urlForm, reload]);
 
@@ -70,7 +88,7 @@ export function SearchView({ loc }: { loc: Location }) {
   };
   const submit = (e: Event) => {
     e.preventDefault();
-    const p = toParams(form, Date.now());
+    const p = form.mode === 'traceql' ? toTraceQLParams(form, Date.now()) : toParams(form, Date.now());
     if (typeof p === 'string') return setInvalid(p);
     setInvalid('');
     const url = `/search?${toQuery(form)}`;
@@ -93,9 +111,62 @@ export function SearchView({ loc }: { loc: Location }) {
     );
 
   const sorted = results.state === 'done' ? sortResults(results.traces, form.sort) : [];
+  const traceql = form.mode === 'traceql';
+  const setMode = (mode: Form['mode']) => {
+    setInvalid('');
+    setQueryError('');
+    setForm((f) => ({ ...f, mode }));
+  };
   return (
     <div class="search-layout">
       <form class="search-form" onSubmit={submit} aria-label="Search traces">
+        <div class="mode-switch" role="radiogroup" aria-label="Search with">
+          <button type="button" role="radio" aria-checked={!traceql} class={traceql ? '' : 'active'} onClick={() => setMode('form')}>
+            Service
+          </button>
+          <button type="button" role="radio" aria-checked={traceql} class={traceql ? 'active' : ''} onClick={() => setMode('traceql')}>
+            TraceQL
+          </button>
+        </div>
+        {traceql ? (
+          <label>
+            TraceQL query
+            <textarea
+              name="q"
+              rows={5}
+              value={form.q}
+              spellcheck={false}
+              aria-invalid={queryError ? true : undefined}
+              aria-describedby={queryError ? 'traceql-error' : undefined}
+              placeholder={TRACEQL_EXAMPLES[0]}
+              onInput={(e) => setForm((f) => ({ ...f, q: (e.currentTarget as HTMLTextAreaElement).value }))}
+              onKeyDown={(e) => {
+                // Ctrl/Cmd+Enter runs the query; plain Enter is a new line.
+                if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) submit(e);
+              }}
+            />
+          </label>
+        ) : null}
+        {traceql && queryError && (
+          <p class="invalid query-error" id="traceql-error" role="alert">
+            {queryError}
+          </p>
+        )}
+        {traceql && (
+          <details class="traceql-help">
+            <summary>Examples</summary>
+            <ul>
+              {TRACEQL_EXAMPLES.map((x) => (
+                <li>
+                  <button type="button" class="link" onClick={() => setForm((f) => ({ ...f, q: x }))}>
+                    <code>{x}</code>
+                  </button>
+                </li>
+              ))}
+            </ul>
+          </details>
+        )}
+        {!traceql && (<>
         <label>
           Service
           <select name="service" value={form.service} onChange={set('service')} required>
@@ -128,6 +199,7 @@ export function SearchView({ loc }: { loc: Location }) {
             <input name="maxDuration" value={form.maxDuration} onInput={set('maxDuration')} placeholder="e.g. 2s" />
           </label>
         </div>
+        </>)}
         <label>
           Time range
           <select name="lookback" value={form.lookback} onChange={set('lookback')}>
@@ -163,15 +235,21 @@ export function SearchView({ loc }: { loc: Location }) {
       </form>
       <section class="results" aria-label="Results">
         {results.state === 'idle' && (
-          <Empty title="Search traces">
-            <p>Pick a service and press Find traces. The URL keeps the search, so you can share it.</p>
+          <Empty title={queryError ? 'The query has an error' : 'Search traces'}>
+            <p>
+              {queryError
+                ? 'Fix the query (the message under the box says where) and press Find traces.'
+                : traceql
+                  ? 'Write a TraceQL query and press Find traces (or Ctrl+Enter). The URL keeps the query, so you can share it.'
+                  : 'Pick a service and press Find traces. The URL keeps the search, so you can share it.'}
+            </p>
           </Empty>
         )}
         {results.state === 'loading' && <Loading what="traces" />}
         {results.state === 'error' && <ErrorState error={results.error} onRetry={() => setReload((r) => r + 1)} />}
         {results.state === 'done' && results.traces.length === 0 && (
           <Empty title="No traces match">
-            <p>Widen the time range, lower the minimum duration or remove tag filters.</p>
+            <p>{traceql ? 'Widen the time range or loosen the query’s conditions.' : 'Widen the time range, lower the minimum duration or remove tag filters.'}</p>
           </Empty>
         )}
         {results.state === 'done' && results.traces.length > 0 && (
@@ -229,8 +307,8 @@ function sortResults(ts: TraceSummary[], how: string): TraceSummary[] {
     recent: (a, b) => b.start - a.start,
     longest: (a, b) => b.duration - a.duration,
     shortest: (a, b) => a.duration - b.duration,
-    spans: (a, b) => b.spanCount - a.spanCount,
-    errors: (a, b) => b.errorCount - a.errorCount,
+    spans: (a, b) => (b.spanCount ?? b.matched ?? 0) - (a.spanCount ?? a.matched ?? 0),
+    errors: (a, b) => (b.errorCount ?? 0) - (a.errorCount ?? 0),
   };
   return s.sort(by[how] ?? by.recent);
 }
@@ -251,10 +329,17 @@ function ResultRow({ t, maxDuration, picked, onPick }: { t: TraceSummary; maxDur
         </span>
         <span class="result-meta">
           <span class="dur">{fmtDuration(t.duration)}</span>
-          <span>
-            {t.spanCount} span{t.spanCount === 1 ? '' : 's'}
-          </span>
-          {t.errorCount > 0 && (
+          {t.spanCount !== null && (
+            <span>
+              {t.spanCount} span{t.spanCount === 1 ? '' : 's'}
+            </span>
+          )}
+          {t.matched !== undefined && (
+            <span class="matched">
+              {t.matched} matched span{t.matched === 1 ? '' : 's'}
+            </span>
+          )}
+          {!!t.errorCount && (
             <span class="errors">
               {t.errorCount} error{t.errorCount === 1 ? '' : 's'}
             </span>
@@ -285,7 +370,8 @@ function Scatter({ traces }: { traces: TraceSummary[] }) {
   const yMax = Math.max(1, ...traces.map((t) => t.duration));
   const sx = (v: number) => pad.l + (x1 > x0 ? ((v - x0) / (x1 - x0)) * (W - pad.l - pad.r) : (W - pad.l - pad.r) / 2);
   const sy = (v: number) => H - pad.b - (v / yMax) * (H - pad.t - pad.b);
-  const maxSpans = Math.max(1, ...traces.map((t) => t.spanCount));
+  const size = (t: TraceSummary) => t.spanCount ?? t.matched ?? 1;
+  const maxSpans = Math.max(1, ...traces.map(size));
   return (
     <svg class="scatter" viewBox={`0 0 ${W} ${H}`} role="img" aria-label="Trace duration over time">
       <line x1={pad.l} y1={H - pad.b} x2={W - pad.r} y2={H - pad.b} class="axis" />
@@ -306,10 +392,10 @@ function Scatter({ traces }: { traces: TraceSummary[] }) {
           <circle
             cx={sx(t.start)}
             cy={sy(t.duration)}
-            r={3 + 5 * Math.sqrt(t.spanCount / maxSpans)}
+            r={3 + 5 * Math.sqrt(size(t) / maxSpans)}
             class={t.errorCount ? 'dot err' : 'dot'}
           >
-            <title>{`${t.rootService}: ${t.rootOperation}\n${fmtDuration(t.duration)}, ${t.spanCount} spans${t.errorCount ? `, ${t.errorCount} errors` : ''}`}</title>
+            <title>{`${t.rootService}: ${t.rootOperation}\n${fmtDuration(t.duration)}${t.spanCount !== null ? `, ${t.spanCount} spans` : ''}${t.matched !== undefined ? `, ${t.matched} matched` : ''}${t.errorCount ? `, ${t.errorCount} errors` : ''}`}</title>
           </circle>
         </a>
       ))}

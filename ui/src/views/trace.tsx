@@ -14,10 +14,14 @@ import {
   type Segment,
   type SpanFilter,
 } from '../layout';
+import { attachLogs } from '../logs';
 import { buildTrace, type KeyValue, type Span, type Trace } from '../model';
 import { navigate, type Location } from '../router';
+import { isFullRange, placeInRange, type TimeRange } from '../zoom';
 import { FlameGraph } from './flame';
+import { LogsPanel, SpanLogs, type LogsLoad } from './logs';
 import { Minimap } from './minimap';
+import { TimeRuler } from './ruler';
 
 const ROW_H = 24;
 
@@ -77,6 +81,23 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
   const [scrollReq, setScrollReq] = useState<{ top: number; seq: number } | null>(null);
   const [viewport, setViewport] = useState({ top: 0, height: 600 });
   const searchRef = useRef<HTMLInputElement>(null);
+  const full = useMemo(() => ({ start: trace.start, end: trace.end }), [trace]);
+  // The time range the timeline shows (drag across the ruler to zoom).
+  const [view, setView] = useState<TimeRange>(full);
+  const zoomed = !isFullRange(view, full);
+  const [logsLoad, setLogsLoad] = useState<LogsLoad>({ state: 'loading' });
+  const [logsRetry, setLogsRetry] = useState(0);
+  // Correlated log lines load after the trace is on screen; they never hold up the timeline.
+  useEffect(() => {
+    const ac = new AbortController();
+    setLogsLoad({ state: 'loading' });
+    api
+      .logs(trace.traceID, ac.signal)
+      .then((lines) => setLogsLoad({ state: 'done', logs: attachLogs(trace, lines) }))
+      .catch((e) => e.name !== 'AbortError' && setLogsLoad({ state: 'error', error: e }));
+    return () => ac.abort();
+  }, [trace, logsRetry]);
+  const logsBySpan = logsLoad.state === 'done' ? logsLoad.logs.bySpan : null;
 
   const critical = useMemo(() => segmentsBySpan(criticalPath(trace), trace.spans.length), [trace]);
   const matches = useMemo(() => (filterActive(filter) ? matchSpans(trace, filter) : null), [trace, filter]);
@@ -219,7 +240,12 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
           if (selected >= 0) toggle(selected);
           break;
         case 'Escape':
-          setSelected(-1);
+          if (selected < 0 && zoomed) setView(full);
+          else setSelected(-1);
+          break;
+        case 'z':
+          if (zoomed) setView(full);
+          else if (selected >= 0) setView(spanRange(trace.spans[selected], full));
           break;
         case '/':
           searchRef.current?.focus();
@@ -309,6 +335,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
           ['timeline', 'Timeline'],
           ['flame', 'Flame graph'],
           ['stats', 'Statistics'],
+          ['logs', logsLoad.state === 'done' ? `Logs (${logsLoad.logs.rows.length})` : 'Logs'],
         ].map(([k, l]) => (
           <button type="button" role="tab" aria-selected={tab === k} class={tab === k ? 'active' : ''} onClick={() => setTab(k)}>
             {l}
@@ -317,6 +344,16 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
       </div>
       {tab === 'stats' ? (
         <StatsTable stats={stats ?? []} total={trace.duration} />
+      ) : tab === 'logs' ? (
+        <LogsPanel
+          trace={trace}
+          load={logsLoad}
+          onRetry={() => setLogsRetry((r) => r + 1)}
+          onSelectSpan={(i) => {
+            setTab('timeline');
+            select(i);
+          }}
+        />
       ) : (
         <>
           <div class="filter-bar" role="search">
@@ -368,6 +405,14 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
               </span>
             )}
             <span class="spacer" />
+            {tab !== 'flame' && zoomed && (
+              <span class="zoom-state">
+                Showing +{fmtDuration(view.start - trace.start)} to +{fmtDuration(view.end - trace.start)}
+                <button type="button" class="reset-timeline-zoom" onClick={() => setView(full)} title="Show the whole trace (z)">
+                  Reset zoom
+                </button>
+              </span>
+            )}
             <label title="Highlight the critical path">
               <input type="checkbox" checked={showCritical} onChange={(e) => setShowCritical((e.currentTarget as HTMLInputElement).checked)} />
               Critical path
@@ -384,7 +429,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
               <FlameGraph trace={trace} selected={selected} matches={matches} onSelect={setSelected} critical={showCritical ? critical : null} />
             ) : (
               <div class="timeline">
-                <TimeRuler trace={trace} />
+                <TimeRuler trace={trace} view={view} onZoom={setView} />
                 <div class="timeline-scroll">
                   <VirtualList
                     count={rows.length}
@@ -398,6 +443,8 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
                         <SpanRow
                           key={i}
                           trace={trace}
+                          view={view}
+                          logs={logsBySpan?.get(i)?.length ?? 0}
                           span={trace.spans[i]}
                           collapsed={!!collapsed[i]}
                           selected={i === selected}
@@ -421,11 +468,20 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
               </div>
             )}
             {selected >= 0 && (
-              <SpanDetail trace={trace} span={trace.spans[selected]} critical={critical[selected]} onClose={() => setSelected(-1)} onSelect={select} />
+              <SpanDetail
+                trace={trace}
+                span={trace.spans[selected]}
+                critical={critical[selected]}
+                onClose={() => setSelected(-1)}
+                onSelect={select}
+                onZoom={tab === 'flame' ? undefined : () => setView(spanRange(trace.spans[selected], full))}
+                logs={<SpanLogs trace={trace} load={logsLoad} span={selected} />}
+              />
             )}
           </div>
           <p class="keys">
-            Keys: ↑/↓ or j/k move, ←/→ collapse/expand, Enter toggle, / find, n/N next/previous match, Esc close details.
+            Keys: ↑/↓ or j/k move, ←/→ collapse/expand, Enter toggle, / find, n/N next/previous match, z zoom to the span / reset, Esc
+            close details. Drag across the time axis to zoom.
           </p>
         </>
       )}
@@ -433,24 +489,16 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
   );
 }
 
-function TimeRuler({ trace }: { trace: Trace }) {
-  const ticks = [0, 0.25, 0.5, 0.75, 1];
-  return (
-    <div class="ruler" aria-hidden="true">
-      <div class="ruler-name">Service: operation</div>
-      <div class="ruler-time">
-        {ticks.map((f) => (
-          <span class="tick" style={{ left: `${f * 100}%` }}>
-            {fmtDuration(trace.duration * f)}
-          </span>
-        ))}
-      </div>
-    </div>
-  );
+/** A span's time range with a margin of 2% each side, within the trace. */
+function spanRange(s: Span, full: TimeRange): TimeRange {
+  const pad = Math.max(1, s.duration * 0.02);
+  return { start: Math.max(full.start, s.start - pad), end: Math.min(full.end, s.end + pad) };
 }
 
 function SpanRow(props: {
   trace: Trace;
+  view: TimeRange;
+  logs: number;
   span: Span;
   collapsed: boolean;
   selected: boolean;
@@ -459,10 +507,10 @@ function SpanRow(props: {
   onSelect: () => void;
   onToggle: () => void;
 }) {
-  const { trace, span: s } = props;
-  const total = trace.duration || 1;
-  const left = ((s.start - trace.start) / total) * 100;
-  const width = (s.duration / total) * 100;
+  const { view, span: s } = props;
+  const bar = placeInRange(s.start, s.end, view);
+  const left = bar.left;
+  const width = bar.width;
   const color = serviceColor(s.service);
   const indent = Math.min(s.depth, 40);
   const cls = ['span-row', props.selected && 'selected', s.error && 'error', props.match === true && 'match', props.match === false && 'nomatch', props.critical && 'on-critical']
@@ -497,15 +545,18 @@ function SpanRow(props: {
         <span class="svc">{s.service}</span>
         <span class="op">{s.operation}</span>
         {props.collapsed && <span class="hidden-count">+{s.last - s.index}</span>}
+        {props.logs > 0 && (
+          <span class="log-mark" title={`${props.logs} log line${props.logs === 1 ? '' : 's'}`}>
+            {props.logs} log{props.logs === 1 ? '' : 's'}
+          </span>
+        )}
       </div>
       <div class="span-bar-cell">
-        <div class="span-bar" style={{ left: `${left}%`, width: `max(${width}%, 2px)`, backgroundColor: color }} />
-        {props.critical?.map((seg) => (
-          <div
-            class="crit"
-            style={{ left: `${((seg.start - trace.start) / total) * 100}%`, width: `max(${((seg.end - seg.start) / total) * 100}%, 1px)` }}
-          />
-        ))}
+        {bar.visible && <div class="span-bar" style={{ left: `${left}%`, width: `max(${width}%, 2px)`, backgroundColor: color }} />}
+        {props.critical?.map((seg) => {
+          const c = placeInRange(seg.start, seg.end, view);
+          return c.visible && c.width > 0 ? <div class="crit" style={{ left: `${c.left}%`, width: `max(${c.width}%, 1px)` }} /> : null;
+        })}
         <span class="span-dur" style={left > 70 ? { right: `${100 - left + 0.5}%` } : { left: `calc(${left + width}% + 4px)` }}>
           {fmtDuration(s.duration)}
         </span>
@@ -546,7 +597,23 @@ function KVTable({ title, kvs, emptyText }: { title: string; kvs: KeyValue[]; em
   );
 }
 
-function SpanDetail({ trace, span: s, critical, onClose, onSelect }: { trace: Trace; span: Span; critical?: Segment[]; onClose: () => void; onSelect: (i: number) => void }) {
+function SpanDetail({
+  trace,
+  span: s,
+  critical,
+  onClose,
+  onSelect,
+  onZoom,
+  logs,
+}: {
+  trace: Trace;
+  span: Span;
+  critical?: Segment[];
+  onClose: () => void;
+  onSelect: (i: number) => void;
+  onZoom?: () => void;
+  logs: preact.JSX.Element;
+}) {
   const tags = s.raw.tags ?? [];
   const statusCode = tags.find((t) => t.key === 'otel.status_code')?.value;
   const statusMsg = tags.find((t) => t.key === 'otel.status_description')?.value;
@@ -597,7 +664,13 @@ function SpanDetail({ trace, span: s, critical, onClose, onSelect }: { trace: Tr
           {statusMsg !== undefined && `: ${valueText(statusMsg)}`}
         </dd>
       </dl>
+      {onZoom && (
+        <button type="button" class="zoom-span" onClick={onZoom} title="Zoom the timeline to this span (z)">
+          Zoom to span
+        </button>
+      )}
       <KVTable title="Attributes" kvs={tags} emptyText="No attributes." />
+      {logs}
       <KVTable title="Resource" kvs={s.processTags} emptyText="No resource attributes." />
       <section class="kv">
         <h3>
