@@ -19,7 +19,7 @@ interface Envelope<T> {
 }
 
 /** Fetches a JSON answer; any non-2xx becomes an ApiError with the server's own message. */
-async function getRaw<B>(path: string, signal?: AbortSignal): Promise<B> {
+async function getRaw<B>(path: string, signal?: AbortSignal, onDownloaded?: () => void): Promise<B> {
   let res: Response;
   try {
     res = await fetch(path, { signal, headers: { Accept: 'application/json' } });
@@ -31,6 +31,7 @@ async function getRaw<B>(path: string, signal?: AbortSignal): Promise<B> {
     );
   }
   const text = await res.text();
+  onDownloaded?.();
   let body: unknown = null;
   try {
     body = JSON.parse(text);
@@ -97,8 +98,9 @@ export function searchTraces(p: SearchParams, signal?: AbortSignal): Promise<Jae
   return get<JaegerTrace[] | null>(`/api/traces?${q}`, signal).then((d) => d ?? []);
 }
 
-export async function trace(id: string, signal?: AbortSignal): Promise<JaegerTrace> {
-  const d = await get<JaegerTrace[] | null>(`/api/traces/${encodeURIComponent(id)}`, signal);
+/** One trace; `onDownloaded` runs when the body has arrived, before it is parsed (for timing). */
+export async function trace(id: string, signal?: AbortSignal, onDownloaded?: () => void): Promise<JaegerTrace> {
+  const d = (await getRaw<Envelope<JaegerTrace[] | null>>(`/api/traces/${encodeURIComponent(id)}`, signal, onDownloaded)).data;
   if (!d || !d.length) throw new ApiError(`Trace ${id} was not found.`, 'notfound', 404);
   return d[0];
 }
@@ -202,7 +204,7 @@ export interface RootCause {
   rank: number;
   kind: 'service' | 'operation' | 'dependency' | 'attribute';
   service: string;
-  operation: string;
+  operation: string | null;
   dependency: string | null;
   attribute: { key: string; value: string } | null;
   score: number;

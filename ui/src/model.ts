@@ -80,18 +80,24 @@ export interface Trace {
 /** Shared by every leaf; never mutated. */
 const NO_CHILDREN: number[] = Object.freeze([]) as unknown as number[];
 
-function tagValue(tags: KeyValue[] | null | undefined, key: string): unknown {
-  if (!tags) return undefined;
-  for (const t of tags) if (t.key === key) return t.value;
-  return undefined;
-}
-
 /** True when the span's tags mark it as failed (`error=true` or `otel.status_code=ERROR`). */
 export function isError(tags: KeyValue[] | null | undefined): boolean {
-  const e = tagValue(tags, 'error');
-  if (e === true || e === 'true') return true;
-  const s = tagValue(tags, 'otel.status_code');
-  return typeof s === 'string' && s.toUpperCase() === 'ERROR';
+  return readTags(tags).error;
+}
+
+/** Error flag and span kind in one pass over the tags (the model reads both for every span). */
+function readTags(tags: KeyValue[] | null | undefined): { error: boolean; kind: string } {
+  let error = false;
+  let kind = '';
+  if (tags)
+    for (let i = 0; i < tags.length; i++) {
+      const t = tags[i];
+      const k = t.key;
+      if (k === 'error') error ||= t.value === true || t.value === 'true';
+      else if (k === 'otel.status_code') error ||= typeof t.value === 'string' && t.value.toUpperCase() === 'ERROR';
+      else if (k === 'span.kind' && !kind && typeof t.value === 'string') kind = t.value;
+    }
+  return { error, kind };
 }
 
 /**
@@ -184,7 +190,7 @@ export function buildTrace(raw: JaegerTrace): Trace {
     const du = Math.max(0, Number(s.duration) || 0);
     start = Math.min(start, st);
     end = Math.max(end, st + du);
-    const kind = tagValue(s.tags, 'span.kind');
+    const tags = readTags(s.tags);
     spans[p] = {
       index: p,
       spanID: String(s.spanID),
@@ -197,8 +203,8 @@ export function buildTrace(raw: JaegerTrace): Trace {
       children: NO_CHILDREN,
       depth: depthOf[order[p]],
       last: p,
-      error: isError(s.tags),
-      kind: typeof kind === 'string' ? kind : '',
+      error: tags.error,
+      kind: tags.kind,
       selfTime: du,
       raw: s,
       processTags: proc?.tags ?? [],

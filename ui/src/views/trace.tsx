@@ -36,9 +36,9 @@ export function TraceView({ loc }: { loc: Location }) {
     setLoad({ state: 'loading' });
     performance.clearMarks();
     api
-      .trace(id, ac.signal)
+      .trace(id, ac.signal, () => performance.mark('faultline:trace-downloaded'))
       .then((raw) => {
-        performance.mark('faultline:trace-fetched');
+        performance.mark('faultline:trace-parsed');
         const trace = buildTrace(raw);
         performance.mark('faultline:trace-built');
         setLoad({ state: 'done', trace });
@@ -99,7 +99,13 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
   }, [trace, logsRetry]);
   const logsBySpan = logsLoad.state === 'done' ? logsLoad.logs.bySpan : null;
 
-  const critical = useMemo(() => segmentsBySpan(criticalPath(trace), trace.spans.length), [trace]);
+  // The critical path is computed after the first frame: the rows show (and respond) first,
+  // and the path's marks follow a moment later on large traces.
+  const [critical, setCritical] = useState<(Segment[] | undefined)[] | null>(null);
+  useEffect(() => {
+    const t = setTimeout(() => setCritical(segmentsBySpan(criticalPath(trace), trace.spans.length)), 0);
+    return () => clearTimeout(t);
+  }, [trace]);
   const matches = useMemo(() => (filterActive(filter) ? matchSpans(trace, filter) : null), [trace, filter]);
   const matchList = useMemo(() => {
     if (!matches) return [];
@@ -449,7 +455,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
                           collapsed={!!collapsed[i]}
                           selected={i === selected}
                           match={matches ? !!matches[i] : null}
-                          critical={showCritical ? critical[i] : undefined}
+                          critical={showCritical ? critical?.[i] : undefined}
                           onSelect={() => setSelected(i === selected ? -1 : i)}
                           onToggle={() => toggle(i)}
                         />
@@ -471,7 +477,7 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
               <SpanDetail
                 trace={trace}
                 span={trace.spans[selected]}
-                critical={critical[selected]}
+                critical={critical ? critical[selected] : null}
                 onClose={() => setSelected(-1)}
                 onSelect={select}
                 onZoom={tab === 'flame' ? undefined : () => setView(spanRange(trace.spans[selected], full))}
@@ -608,7 +614,8 @@ function SpanDetail({
 }: {
   trace: Trace;
   span: Span;
-  critical?: Segment[];
+  /** null while the critical path is being computed */
+  critical: Segment[] | undefined | null;
   onClose: () => void;
   onSelect: (i: number) => void;
   onZoom?: () => void;
@@ -655,7 +662,7 @@ function SpanDetail({
         <dt>Self time</dt>
         <dd>{fmtDuration(s.selfTime)}</dd>
         <dt>Critical path</dt>
-        <dd>{critTime > 0 ? fmtDuration(critTime) : 'not on it'}</dd>
+        <dd>{critical === null ? 'computing…' : critTime > 0 ? fmtDuration(critTime) : 'not on it'}</dd>
         <dt>Kind</dt>
         <dd>{s.kind || 'unspecified'}</dd>
         <dt>Status</dt>

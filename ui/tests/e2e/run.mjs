@@ -114,7 +114,7 @@ const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${nam
 
 const TESTS = {
   async 'serves the UI with a strict CSP on every route'(page, { base }) {
-    for (const route of ['/', '/search?service=frontend', '/trace/abc', '/dependencies']) {
+    for (const route of ['/', '/search?service=frontend', '/search?q=%7B%7D', '/trace/abc', '/dependencies', '/services?service=cart', '/incidents', '/incidents/x']) {
       const res = await page.goto(base + route);
       assert.equal(res.status(), 200, route);
       const csp = res.headers()['content-security-policy'] ?? '';
@@ -157,6 +157,7 @@ const TESTS = {
     await page.waitForSelector('.span-row');
     const rows = () => page.locator('.span-row').count();
     assert.equal(await rows(), fast.spans.length);
+    await page.waitForSelector('.crit'); // drawn just after the first frame
     assert.ok((await page.locator('.crit').count()) >= 3, 'critical path drawn');
     // Collapse the root, then expand it again.
     await page.locator('.span-row').first().locator('button.toggle').click();
@@ -365,12 +366,14 @@ async function measureLoaded(page, base, traceID, n, shotName, bodyBytes) {
   const marks = await page.evaluate(() => {
     const nav = performance.getEntriesByType('navigation')[0];
     const m = (k) => performance.getEntriesByName(k)[0]?.startTime ?? NaN;
+    const api = performance.getEntriesByType('resource').find((e) => e.name.includes('/api/traces/'));
     return {
       responseEnd: nav.responseEnd,
-      fetched: m('faultline:trace-fetched'),
+      downloaded: m('faultline:trace-downloaded'),
+      fetched: m('faultline:trace-parsed'),
       built: m('faultline:trace-built'),
       rendered: m('faultline:trace-rendered'),
-      api: performance.getEntriesByType('resource').find((e) => e.name.includes('/api/traces/')),
+      api: api && { requestStart: api.requestStart, responseStart: api.responseStart, responseEnd: api.responseEnd, decodedBodySize: api.decodedBodySize },
     };
   });
   const rowCount = await page.locator('.span-row').count();
@@ -421,6 +424,13 @@ async function measureLoaded(page, base, traceID, n, shotName, bodyBytes) {
     modelBuiltMs: Math.round(marks.built),
     firstRenderMs: Math.round(marks.rendered),
     uiAfterResponseMs: Math.round(marks.rendered - (marks.api?.responseEnd ?? NaN)),
+    // Where the time goes, separately: the server until its first byte, the transfer, then
+    // the UI's own steps.
+    serverFirstByteMs: Math.round((marks.api?.responseStart ?? NaN) - (marks.api?.requestStart ?? NaN)),
+    transferMs: Math.round((marks.api?.responseEnd ?? NaN) - (marks.api?.responseStart ?? NaN)),
+    parseMs: Math.round(marks.fetched - marks.downloaded),
+    modelMs: Math.round(marks.built - marks.fetched),
+    renderMs: Math.round(marks.rendered - marks.built),
     scrollFrameAvgMs: +avg.toFixed(1),
     scrollFrameP95Ms: +p95.toFixed(1),
     fps: +(1000 / avg).toFixed(0),
