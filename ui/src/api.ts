@@ -19,7 +19,7 @@ interface Envelope<T> {
 }
 
 /** Fetches a JSON answer; any non-2xx becomes an ApiError with the server's own message. */
-async function getRaw<B>(path: string, signal?: AbortSignal, onDownloaded?: () => void): Promise<B> {
+async function getRaw<B>(path: string, signal?: AbortSignal): Promise<B> {
   let res: Response;
   try {
     res = await fetch(path, { signal, headers: { Accept: 'application/json' } });
@@ -30,20 +30,26 @@ async function getRaw<B>(path: string, signal?: AbortSignal, onDownloaded?: () =
       'unreachable',
     );
   }
+  if (res.ok) {
+    // Response.json() parses the bytes as they are; going through text() first would build a
+    // second copy of a large trace as a string.
+    try {
+      return (await res.json()) as B;
+    } catch (e) {
+      if ((e as Error).name === 'AbortError') throw e;
+      throw new ApiError(`The server's answer to ${path} is not valid JSON.`, 'server', res.status);
+    }
+  }
   const text = await res.text();
-  onDownloaded?.();
   let body: unknown = null;
   try {
     body = JSON.parse(text);
   } catch {
     body = null;
   }
-  if (!res.ok || body === null) {
-    const msg = errorMessage(body, text) || `${res.status} ${res.statusText}`;
-    const kind = res.status === 404 ? 'notfound' : res.status >= 500 || res.status === 0 ? 'server' : 'badrequest';
-    throw new ApiError(msg, res.status === 502 || res.status === 503 || res.status === 504 ? 'unreachable' : kind, res.status);
-  }
-  return body as B;
+  const msg = errorMessage(body, text) || `${res.status} ${res.statusText}`;
+  const kind = res.status === 404 ? 'notfound' : res.status >= 500 || res.status === 0 ? 'server' : 'badrequest';
+  throw new ApiError(msg, res.status === 502 || res.status === 503 || res.status === 504 ? 'unreachable' : kind, res.status);
 }
 
 /** The message of an error answer: Jaeger's `errors[].msg`, `error`/`message` fields, or plain text. */
@@ -98,9 +104,8 @@ export function searchTraces(p: SearchParams, signal?: AbortSignal): Promise<Jae
   return get<JaegerTrace[] | null>(`/api/traces?${q}`, signal).then((d) => d ?? []);
 }
 
-/** One trace; `onDownloaded` runs when the body has arrived, before it is parsed (for timing). */
-export async function trace(id: string, signal?: AbortSignal, onDownloaded?: () => void): Promise<JaegerTrace> {
-  const d = (await getRaw<Envelope<JaegerTrace[] | null>>(`/api/traces/${encodeURIComponent(id)}`, signal, onDownloaded)).data;
+export async function trace(id: string, signal?: AbortSignal): Promise<JaegerTrace> {
+  const d = await get<JaegerTrace[] | null>(`/api/traces/${encodeURIComponent(id)}`, signal);
   if (!d || !d.length) throw new ApiError(`Trace ${id} was not found.`, 'notfound', 404);
   return d[0];
 }

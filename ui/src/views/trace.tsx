@@ -36,7 +36,7 @@ export function TraceView({ loc }: { loc: Location }) {
     setLoad({ state: 'loading' });
     performance.clearMarks();
     api
-      .trace(id, ac.signal, () => performance.mark('faultline:trace-downloaded'))
+      .trace(id, ac.signal)
       .then((raw) => {
         performance.mark('faultline:trace-parsed');
         const trace = buildTrace(raw);
