@@ -103,8 +103,13 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
   // and the path's marks follow a moment later on large traces.
   const [critical, setCritical] = useState<(Segment[] | undefined)[] | null>(null);
   useEffect(() => {
-    const t = setTimeout(() => setCritical(segmentsBySpan(criticalPath(trace), trace.spans.length)), 0);
-    return () => clearTimeout(t);
+    let t = 0;
+    // After the next frame has been drawn, not merely after this render.
+    const f = requestAnimationFrame(() => (t = window.setTimeout(() => setCritical(segmentsBySpan(criticalPath(trace), trace.spans.length)), 0)));
+    return () => {
+      cancelAnimationFrame(f);
+      clearTimeout(t);
+    };
   }, [trace]);
   const matches = useMemo(() => (filterActive(filter) ? matchSpans(trace, filter) : null), [trace, filter]);
   const matchList = useMemo(() => {
