@@ -158,21 +158,17 @@ function MapCanvas(props: {
   const box = useRef<HTMLDivElement>(null);
   const [view, setView] = useState<PanZoom>(IDENTITY);
   const [size, setSize] = useState({ w: 800, h: 500 });
-  const fitted = useRef(false);
+  const fitTo = (w: number, h: number) => fitView(layout.width, layout.height + 24, w, h);
+  const fit = () => setView(fitTo(size.w, size.h));
   useEffect(() => {
     const el = box.current!;
     const ro = new ResizeObserver(() => setSize({ w: el.clientWidth, h: el.clientHeight }));
     ro.observe(el);
     setSize({ w: el.clientWidth, h: el.clientHeight });
+    // The first view fits the map into the box as measured, not the default size.
+    setView(fitTo(el.clientWidth, el.clientHeight));
     return () => ro.disconnect();
   }, []);
-  const fit = () => setView(fitView(layout.width, layout.height + 24, size.w, size.h));
-  useEffect(() => {
-    if (!fitted.current && size.w > 0) {
-      fitted.current = true;
-      fit();
-    }
-  }, [size]);
   // Wheel zooms around the pointer; it needs a non-passive listener to keep the page still.
   useEffect(() => {
     const el = box.current!;
@@ -211,7 +207,7 @@ function MapCanvas(props: {
       ArrowRight: () => panBy(view, -step, 0),
       ArrowUp: () => panBy(view, 0, step),
       ArrowDown: () => panBy(view, 0, -step),
-      '0': () => fitView(layout.width, layout.height + 24, size.w, size.h),
+      '0': () => fitTo(size.w, size.h),
     };
     const f = act[e.key];
     if (!f || (e.target as Element).closest('.node')) return;

@@ -198,7 +198,7 @@ function OperationCard({ op, windowSeconds, exemplars }: { op: OperationRed; win
         </div>
       </dl>
       <div class="red-charts">
-        <BarChart title="Rate" unit="/s" points={op.points} value={(p) => p.rate} windowSeconds={windowSeconds} fmt={(v) => `${+v.toPrecision(3)}/s`} />
+        <BarChart title="Rate" points={op.points} value={(p) => p.rate} windowSeconds={windowSeconds} fmt={(v) => `${+v.toPrecision(3)}/s`} />
         <BarChart title="Error ratio" points={op.points} value={(p) => p.errorRatio} windowSeconds={windowSeconds} fmt={fmtPercent} max={0.01} bad />
         <LatencyChart op={op} windowSeconds={windowSeconds} exemplars={exemplars} />
       </div>
@@ -216,9 +216,9 @@ function OperationCard({ op, windowSeconds, exemplars }: { op: OperationRed; win
   );
 }
 
-const W = 260;
-const H = 110;
-const PAD = { l: 46, r: 6, t: 16, b: 18 };
+const W = 300;
+const H = 120;
+const PAD = { l: 50, r: 8, t: 18, b: 18 };
 
 function Axes({ title, top, fmt, windowSeconds }: { title: string; top: number; fmt: (v: number) => string; windowSeconds: number }) {
   return (
@@ -247,7 +247,6 @@ function Axes({ title, top, fmt, windowSeconds }: { title: string; top: number; 
 /** One value per bucket as bars; `bad` colours non-zero bars as errors. */
 function BarChart(props: {
   title: string;
-  unit?: string;
   points: RedPoint[];
   value: (p: RedPoint) => number | null;
   windowSeconds: number;
@@ -296,7 +295,7 @@ function LatencyChart({ op, windowSeconds, exemplars }: { op: OperationRed; wind
   const sorted = useMemo(() => [...exemplars].sort((a, b) => b.ago - a.ago), [exemplars]);
   return (
     <svg class="red-chart latency" viewBox={`0 0 ${W} ${H}`} role="img" aria-label="Latency">
-      <Axes title="Latency (mean; p50/p90/p99 of window)" top={top} fmt={fmt} windowSeconds={windowSeconds} />
+      <Axes title="Latency: mean, window p50/p90/p99, exemplars" top={top} fmt={fmt} windowSeconds={windowSeconds} />
       {quantiles.map(([name, v]) =>
         v === null ? null : (
           <g class={`quantile ${name}`}>

@@ -568,9 +568,11 @@ function SpanRow(props: {
           const c = placeInRange(seg.start, seg.end, view);
           return c.visible && c.width > 0 ? <div class="crit" style={{ left: `${c.left}%`, width: `max(${c.width}%, 1px)` }} /> : null;
         })}
-        <span class="span-dur" style={left > 70 ? { right: `${100 - left + 0.5}%` } : { left: `calc(${left + width}% + 4px)` }}>
+        {bar.visible && (
+          <span class="span-dur" style={left > 70 ? { right: `${100 - left + 0.5}%` } : { left: `calc(${left + width}% + 4px)` }}>
           {fmtDuration(s.duration)}
         </span>
+        )}
       </div>
     </div>
   );
