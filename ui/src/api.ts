@@ -1,6 +1,7 @@
 // The Jaeger-compatible query API, as served by `faultline serve` on --http (docs/api.md).
 
 import type { JaegerTrace } from './model';
+import { parseStreaming } from './streamjson';
 
 /** Why a request failed, so views can say what to do about it. */
 export class ApiError extends Error {
@@ -19,7 +20,7 @@ interface Envelope<T> {
 }
 
 /** Fetches a JSON answer; any non-2xx becomes an ApiError with the server's own message. */
-async function getRaw<B>(path: string, signal?: AbortSignal): Promise<B> {
+async function getRaw<B>(path: string, signal?: AbortSignal, parse: (res: Response) => Promise<unknown> = (r) => r.json()): Promise<B> {
   let res: Response;
   try {
     res = await fetch(path, { signal, headers: { Accept: 'application/json' } });
@@ -34,7 +35,7 @@ async function getRaw<B>(path: string, signal?: AbortSignal): Promise<B> {
     // Response.json() parses the bytes as they are; going through text() first would build a
     // second copy of a large trace as a string.
     try {
-      return (await res.json()) as B;
+      return (await parse(res)) as B;
     } catch (e) {
       if ((e as Error).name === 'AbortError') throw e;
       throw new ApiError(`The server's answer to ${path} is not valid JSON.`, 'server', res.status);
@@ -104,8 +105,9 @@ export function searchTraces(p: SearchParams, signal?: AbortSignal): Promise<Jae
   return get<JaegerTrace[] | null>(`/api/traces?${q}`, signal).then((d) => d ?? []);
 }
 
+/** One trace, parsed while it downloads (`src/streamjson.ts`): large traces are tens of MB. */
 export async function trace(id: string, signal?: AbortSignal): Promise<JaegerTrace> {
-  const d = await get<JaegerTrace[] | null>(`/api/traces/${encodeURIComponent(id)}`, signal);
+  const d = (await getRaw<Envelope<JaegerTrace[] | null>>(`/api/traces/${encodeURIComponent(id)}`, signal, parseStreaming)).data;
   if (!d || !d.length) throw new ApiError(`Trace ${id} was not found.`, 'notfound', 404);
   return d[0];
 }

@@ -78,7 +78,12 @@ export async function startServer(artifacts) {
   let base = api;
   const root = await fetch(`${api}/`);
   const servesUi = root.ok && (root.headers.get('content-type') ?? '').startsWith('text/html') && root.headers.has('content-security-policy');
-  if (!servesUi) {
+  if (process.env.FAULTLINE_UI_DIST) {
+    // This tree's ui/dist against another server build (e.g. a release binary whose embedded
+    // UI is older): for measurements, not for the CI run.
+    base = await startDistProxy(api);
+    console.log(`note: serving ${path.join(uiDir, 'dist')} (FAULTLINE_UI_DIST), API from ${bin}`);
+  } else if (!servesUi) {
     console.log('note: the server does not mount faultline_ui::router() yet; serving the UI through the serve_ui example and a proxy');
     base = await startUiProxy(api, logDir);
   }
@@ -107,6 +112,40 @@ async function startUiProxy(api, logDir) {
   await new Promise((r) => server.listen(proxyPort, '127.0.0.1', r));
   server.unref();
   return `http://127.0.0.1:${proxyPort}`;
+}
+
+/** Serves ui/dist with the UI crate's own Content-Security-Policy, and /api and /metrics from `api`. */
+async function startDistProxy(api) {
+  const lib = fs.readFileSync(path.join(repoDir, 'crates', 'faultline-ui', 'src', 'lib.rs'), 'utf8');
+  const m = /CONTENT_SECURITY_POLICY: &str = "([^"]*)"/s.exec(lib);
+  if (!m) throw new Error('cannot find CONTENT_SECURITY_POLICY in crates/faultline-ui/src/lib.rs');
+  const csp = m[1].replace(/\\\n\s*/g, '');
+  const dist = path.join(uiDir, 'dist');
+  const types = { '.js': 'text/javascript', '.css': 'text/css', '.html': 'text/html; charset=utf-8', '.svg': 'image/svg+xml' };
+  const target = new URL(api);
+  const server = http.createServer((req, res) => {
+    if (req.url.startsWith('/api/') || req.url.startsWith('/metrics')) {
+      const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => {
+        res.writeHead(502);
+        res.end();
+      });
+      req.pipe(up);
+      return;
+    }
+    const p = decodeURIComponent(req.url.split('?')[0]);
+    let file = path.join(dist, p);
+    if (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) file = path.join(dist, 'index.html');
+    res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream', 'content-security-policy': csp });
+    res.end(fs.readFileSync(file));
+  });
+  const port = await freePort();
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  server.unref();
+  return `http://127.0.0.1:${port}`;
 }
 
 const attr = (key, v) => ({
@@ -248,4 +287,81 @@ export function bigOtlpTrace(n, { fanout = 8, services = 12 } = {}) {
     });
   }
   return { traceId, spans };
+}
+
+const SEVERITY_NUMBER = { TRACE: 1, DEBUG: 5, INFO: 9, WARN: 13, ERROR: 17, FATAL: 21 };
+
+/**
+ * Sends log lines over OTLP/HTTP JSON (`POST /v1/logs`). `lines` are { service, timeNs (BigInt),
+ * severity ('INFO', 'WARN', ...), body, traceId, spanId, attrs }.
+ */
+export async function sendLogs(otlp, lines) {
+  const byService = new Map();
+  for (const l of lines) {
+    if (!byService.has(l.service)) byService.set(l.service, []);
+    byService.get(l.service).push({
+      timeUnixNano: String(l.timeNs),
+      observedTimeUnixNano: String(l.timeNs),
+      severityNumber: SEVERITY_NUMBER[l.severity] ?? 0,
+      severityText: l.severity ?? '',
+      body: { stringValue: l.body },
+      attributes: Object.entries(l.attrs ?? {}).map(([k, v]) => attr(k, v)),
+      traceId: l.traceId ?? '',
+      spanId: l.spanId ?? '',
+    });
+  }
+  const body = {
+    resourceLogs: [...byService].map(([service, records]) => ({
+      resource: { attributes: [attr('service.name', service)] },
+      scopeLogs: [{ scope: { name: 'faultline-ui-e2e' }, logRecords: records }],
+    })),
+  };
+  const res = await fetch(`${otlp}/v1/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`OTLP logs export failed: ${res.status} ${await res.text()}`);
+}
+
+/**
+ * Live traffic for the analysis: every `everyMs` a trace gateway-e2e → ledger-e2e (a CLIENT span
+ * and the SERVER span it called). For `normalMs` all calls succeed in ~5 ms; after that every
+ * ledger call fails (with app.version=2.0 on the failing spans), which the detector should open
+ * an incident for, naming the ledger. Returns { failingFrom (ms), stop() }.
+ */
+export function startTraffic(otlp, { everyMs = 200, normalMs = 80_000 } = {}) {
+  const started = Date.now();
+  const failingFrom = started + normalMs;
+  let stopped = false;
+  let n = 0;
+  const tick = async () => {
+    if (stopped) return;
+    const now = Date.now();
+    const failing = now >= failingFrom;
+    const traceId = hex(16);
+    const ms = (x) => BigInt(Math.round(x * 1e6));
+    const t0 = now - 20;
+    const root = hex(8);
+    const client = hex(8);
+    const server = hex(8);
+    const jitter = (n++ % 5) * 0.3;
+    const ledgerMs = 4 + jitter;
+    const version = failing ? '2.0' : '1.0';
+    const spans = [
+      { service: 'gateway-e2e', traceId, spanId: root, name: 'POST /transfer', kind: 2, startNs: ms(t0), endNs: ms(t0 + ledgerMs + 4), attrs: { 'http.route': '/transfer' }, error: failing, errorMessage: 'ledger failed' },
+      { service: 'gateway-e2e', traceId, spanId: client, parentSpanId: root, name: 'ledger.Post', kind: 3, startNs: ms(t0 + 1), endNs: ms(t0 + ledgerMs + 3), attrs: { 'rpc.method': 'Post' }, error: failing, errorMessage: 'ledger failed' },
+      { service: 'ledger-e2e', traceId, spanId: server, parentSpanId: client, name: 'Post', kind: 2, startNs: ms(t0 + 1.5), endNs: ms(t0 + ledgerMs + 2.5), attrs: { 'app.version': version }, error: failing, errorMessage: 'balance store unavailable' },
+    ];
+    try {
+      await sendSpans(otlp, spans);
+    } catch {
+      // The server may be shutting down at the end of the run.
+    }
+  };
+  const timer = setInterval(() => void tick(), everyMs);
+  timer.unref();
+  return {
+    failingFrom,
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }
