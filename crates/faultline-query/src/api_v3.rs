@@ -36,7 +36,7 @@ pub(crate) struct Operation {
 }
 
 /// OTLP resource spans of one trace, spans ordered by start time then ID.
-fn trace_resource_spans(spans: &[Span]) -> Vec<ResourceSpans> {
+pub(crate) fn trace_resource_spans(spans: &[Span]) -> Vec<ResourceSpans> {
     let mut ordered: Vec<&Span> = spans.iter().collect();
     ordered.sort_by_key(|s| (s.start, s.span_id));
     spans_to_otlp(ordered)

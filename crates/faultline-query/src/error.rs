@@ -172,6 +172,28 @@ impl IntoResponse for V3Error {
     }
 }
 
+/// A [`QueryError`] answered the way Tempo answers errors: the message as plain text, which
+/// Grafana shows as it is (for a TraceQL error, under the query box).
+#[derive(Debug)]
+pub struct TempoError(pub QueryError);
+
+impl From<QueryError> for TempoError {
+    fn from(e: QueryError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for TempoError {
+    fn into_response(self) -> Response {
+        let (status, mut headers) = self.0.head();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        (status, headers, format!("{}\n", self.0)).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,14 +4,16 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use faultline_model::TraceId;
 use faultline_storage::TraceData;
 use serde::Serialize;
 
-use crate::error::{Envelope, EnvelopeError};
+use crate::error::{Envelope, EnvelopeError, TempoError};
 use crate::jaeger_json::{trace_to_jaeger, JaegerTrace};
-use crate::{params, path_segment, query_pairs, QueryError, QueryPairs, QueryState};
+use crate::{params, path_segment, query_pairs, tempo, QueryError, QueryPairs, QueryState};
 
 type Answer<T> = Result<Json<Envelope<T>>, QueryError>;
 
@@ -85,12 +87,17 @@ pub(crate) async fn operations(
     Ok(Json(Envelope::ok(ops, total)))
 }
 
-/// `GET /api/traces/{traceID}`: one trace, or 404.
+/// `GET /api/traces/{traceID}`: one trace, or 404. Tempo serves the same path: a client that
+/// asks for `application/protobuf` (Grafana's Tempo data source) gets Tempo's answer.
 pub(crate) async fn trace_by_id(
     State(state): State<QueryState>,
     path: Result<Path<String>, PathRejection>,
     query: QueryPairs,
-) -> Answer<Vec<JaegerTrace>> {
+    headers: HeaderMap,
+) -> Result<Response, QueryError> {
+    if tempo::wants_protobuf(&headers) {
+        return Ok(tempo_trace_v1(state, path, query).await.into_response());
+    }
     let raw_id = path_segment("traceID", path)?;
     let id = params::trace_id("traceID", &raw_id)?;
     params::trace_by_id_hints(&query_pairs(query)?)?;
@@ -98,8 +105,24 @@ pub(crate) async fn trace_by_id(
         Some(t) if !t.spans.is_empty() => Ok(Json(Envelope::ok(
             vec![trace_to_jaeger(id, &t.spans, &t.warnings)],
             1,
-        ))),
+        ))
+        .into_response()),
         _ => Err(QueryError::TraceNotFound(id)),
+    }
+}
+
+/// Tempo's v1 trace by ID (`tempopb.Trace` protobuf), with Tempo's plain-text errors.
+async fn tempo_trace_v1(
+    state: QueryState,
+    path: Result<Path<String>, PathRejection>,
+    query: QueryPairs,
+) -> Result<Response, TempoError> {
+    let raw_id = path_segment("traceID", path)?;
+    let id = params::trace_id("traceID", &raw_id)?;
+    tempo::params::window(&query_pairs(query)?, state.now())?;
+    match state.store.trace(id).await.map_err(QueryError::from)? {
+        Some(t) if !t.spans.is_empty() => Ok(tempo::trace_v1_protobuf(&t.spans)),
+        _ => Err(QueryError::TraceNotFound(id).into()),
     }
 }
 

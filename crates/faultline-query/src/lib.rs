@@ -13,6 +13,8 @@ mod error;
 mod jaeger;
 pub mod jaeger_json;
 pub mod params;
+mod tempo;
+pub mod traceql;
 #[cfg(test)]
 mod tests;
 
@@ -25,13 +27,14 @@ use axum::Router;
 use faultline_model::UnixNanos;
 use faultline_storage::Store;
 
-pub use error::{QueryError, V3Error};
+pub use error::{QueryError, TempoError, V3Error};
 
 /// What every handler shares: the store, and the clock that supplies default time windows.
 #[derive(Clone)]
 pub struct QueryState {
     store: Arc<Store>,
     clock: fn() -> UnixNanos,
+    search_budget: tempo::search::Budget,
 }
 
 impl QueryState {
@@ -40,6 +43,7 @@ impl QueryState {
         Self {
             store,
             clock: UnixNanos::now,
+            search_budget: tempo::search::Budget::default(),
         }
     }
 
@@ -79,6 +83,16 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/v3/traces/{trace_id}", get(api_v3::get_trace))
         .route("/api/v3/services", get(api_v3::services))
         .route("/api/v3/operations", get(api_v3::operations))
+        // Tempo (Grafana's Tempo data source); `/api/traces/{id}` above doubles as Tempo's v1
+        // trace by ID when the client asks for protobuf.
+        .route("/api/echo", get(tempo::echo))
+        .route("/api/status/buildinfo", get(tempo::buildinfo))
+        .route("/api/v2/traces/{trace_id}", get(tempo::trace_v2))
+        .route("/api/search", get(tempo::search))
+        .route("/api/search/tags", get(tempo::search_tags))
+        .route("/api/v2/search/tags", get(tempo::search_tags_v2))
+        .route("/api/search/tag/{tag}/values", get(tempo::tag_values_v1))
+        .route("/api/v2/search/tag/{tag}/values", get(tempo::tag_values_v2))
         .with_state(state)
 }
 
