@@ -29,6 +29,9 @@ enum Command {
     /// `faultline demo` runs everything until Ctrl-C; `faultline demo load` and
     /// `faultline demo fault inject|clear|list` work against a running demo.
     Demo(Box<faultline_demo::cli::DemoArgs>),
+    /// Inject faults into the demo under load and measure how fast and how well Faultline
+    /// detects and localises them; writes a Markdown report with SVG plots.
+    Experiment(Box<faultline_experiment::cli::ExperimentArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,6 +47,10 @@ fn main() -> anyhow::Result<()> {
     if let Command::Demo(args) = cli.command {
         // The demo sets up its own logging (JSON with trace ids) and runtime.
         return Ok(faultline_demo::cli::main(*args)?);
+    }
+    if let Command::Experiment(args) = cli.command {
+        // Captures the shop's logs itself and runs its own runtime, like the demo.
+        return Ok(faultline_experiment::cli::main(*args)?);
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -65,7 +72,9 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", report.to_markdown());
                 Ok(())
             }
-            Command::Demo(_) => unreachable!("handled before the runtime starts"),
+            Command::Demo(_) | Command::Experiment(_) => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     })
 }
