@@ -249,20 +249,28 @@ fn init_plain_logging() {
         .try_init();
 }
 
-/// Service logs go to a JSON file with trace and span ids, so the terminal stays readable.
+/// Service logs go to a JSON file with trace and span ids (and the request id), so the
+/// terminal stays readable; each service also exports its own logs over OTLP.
 fn init_json_logging(path: &std::path::Path) -> Result<(), DemoError> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let file = File::create(path).map_err(|source| DemoError::Io {
         what: format!("creating {}", path.display()),
         source,
     })?;
     let file = Arc::new(Mutex::new(file));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
+    let _ = tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .event_format(CorrelatedFormat::json())
-        .with_writer(move || SharedFile(Arc::clone(&file)))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .event_format(CorrelatedFormat::json().with_baggage(&["request_id"]))
+                .with_writer(move || SharedFile(Arc::clone(&file))),
+        )
+        // Events raised while a service handles a request go to that service's logger.
+        .with(faultline_instrument::logs::OtlpLogLayer::routed())
         .try_init();
     Ok(())
 }

@@ -46,10 +46,12 @@ pub struct ShopConfig {
     pub gateway_rate_limit: f64,
     /// Where injections are recorded.
     pub ledger: FaultLedger,
+    /// Whether the services also export their logs over OTLP (`/v1/logs` at the same endpoint).
+    pub otlp_logs: bool,
 }
 
 impl ShopConfig {
-    /// Defaults: loopback, ports from 8080, gateway limit 1000 requests/s.
+    /// Defaults: loopback, ports from 8080, gateway limit 1000 requests/s, logs exported.
     pub fn new(otlp_endpoint: impl Into<String>, data_dir: PathBuf) -> Self {
         ShopConfig {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -58,6 +60,7 @@ impl ShopConfig {
             data_dir,
             gateway_rate_limit: 1_000.0,
             ledger: FaultLedger::new(),
+            otlp_logs: true,
         }
     }
 
@@ -247,7 +250,7 @@ pub async fn start_shop(config: ShopConfig) -> Result<RunningShop, DemoError> {
     for name in SERVICES {
         bases.push(ServiceBase {
             name,
-            telemetry: services::telemetry(name, &config.otlp_endpoint)?,
+            telemetry: services::telemetry(name, &config.otlp_endpoint, config.otlp_logs)?,
             faults: FaultRegistry::new(name, supported(name), config.ledger.clone()),
             cpu: CpuCore::default(),
             shutdown: stop_rx.clone(),

@@ -1,6 +1,6 @@
 //! Added latency per request of the server layer, in process (tower `oneshot`, no sockets):
-//! no instrumentation; our layer sampled and unsampled; and tower-http's `TraceLayer` feeding
-//! `tracing-opentelemetry`, the common alternative. Every variant exports to a discarding
+//! no instrumentation; our layer sampled and unsampled; tower-http's `TraceLayer` feeding
+//! `tracing-opentelemetry`, the common alternative; and `axum-tracing-opentelemetry`. Every variant exports to a discarding
 //! exporter through the same bounded batch processor, so only the request path is compared.
 
 use axum::body::Body;
@@ -95,8 +95,22 @@ fn bench(c: &mut Criterion) {
             b.iter(|| rt.block_on(tower_http.clone().oneshot(request())))
         });
     });
+
+    let axum_tracing = provider(SamplerConfig::AlwaysOn);
+    // It extracts the caller's context with the global propagator.
+    opentelemetry::global::set_text_map_propagator(Propagation::default());
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(axum_tracing.tracer("bench")));
+    let axum_app = app()
+        .layer(axum_tracing_opentelemetry::middleware::OtelInResponseLayer)
+        .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default());
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("axum_tracing_opentelemetry", |b| {
+            b.iter(|| rt.block_on(axum_app.clone().oneshot(request())))
+        });
+    });
     group.finish();
-    for p in [sampled, unsampled, other] {
+    for p in [sampled, unsampled, other, axum_tracing] {
         let _ = p.shutdown();
     }
 }

@@ -1,12 +1,16 @@
 //! Log correlation: a `tracing-subscriber` event formatter that writes the current
-//! OpenTelemetry `trace_id` and `span_id` into every log line, as text or JSON.
+//! OpenTelemetry `trace_id` and `span_id` into every log line, as text or JSON, and a layer
+//! ([`OtlpLogLayer`]) that exports events as OpenTelemetry log records over OTLP.
 //!
 //! The ids come from the OpenTelemetry context the layers of this crate attach while a request
 //! is handled, so a log line can be pasted into a trace search (and back) without any
 //! `tracing` span bookkeeping.
 
+mod export;
+
 use std::fmt;
 
+use opentelemetry::baggage::BaggageExt;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context;
 use serde_json::{Map, Value};
@@ -16,6 +20,9 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+
+pub(crate) use export::{with_route, BaggageAttributes, RuntimeLogExporter};
+pub use export::{LogRoute, OtlpLogLayer};
 
 /// Formats events as one line each, with `trace_id` and `span_id` when a span is current.
 ///
@@ -29,17 +36,50 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Clone, Copy, Debug)]
 pub struct CorrelatedFormat {
     json: bool,
+    baggage: &'static [&'static str],
 }
 
 impl CorrelatedFormat {
     /// `2026-01-01T00:00:00.000000Z  INFO target: message k=v trace_id=… span_id=…`.
     pub fn text() -> Self {
-        CorrelatedFormat { json: false }
+        CorrelatedFormat {
+            json: false,
+            baggage: &[],
+        }
     }
 
     /// `{"timestamp":…,"level":…,"target":…,"message":…,"trace_id":…,"span_id":…}`.
     pub fn json() -> Self {
-        CorrelatedFormat { json: true }
+        CorrelatedFormat {
+            json: true,
+            baggage: &[],
+        }
+    }
+
+    /// Also writes these W3C baggage entries of the current context as fields, e.g. a
+    /// `request_id` that the edge service put into the baggage so every service logs it.
+    ///
+    /// ```
+    /// use faultline_instrument::logs::CorrelatedFormat;
+    /// let format = CorrelatedFormat::json().with_baggage(&["request_id"]);
+    /// # let _ = format;
+    /// ```
+    pub fn with_baggage(mut self, keys: &'static [&'static str]) -> Self {
+        self.baggage = keys;
+        self
+    }
+
+    fn baggage_fields(&self) -> Vec<(&'static str, String)> {
+        if self.baggage.is_empty() {
+            return Vec::new();
+        }
+        Context::map_current(|cx| {
+            let baggage = cx.baggage();
+            self.baggage
+                .iter()
+                .filter_map(|key| Some((*key, baggage.get(*key)?.as_str().to_owned())))
+                .collect()
+        })
     }
 }
 
@@ -65,6 +105,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let ids = current_ids();
+        let baggage = self.baggage_fields();
         let meta = event.metadata();
         if self.json {
             let mut timestamp = String::new();
@@ -82,12 +123,18 @@ where
                 line.insert("trace_id".into(), Value::String(trace_id));
                 line.insert("span_id".into(), Value::String(span_id));
             }
+            for (key, value) in baggage {
+                line.entry(key.to_owned()).or_insert(Value::String(value));
+            }
             let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
             writeln!(writer, "{text}")
         } else {
             SystemTime.format_time(&mut writer)?;
             write!(writer, " {:>5} {}: ", meta.level(), meta.target())?;
             ctx.field_format().format_fields(writer.by_ref(), event)?;
+            for (key, value) in baggage {
+                write!(writer, " {key}={value:?}")?;
+            }
             if let Some((trace_id, span_id)) = ids {
                 write!(writer, " trace_id={trace_id} span_id={span_id}")?;
             }

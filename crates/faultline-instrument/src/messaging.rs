@@ -10,6 +10,7 @@ use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
+use crate::logs::{with_route, LogRoute};
 use crate::propagation::Propagation;
 use crate::semconv;
 
@@ -39,6 +40,7 @@ pub struct Messaging {
     tracer: SdkTracer,
     propagation: Propagation,
     system: String,
+    logs: Option<LogRoute>,
 }
 
 impl Messaging {
@@ -48,7 +50,15 @@ impl Messaging {
             tracer,
             propagation,
             system: system.into(),
+            logs: None,
         }
+    }
+
+    /// Exports events raised while a consumed message is processed as logs of `route`'s
+    /// service; [`Telemetry::messaging`](crate::Telemetry::messaging) sets it.
+    pub fn log_route(mut self, route: Option<LogRoute>) -> Self {
+        self.logs = route;
+        self
     }
 
     fn attributes(&self, destination: &str, operation: &'static str) -> Vec<KeyValue> {
@@ -87,7 +97,7 @@ impl Messaging {
             .with_kind(SpanKind::Consumer)
             .with_attributes(self.attributes(destination, "process"))
             .start_with_context(&self.tracer, &parent);
-        parent.with_span(span)
+        with_route(parent.with_span(span), self.logs.as_ref())
     }
 
     /// Starts a CONSUMER span `process {destination}` for a batch: a child of the current
@@ -118,7 +128,7 @@ impl Messaging {
             .with_attributes(attributes)
             .with_links(links)
             .start_with_context(&self.tracer, &parent);
-        parent.with_span(span)
+        with_route(parent.with_span(span), self.logs.as_ref())
     }
 }
 

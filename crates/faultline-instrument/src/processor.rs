@@ -348,6 +348,7 @@ struct Worker<'a, E> {
 impl<E: SpanExporter> Worker<'_, E> {
     fn run(mut self, shared: &Shared, scheduled_delay: Duration) {
         let mut deadline = Instant::now() + scheduled_delay;
+        let mut spare: Vec<SpanData> = Vec::with_capacity(self.batch_size);
         loop {
             let (spans, controls, closed) = {
                 let Ok(mut queue) = shared.queue.lock() else {
@@ -369,7 +370,9 @@ impl<E: SpanExporter> Worker<'_, E> {
                         Err(_) => return,
                     };
                 }
-                let spans = std::mem::take(&mut queue.spans);
+                // The next batch's vector is sized up front, so producers never reallocate
+                // (and copy) a growing queue while they hold the lock.
+                let spans = std::mem::replace(&mut queue.spans, std::mem::take(&mut spare));
                 let controls = std::mem::take(&mut queue.controls);
                 if queue.closed || controls.iter().any(|c| matches!(c, Control::Shutdown(_))) {
                     queue.closed = true;
@@ -377,6 +380,7 @@ impl<E: SpanExporter> Worker<'_, E> {
                 (spans, controls, queue.closed)
             };
             self.stats.queued.store(0, Ordering::Relaxed);
+            spare = Vec::with_capacity(self.batch_size);
             if spans.is_empty() || Instant::now() >= deadline {
                 deadline = Instant::now() + scheduled_delay;
             }

@@ -21,7 +21,8 @@ pub(crate) fn method_attributes(method: &Method, attributes: &mut Vec<KeyValue>)
     known.unwrap_or("HTTP")
 }
 
-fn known_method(method: &Method) -> Option<&'static str> {
+/// The method's name when it is one of the nine the conventions know.
+pub(crate) fn known_method(method: &Method) -> Option<&'static str> {
     Some(match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -71,8 +72,13 @@ pub(crate) fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
-/// A header as a string, capped so a hostile client cannot bloat the span.
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str, max: usize) -> Option<&'a str> {
+/// A header as a string, capped so a hostile client cannot bloat the span. Pass a
+/// `HeaderName` constant: a `&str` name is parsed again on every lookup.
+pub(crate) fn header_str<K: http::header::AsHeaderName>(
+    headers: &HeaderMap,
+    name: K,
+    max: usize,
+) -> Option<&str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -100,14 +106,24 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The W3C `traceresponse` value for a span.
-pub(crate) fn traceresponse(sc: &SpanContext) -> String {
-    format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8()
-    )
+/// The W3C `traceresponse` value for a span: `00-{trace id}-{span id}-{flags}`.
+pub(crate) fn traceresponse(sc: &SpanContext) -> [u8; 55] {
+    let mut out = [b'-'; 55];
+    out[..2].copy_from_slice(b"00");
+    hex_into(&mut out[3..35], &sc.trace_id().to_bytes());
+    hex_into(&mut out[36..52], &sc.span_id().to_bytes());
+    hex_into(&mut out[53..55], &[sc.trace_flags().to_u8()]);
+    out
+}
+
+/// Writes `bytes` as lowercase hex into `out`, which must be twice as long; the `fmt`
+/// machinery costs several times more per header.
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
 }
 
 /// An error status without a description, as the conventions prescribe for status codes.
@@ -140,6 +156,22 @@ mod tests {
         let method = Method::from_bytes(b"BREW").expect("valid token");
         assert_eq!(method_attributes(&method, &mut attributes), "HTTP");
         assert_eq!(attributes[0].value.as_str(), "_OTHER");
+    }
+
+    #[test]
+    fn traceresponse_matches_the_formatted_ids() {
+        use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+        let sc = SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            SpanId::from(0x00f0_67aa_0ba9_02b7),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        assert_eq!(
+            std::str::from_utf8(&traceresponse(&sc)).expect("ascii"),
+            format!("00-{}-{}-01", sc.trace_id(), sc.span_id())
+        );
     }
 
     #[test]

@@ -4,14 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::KeyValue;
+use opentelemetry::{Context, Key, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 use opentelemetry_sdk::Resource;
 
 use crate::client::{ClientLayer, TracingMiddleware};
 use crate::db::Database;
 use crate::grpc::GrpcLayer;
+use crate::logs::{BaggageAttributes, LogRoute, OtlpLogLayer, RuntimeLogExporter};
 use crate::messaging::Messaging;
 use crate::processor::{BatchSettings, BoundedBatchProcessor, ExportStats};
 use crate::propagation::Propagation;
@@ -29,16 +31,30 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    fn parse(value: &str) -> Result<Protocol, Error> {
+    fn parse(name: &'static str, value: &str) -> Result<Protocol, Error> {
         match value.trim() {
             "grpc" => Ok(Protocol::Grpc),
             "http/protobuf" => Ok(Protocol::HttpProtobuf),
             _ => Err(Error::InvalidConfig {
-                name: "OTEL_EXPORTER_OTLP_PROTOCOL",
+                name,
                 value: value.to_owned(),
                 reason: "supported protocols are grpc and http/protobuf",
             }),
         }
+    }
+
+    /// The protocol for one signal: the code's choice, else `signal_variable`, else
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf` as the specification says.
+    fn resolve(chosen: Option<Protocol>, signal_variable: &'static str) -> Result<Self, Error> {
+        if let Some(protocol) = chosen {
+            return Ok(protocol);
+        }
+        for name in [signal_variable, "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+            if let Some(value) = env_non_empty(name) {
+                return Protocol::parse(name, &value);
+            }
+        }
+        Ok(Protocol::HttpProtobuf)
     }
 }
 
@@ -69,6 +85,8 @@ pub struct TelemetryBuilder {
     propagation: Option<Propagation>,
     batch: Option<BatchSettings>,
     install_global: bool,
+    otlp_logs: Option<bool>,
+    log_baggage: Vec<Key>,
 }
 
 impl TelemetryBuilder {
@@ -120,18 +138,37 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Whether to export logs over OTLP (`/v1/logs`) too, instead of `OTEL_LOGS_EXPORTER`
+    /// (`otlp` or `none`; unset means none). Logs go to the same collector with the same
+    /// protocol and resource as spans; add [`Telemetry::log_layer`] to your subscriber.
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::layer::SubscriberExt;
+    /// use tracing_subscriber::util::SubscriberInitExt;
+    /// let telemetry = faultline_instrument::Telemetry::builder("order-service")
+    ///     .otlp_logs(true)
+    ///     .install()?;
+    /// tracing_subscriber::registry()
+    ///     .with(tracing_subscriber::fmt::layer())
+    ///     .with(telemetry.log_layer())
+    ///     .init();
+    /// # Ok::<(), faultline_instrument::Error>(())
+    /// ```
+    pub fn otlp_logs(mut self, enabled: bool) -> Self {
+        self.otlp_logs = Some(enabled);
+        self
+    }
+
+    /// W3C baggage entries copied into every exported log record as attributes, e.g.
+    /// `request_id` set by the edge service.
+    pub fn log_baggage<K: Into<Key>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
+        self.log_baggage = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Builds the OTLP exporter and everything around it.
     pub fn install(self) -> Result<Telemetry, Error> {
-        let protocol = match self.protocol {
-            Some(p) => p,
-            None => match env_non_empty("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                .or_else(|| env_non_empty("OTEL_EXPORTER_OTLP_PROTOCOL"))
-            {
-                Some(value) => Protocol::parse(&value)?,
-                // The specification's default.
-                None => Protocol::HttpProtobuf,
-            },
-        };
+        let protocol = Protocol::resolve(self.protocol, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")?;
         let timeout = Duration::from_secs(10);
         let endpoint = self.endpoint.clone();
         match protocol {
@@ -184,6 +221,7 @@ impl TelemetryBuilder {
             Some(p) => p,
             None => Propagation::from_env()?,
         };
+        let log_batch = self.batch.clone();
         let batch = match self.batch {
             Some(b) => b,
             None => BatchSettings::from_env()?,
@@ -195,6 +233,21 @@ impl TelemetryBuilder {
             resource = resource.with_attribute(KeyValue::new("service.version", version));
         }
         let resource = resource.with_service_name(service_name.clone()).build();
+        let logs_enabled = match self.otlp_logs {
+            Some(enabled) => enabled,
+            None => logs_exporter_from_env()?,
+        };
+        let logger_provider = if logs_enabled {
+            Some(logger_provider(
+                Protocol::resolve(self.protocol, "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")?,
+                self.endpoint.clone(),
+                log_batch.as_ref(),
+                self.log_baggage,
+                resource.clone(),
+            )?)
+        } else {
+            None
+        };
         let processor = BoundedBatchProcessor::spawn(make_exporter, batch)?;
         let stats = processor.stats();
         let provider = SdkTracerProvider::builder()
@@ -207,13 +260,89 @@ impl TelemetryBuilder {
             opentelemetry::global::set_tracer_provider(provider.clone());
             opentelemetry::global::set_text_map_propagator(propagation.clone());
         }
+        let log_route = logger_provider.as_ref().map(LogRoute::new);
         Ok(Telemetry {
+            sampler_reads_name: sampler_config.reads_span_name(),
             provider: Some(provider),
+            logger_provider,
+            log_route,
             tracer,
             propagation,
             stats,
         })
     }
+}
+
+/// `OTEL_LOGS_EXPORTER`: `otlp` turns log export on, `none` or nothing leaves it off.
+fn logs_exporter_from_env() -> Result<bool, Error> {
+    match env_non_empty("OTEL_LOGS_EXPORTER")
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("none") => Ok(false),
+        Some("otlp") => Ok(true),
+        Some(other) => Err(Error::InvalidConfig {
+            name: "OTEL_LOGS_EXPORTER",
+            value: other.to_owned(),
+            reason: "supported exporters are otlp and none",
+        }),
+    }
+}
+
+/// A logger provider exporting over OTLP through the SDK's batch processor, whose queue is
+/// bounded and which drops instead of blocking the thread that logs.
+fn logger_provider(
+    protocol: Protocol,
+    endpoint: Option<String>,
+    batch: Option<&BatchSettings>,
+    baggage: Vec<Key>,
+    resource: Resource,
+) -> Result<SdkLoggerProvider, Error> {
+    let timeout = Duration::from_secs(10);
+    let exporter = RuntimeLogExporter::build(move || match protocol {
+        Protocol::Grpc => {
+            let mut builder = opentelemetry_otlp::LogExporter::builder()
+                .with_tonic()
+                .with_timeout(timeout);
+            if let Some(endpoint) = endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            Ok(builder.build()?)
+        }
+        Protocol::HttpProtobuf => {
+            let mut builder = opentelemetry_otlp::LogExporter::builder()
+                .with_http()
+                .with_http_client(reqwest::Client::new())
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_timeout(timeout);
+            if let Some(endpoint) = endpoint {
+                builder =
+                    builder.with_endpoint(format!("{}/v1/logs", endpoint.trim_end_matches('/')));
+            }
+            Ok(builder.build()?)
+        }
+    })?;
+    // OTEL_BLRP_* apply unless the code chose batch settings (for spans and logs alike).
+    let mut config = BatchConfigBuilder::default();
+    if let Some(batch) = batch {
+        config = config
+            .with_max_queue_size(batch.max_queue_size.max(1))
+            .with_max_export_batch_size(
+                batch
+                    .max_export_batch_size
+                    .clamp(1, batch.max_queue_size.max(1)),
+            )
+            .with_scheduled_delay(batch.scheduled_delay);
+    }
+    let processor = BatchLogProcessor::builder(exporter)
+        .with_batch_config(config.build())
+        .build();
+    let mut builder = SdkLoggerProvider::builder().with_resource(resource);
+    if !baggage.is_empty() {
+        // Before the batch processor, which copies the record.
+        builder = builder.with_log_processor(BaggageAttributes::new(baggage));
+    }
+    Ok(builder.with_log_processor(processor).build())
 }
 
 fn env_non_empty(name: &str) -> Option<String> {
@@ -243,6 +372,9 @@ fn host_name() -> Option<String> {
 #[derive(Debug)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    logger_provider: Option<SdkLoggerProvider>,
+    log_route: Option<LogRoute>,
+    sampler_reads_name: bool,
     tracer: SdkTracer,
     propagation: Propagation,
     stats: Arc<ExportStats>,
@@ -271,6 +403,8 @@ impl Telemetry {
             propagation: None,
             batch: None,
             install_global: true,
+            otlp_logs: None,
+            log_baggage: Vec::new(),
         }
     }
 
@@ -294,9 +428,32 @@ impl Telemetry {
         self.provider.as_ref()
     }
 
+    /// The logger provider, when log export is on.
+    pub fn logger_provider(&self) -> Option<&SdkLoggerProvider> {
+        self.logger_provider.as_ref()
+    }
+
+    /// A `tracing-subscriber` layer exporting events over OTLP with this service's resource;
+    /// `None` (a layer that does nothing) when log export is off.
+    ///
+    /// Events raised while a request of another service with log export is handled (several
+    /// services in one process) go to that service instead; see [`OtlpLogLayer`].
+    pub fn log_layer(&self) -> Option<OtlpLogLayer> {
+        self.log_route.clone().map(OtlpLogLayer::with_fallback)
+    }
+
+    /// `cx` marked so that events raised while it is current are exported as this service's
+    /// logs. The layers of this crate do this for every request; use it for work started
+    /// elsewhere (a background job) when several services share a process.
+    pub fn log_context(&self, cx: Context) -> Context {
+        crate::logs::with_route(cx, self.log_route.as_ref())
+    }
+
     /// A tower layer tracing incoming HTTP requests; see [`ServerLayer`].
     pub fn server_layer(&self) -> ServerLayer {
         ServerLayer::new(self.tracer.clone(), self.propagation.clone())
+            .sampler_reads_name(self.sampler_reads_name)
+            .log_route(self.log_route.clone())
     }
 
     /// A `reqwest-middleware` middleware tracing outgoing requests; see [`TracingMiddleware`].
@@ -312,6 +469,7 @@ impl Telemetry {
     /// A tower layer for tonic servers; see [`GrpcLayer`].
     pub fn grpc_server_layer(&self) -> GrpcLayer {
         GrpcLayer::server(self.tracer.clone(), self.propagation.clone())
+            .log_route(self.log_route.clone())
     }
 
     /// A tower layer for tonic clients (wrap the `Channel`); see [`GrpcLayer`].
@@ -322,6 +480,7 @@ impl Telemetry {
     /// Messaging helpers for `system` (`kafka`, `nats`, ...); see [`Messaging`].
     pub fn messaging(&self, system: &str) -> Messaging {
         Messaging::new(self.tracer.clone(), self.propagation.clone(), system)
+            .log_route(self.log_route.clone())
     }
 
     /// Query spans for database `system` (`postgresql`, `mysql`, ...); see [`Database`].
@@ -329,25 +488,39 @@ impl Telemetry {
         Database::new(self.tracer.clone(), system)
     }
 
-    /// Exports everything finished so far.
+    /// Exports every span finished and every log record emitted so far.
     pub fn force_flush(&self) -> Result<(), Error> {
-        match &self.provider {
-            Some(p) => Ok(p.force_flush()?),
+        let logs = match &self.logger_provider {
+            Some(p) => p.force_flush(),
             None => Ok(()),
+        };
+        if let Some(p) = &self.provider {
+            p.force_flush()?;
         }
+        Ok(logs?)
     }
 
     /// Flushes and shuts down; dropping does the same but cannot report errors.
     pub fn shutdown(mut self) -> Result<(), Error> {
-        match self.provider.take() {
-            Some(p) => Ok(p.shutdown()?),
+        // Both are shut down even when the first fails.
+        let logs = match self.logger_provider.take() {
+            Some(p) => p.shutdown(),
             None => Ok(()),
+        };
+        if let Some(p) = self.provider.take() {
+            p.shutdown()?;
         }
+        Ok(logs?)
     }
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
+        if let Some(provider) = self.logger_provider.take() {
+            if let Err(err) = provider.shutdown() {
+                tracing::warn!(error = %err, "logger provider shutdown failed");
+            }
+        }
         if let Some(provider) = self.provider.take() {
             if let Err(err) = provider.shutdown() {
                 tracing::warn!(error = %err, "tracer provider shutdown failed");

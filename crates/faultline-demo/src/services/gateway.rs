@@ -1,21 +1,27 @@
 //! `gateway`: the shop's public HTTP API (browse, cart, checkout), behind a rate limiter.
-//! Every answer carries `X-Trace-Id` (from the tracing layer) so a customer can quote it.
+//! Every answer carries `X-Trace-Id` (from the tracing layer) so a customer can quote it, and
+//! `X-Request-Id`: the caller's, or one made up here. The request id travels to every service in
+//! W3C baggage, so all log lines of one customer request carry the same `request_id`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use faultline_instrument::resilience::RateLimitLayer;
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::trace::FutureExt as _;
+use opentelemetry::{Context, KeyValue};
 use reqwest_middleware::ClientWithMiddleware;
 use serde::Deserialize;
 
 use super::order::OrderRequest;
-use super::{error_response, parse_json, ServiceBase};
+use super::{error_response, parse_json, ServiceBase, REQUEST_ID};
 use crate::grpc::InventoryClient;
 use crate::DemoError;
 
@@ -57,8 +63,44 @@ pub(crate) fn router(
             .layer(RateLimitLayer::new(
                 rate_limit_per_sec,
                 (rate_limit_per_sec / 5.0).max(1.0),
-            )),
+            ))
+            .layer(axum::middleware::from_fn(request_id)),
     ))
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request ids longer than this, or with other characters than `[A-Za-z0-9._:-]`, are replaced:
+/// the id ends up in a baggage header and in every log line, so it must stay small and plain.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The caller's `X-Request-Id` when it is acceptable, else a fresh random one.
+fn request_id_of(request: &Request) -> String {
+    request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= MAX_REQUEST_ID_LEN
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)))
+}
+
+/// Puts the request id into the baggage the handler (and every call it makes) runs with, and
+/// echoes it in the answer.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request_id_of(&request);
+    let cx = Context::current_with_baggage([KeyValue::new(REQUEST_ID, id.clone())]);
+    let mut response = next.run(request).with_context(cx).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    response
 }
 
 #[derive(Deserialize)]

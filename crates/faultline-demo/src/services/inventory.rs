@@ -112,7 +112,7 @@ pub(crate) fn router(base: &ServiceBase, pool: SqlitePool) -> Router {
             .database("sqlite")
             .with_attribute(KeyValue::new("db.namespace", "inventory")),
     });
-    tokio::spawn(hold_connections_while_exhausted(Arc::clone(&inventory)));
+    tokio::spawn(base.in_background(hold_connections_while_exhausted(Arc::clone(&inventory))));
     let list = {
         let inv = Arc::clone(&inventory);
         move |r: ListProductsRequest| {

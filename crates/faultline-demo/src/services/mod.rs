@@ -43,9 +43,17 @@ pub(crate) struct ServiceBase {
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
+/// The W3C baggage entry naming the customer request a log line belongs to; the gateway sets it
+/// from `X-Request-Id` and every service's logs carry it.
+pub(crate) const REQUEST_ID: &str = "request_id";
+
 /// Sets up a tracer provider whose resource says `service.name = name`, exporting over
-/// OTLP/HTTP to `endpoint`.
-pub(crate) fn telemetry(name: &'static str, endpoint: &str) -> Result<Arc<Telemetry>, DemoError> {
+/// OTLP/HTTP to `endpoint`, with the service's logs too when `otlp_logs` is set.
+pub(crate) fn telemetry(
+    name: &'static str,
+    endpoint: &str,
+    otlp_logs: bool,
+) -> Result<Arc<Telemetry>, DemoError> {
     Telemetry::builder(name)
         .service_version(env!("CARGO_PKG_VERSION"))
         .resource_attribute(KeyValue::new("deployment.environment.name", "demo"))
@@ -59,6 +67,8 @@ pub(crate) fn telemetry(name: &'static str, endpoint: &str) -> Result<Arc<Teleme
             // Short, so a trace is searchable about a second after the request.
             scheduled_delay: Duration::from_millis(500),
         })
+        .otlp_logs(otlp_logs)
+        .log_baggage([REQUEST_ID])
         .install_global(false)
         .install()
         .map(Arc::new)
@@ -69,6 +79,16 @@ pub(crate) fn telemetry(name: &'static str, endpoint: &str) -> Result<Arc<Teleme
 }
 
 impl ServiceBase {
+    /// `future` with this service's logs routed to its own logger provider, for work that
+    /// runs outside any request (a queue consumer, a fault that holds resources).
+    pub(crate) fn in_background<F: std::future::Future>(
+        &self,
+        future: F,
+    ) -> opentelemetry::trace::WithContext<F> {
+        use opentelemetry::trace::FutureExt as _;
+        future.with_context(self.telemetry.log_context(opentelemetry::Context::new()))
+    }
+
     /// `router` with injected faults inside and the server tracing layer outside.
     pub(crate) fn traced(&self, router: Router) -> Router {
         let faults = RequestFaults {

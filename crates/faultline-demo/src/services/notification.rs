@@ -32,13 +32,13 @@ pub(crate) fn start(
 ) -> Result<Router, DemoError> {
     let stats = Arc::new(Stats::default());
     let user = base.http_client("user", Duration::from_secs(2))?;
-    tokio::spawn(consume(
+    tokio::spawn(base.in_background(consume(
         base.clone(),
         queue,
         user,
         user_url.trim_end_matches('/').to_owned(),
         Arc::clone(&stats),
-    ));
+    )));
     Ok(base.traced(
         Router::new()
             .route("/notifications/stats", get(stats_handler))

@@ -19,6 +19,7 @@ use tower::{Layer, Service};
 pub use body::TracedGrpcBody;
 pub use future::GrpcResponseFuture;
 
+use crate::logs::{with_route, LogRoute};
 use crate::propagation::Propagation;
 use crate::semconv;
 
@@ -27,6 +28,7 @@ pub(crate) struct GrpcConfig {
     tracer: SdkTracer,
     propagation: Propagation,
     kind: SpanKind,
+    logs: Option<LogRoute>,
 }
 
 /// Traces gRPC calls: SERVER spans for `tonic::transport::Server::builder().layer(...)`,
@@ -56,6 +58,7 @@ impl GrpcLayer {
                 tracer,
                 propagation,
                 kind: SpanKind::Server,
+                logs: None,
             }),
         }
     }
@@ -67,6 +70,20 @@ impl GrpcLayer {
                 tracer,
                 propagation,
                 kind: SpanKind::Client,
+                logs: None,
+            }),
+        }
+    }
+
+    /// Exports events raised while a call is handled as logs of `route`'s service;
+    /// [`Telemetry::grpc_server_layer`](crate::Telemetry::grpc_server_layer) sets it.
+    pub fn log_route(self, route: Option<LogRoute>) -> Self {
+        GrpcLayer {
+            config: Arc::new(GrpcConfig {
+                tracer: self.config.tracer.clone(),
+                propagation: self.config.propagation.clone(),
+                kind: self.config.kind.clone(),
+                logs: route,
             }),
         }
     }
@@ -119,7 +136,7 @@ where
             .uri()
             .authority()
             .map(|a| a.as_str())
-            .or_else(|| semconv::header_str(request.headers(), "host", 256));
+            .or_else(|| semconv::header_str(request.headers(), http::header::HOST, 256));
         if let Some((host, port)) = authority.and_then(semconv::split_host_port) {
             attributes.push(KeyValue::new("server.address", host.to_owned()));
             if let Some(port) = port {
@@ -137,7 +154,7 @@ where
             .with_kind(config.kind.clone())
             .with_attributes(attributes)
             .start_with_context(&config.tracer, &parent);
-        let cx = parent.with_span(span);
+        let cx = with_route(parent.with_span(span), config.logs.as_ref());
         if config.kind == SpanKind::Client {
             config
                 .propagation

@@ -41,6 +41,16 @@ pub enum SamplerConfig {
 }
 
 impl SamplerConfig {
+    /// Whether the sampler's decision depends on the span name (Jaeger per-operation
+    /// strategies); the server layer then names spans fully before starting them.
+    pub fn reads_span_name(&self) -> bool {
+        match self {
+            SamplerConfig::JaegerRemote { .. } => true,
+            SamplerConfig::ParentBased(root) => root.reads_span_name(),
+            _ => false,
+        }
+    }
+
     /// Parses `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` values.
     ///
     /// Besides the specification's names this accepts `ratelimiting` and

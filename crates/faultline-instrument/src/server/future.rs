@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use http::{HeaderValue, Response, StatusCode};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body::Body;
 use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
@@ -95,11 +96,12 @@ where
 
 fn finish<B: Body>(cx: &Context, config: &ServerConfig, mut response: Response<B>) -> Response<B> {
     let span = cx.span();
+    if !span.is_recording() {
+        // Nothing to record, and no trace to point the caller at.
+        return response;
+    }
     let status = response.status();
-    span.set_attribute(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status.as_u16()),
-    ));
+    let status_code = KeyValue::new("http.response.status_code", i64::from(status.as_u16()));
     let body_size = semconv::content_length(response.headers()).or_else(|| {
         response
             .body()
@@ -107,9 +109,11 @@ fn finish<B: Body>(cx: &Context, config: &ServerConfig, mut response: Response<B
             .exact()
             .and_then(|n| i64::try_from(n).ok())
     });
-    if let Some(size) = body_size {
-        span.set_attribute(KeyValue::new("http.response.body.size", size));
-    }
+    // One call, so the span's lock is taken once.
+    span.set_attributes(
+        std::iter::once(status_code)
+            .chain(body_size.map(|size| KeyValue::new("http.response.body.size", size))),
+    );
     // 4xx is the client's fault and is not an error of this server.
     if status.is_server_error() {
         span.set_attribute(KeyValue::new("error.type", status.as_u16().to_string()));
@@ -139,20 +143,26 @@ fn panic_response<B: Default>(cx: &Context, config: &ServerConfig, message: &str
     response
 }
 
+static TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
+
+/// `traceresponse` and the trace id header, for sampled spans only: an unsampled trace is
+/// never stored, so its id would lead a support ticket nowhere.
 fn add_trace_headers(cx: &Context, config: &ServerConfig, headers: &mut http::HeaderMap) {
     let span = cx.span();
     let sc = span.span_context();
-    if !sc.is_valid() {
+    if !sc.is_valid() || !sc.is_sampled() {
         return;
     }
-    if config.traceresponse {
-        if let Ok(value) = HeaderValue::from_str(&semconv::traceresponse(sc)) {
-            headers.insert("traceresponse", value);
+    // One buffer for both headers: the trace id is a slice of `traceresponse`.
+    let traceresponse = Bytes::copy_from_slice(&semconv::traceresponse(sc));
+    if let Some(name) = &config.trace_id_header {
+        if let Ok(value) = HeaderValue::from_maybe_shared(traceresponse.slice(3..35)) {
+            headers.insert(name.clone(), value);
         }
     }
-    if let Some(name) = &config.trace_id_header {
-        if let Ok(value) = HeaderValue::from_str(&sc.trace_id().to_string()) {
-            headers.insert(name.clone(), value);
+    if config.traceresponse {
+        if let Ok(value) = HeaderValue::from_maybe_shared(traceresponse) {
+            headers.insert(TRACERESPONSE.clone(), value);
         }
     }
 }

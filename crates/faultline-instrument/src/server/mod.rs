@@ -14,6 +14,7 @@ use tower::Layer;
 pub use future::ResponseFuture;
 pub use service::TracedService;
 
+use crate::logs::LogRoute;
 use crate::propagation::Propagation;
 
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub(crate) struct ServerConfig {
     pub(crate) propagation: Propagation,
     pub(crate) trace_id_header: Option<HeaderName>,
     pub(crate) traceresponse: bool,
+    pub(crate) logs: Option<LogRoute>,
+    pub(crate) sampler_reads_name: bool,
 }
 
 /// Traces every request through the wrapped service.
@@ -55,6 +58,8 @@ impl ServerLayer {
                 propagation,
                 trace_id_header: Some(HeaderName::from_static("x-trace-id")),
                 traceresponse: true,
+                logs: None,
+                sampler_reads_name: false,
             }),
         }
     }
@@ -69,6 +74,23 @@ impl ServerLayer {
     /// Whether to add the W3C `traceresponse` header (default yes).
     pub fn traceresponse(mut self, enabled: bool) -> Self {
         self.config_mut().traceresponse = enabled;
+        self
+    }
+
+    /// Whether the tracer's sampler decides by span name (a Jaeger remote sampler with
+    /// per-operation strategies does), so the full `GET /route` name must exist before the
+    /// decision. Off by default: the span then starts as `GET` and is renamed only when it
+    /// records, which saves an allocation per unsampled request.
+    /// [`Telemetry::server_layer`](crate::Telemetry::server_layer) sets it from the sampler.
+    pub fn sampler_reads_name(mut self, reads_name: bool) -> Self {
+        self.config_mut().sampler_reads_name = reads_name;
+        self
+    }
+
+    /// Exports events raised while a request is handled as logs of `route`'s service;
+    /// [`Telemetry::server_layer`](crate::Telemetry::server_layer) sets it.
+    pub fn log_route(mut self, route: Option<LogRoute>) -> Self {
+        self.config_mut().logs = route;
         self
     }
 

@@ -1,18 +1,20 @@
 //! The service half of [`ServerLayer`](super::ServerLayer).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use axum::extract::{ConnectInfo, MatchedPath};
-use http::{Request, Response};
+use http::{HeaderName, Request, Response};
 use opentelemetry::trace::{Span, SpanKind, TraceContextExt, Tracer};
-use opentelemetry::KeyValue;
+use opentelemetry::{KeyValue, Value};
 use tower::Service;
 
 use super::future::ResponseFuture;
 use super::ServerConfig;
+use crate::logs::with_route;
 use crate::semconv;
 
 /// Wraps a service so each request gets a SERVER span; built by [`ServerLayer`](super::ServerLayer).
@@ -43,30 +45,48 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let parent = self.config.propagation.extract_headers(request.headers());
-        let mut attributes = Vec::new();
-        let method = semconv::method_attributes(request.method(), &mut attributes);
+        let config = &*self.config;
+        let parent = config.propagation.extract_headers(request.headers());
+        let known = semconv::known_method(request.method());
         let route = request
             .extensions()
             .get::<MatchedPath>()
             .map(MatchedPath::as_str);
-        let name = match route {
-            Some(route) => format!("{method} {route}"),
-            None => method.to_owned(),
+        // Formatting `GET /orders/{id}` costs an allocation that an unsampled request does not
+        // need, so unless the sampler decides by name the span starts with the static method
+        // and is renamed once it is known to record.
+        let name: Cow<'static, str> = if config.sampler_reads_name {
+            span_name(known, route).into()
+        } else {
+            known.unwrap_or("HTTP").into()
         };
-        // Attributes are added after the sampling decision: collecting them costs more than
-        // the rest of an unsampled request, and none of our samplers looks at them.
-        let mut span = self
-            .config
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .start_with_context(&self.config.tracer, &parent);
-        if span.is_recording() {
-            request_attributes(&request, route, &mut attributes);
-            span.set_attributes(attributes);
+        let mut builder = config.tracer.span_builder(name).with_kind(SpanKind::Server);
+        if parent.span().span_context().is_sampled() {
+            // Most likely recorded (parent-based sampling): the SDK keeps this vector as the
+            // span's attribute storage, so sizing it once saves three reallocations as the
+            // attributes are added. Unsampled requests do not pay for it.
+            builder = builder.with_attributes(Vec::with_capacity(REQUEST_ATTRIBUTES + 4));
         }
-        let cx = parent.with_span(span);
+        let mut span = builder.start_with_context(&config.tracer, &parent);
+        if span.is_recording() {
+            if !config.sampler_reads_name && route.is_some() {
+                span.update_name(span_name(known, route));
+            }
+            // Straight into the span, which is not shared yet: no lock, no temporary vector.
+            let mut record = |attribute| span.set_attribute(attribute);
+            match known {
+                Some(method) => record(KeyValue::new("http.request.method", method)),
+                None => {
+                    record(KeyValue::new("http.request.method", "_OTHER"));
+                    record(KeyValue::new(
+                        "http.request.method_original",
+                        semconv::truncate(request.method().as_str(), 64).to_owned(),
+                    ));
+                }
+            }
+            request_attributes(&request, route, &mut record);
+        }
+        let cx = with_route(parent.with_span(span), config.logs.as_ref());
         let inner = &mut self.inner;
         let call = {
             let _attached = cx.clone().attach();
@@ -76,35 +96,60 @@ where
     }
 }
 
-/// The attributes known before the handler runs (the method ones are already in `attributes`).
+/// `GET /orders/{id}`: the method and the route template, so names stay few.
+fn span_name(method: Option<&'static str>, route: Option<&str>) -> String {
+    let method = method.unwrap_or("HTTP");
+    match route {
+        Some(route) => {
+            let mut name = String::with_capacity(method.len() + 1 + route.len());
+            name.push_str(method);
+            name.push(' ');
+            name.push_str(route);
+            name
+        }
+        None => method.to_owned(),
+    }
+}
+
+/// At most this many attributes are known before the handler runs; four more come after.
+const REQUEST_ATTRIBUTES: usize = 14;
+
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The attributes known before the handler runs, besides the method.
 fn request_attributes<B>(
     request: &Request<B>,
     route: Option<&str>,
-    attributes: &mut Vec<KeyValue>,
+    record: &mut impl FnMut(KeyValue),
 ) {
-    attributes.reserve(12);
     if let Some(route) = route {
-        attributes.push(KeyValue::new("http.route", route.to_owned()));
+        record(KeyValue::new("http.route", route.to_owned()));
     }
     let uri = request.uri();
-    attributes.push(KeyValue::new(
+    record(KeyValue::new(
         "url.path",
         semconv::truncate(uri.path(), 2048).to_owned(),
     ));
     let headers = request.headers();
     let scheme = uri
         .scheme_str()
-        .or_else(|| semconv::header_str(headers, "x-forwarded-proto", 8))
+        .or_else(|| semconv::header_str(headers, &X_FORWARDED_PROTO, 8))
         .unwrap_or("http");
-    attributes.push(KeyValue::new("url.scheme", scheme.to_owned()));
+    let scheme: Value = match scheme {
+        "http" => "http".into(),
+        "https" => "https".into(),
+        other => other.to_owned().into(),
+    };
+    record(KeyValue::new("url.scheme", scheme));
     let authority = uri
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| semconv::header_str(headers, "host", 256));
+        .or_else(|| semconv::header_str(headers, http::header::HOST, 256));
     if let Some((host, port)) = authority.and_then(semconv::split_host_port) {
-        attributes.push(KeyValue::new("server.address", host.to_owned()));
+        record(KeyValue::new("server.address", host.to_owned()));
         if let Some(port) = port {
-            attributes.push(KeyValue::new("server.port", i64::from(port)));
+            record(KeyValue::new("server.port", i64::from(port)));
         }
     }
     let peer = request
@@ -112,28 +157,26 @@ fn request_attributes<B>(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
     if let Some(peer) = peer {
-        attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
-        attributes.push(KeyValue::new("network.peer.port", i64::from(peer.port())));
+        record(KeyValue::new("network.peer.address", peer.ip().to_string()));
+        record(KeyValue::new("network.peer.port", i64::from(peer.port())));
     }
     // The original client, as reported by the nearest proxy, else the socket peer.
-    let forwarded = semconv::header_str(headers, "x-forwarded-for", 256)
+    let forwarded = semconv::header_str(headers, &X_FORWARDED_FOR, 256)
         .and_then(|v| v.split(',').next())
         .map(str::trim)
         .filter(|v| !v.is_empty());
     match (forwarded, peer) {
-        (Some(client), _) => attributes.push(KeyValue::new("client.address", client.to_owned())),
-        (None, Some(peer)) => {
-            attributes.push(KeyValue::new("client.address", peer.ip().to_string()))
-        }
+        (Some(client), _) => record(KeyValue::new("client.address", client.to_owned())),
+        (None, Some(peer)) => record(KeyValue::new("client.address", peer.ip().to_string())),
         (None, None) => {}
     }
-    if let Some(agent) = semconv::header_str(headers, "user-agent", 512) {
-        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+    if let Some(agent) = semconv::header_str(headers, http::header::USER_AGENT, 512) {
+        record(KeyValue::new("user_agent.original", agent.to_owned()));
     }
     if let Some(version) = semconv::protocol_version(request.version()) {
-        attributes.push(KeyValue::new("network.protocol.version", version));
+        record(KeyValue::new("network.protocol.version", version));
     }
     if let Some(size) = semconv::content_length(headers) {
-        attributes.push(KeyValue::new("http.request.body.size", size));
+        record(KeyValue::new("http.request.body.size", size));
     }
 }

@@ -1,0 +1,141 @@
+//! An axum hello-world in the instrumentation variants that BENCHMARKS.md compares, as a real
+//! server for a load tool or as a loop of in-process requests for a profiler:
+//!
+//! ```sh
+//! cargo run --release -p faultline-instrument --example hello_world -- faultline serve 127.0.0.1:3000
+//! wrk -t1 -c32 -d10s http://127.0.0.1:3000/orders/42
+//! valgrind --tool=callgrind target/release/examples/hello_world faultline-unsampled oneshot 10000
+//! ```
+//!
+//! Variants: `bare`, `faultline` (sampled), `faultline-unsampled`, `tower-http` (tower-http's
+//! `TraceLayer` feeding `tracing-opentelemetry`) and `axum-tracing` (`axum-tracing-opentelemetry`).
+//! Every traced variant exports through the same bounded batch processor to an exporter that
+//! discards, so only the request path differs.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use faultline_instrument::processor::{BatchSettings, BoundedBatchProcessor};
+use faultline_instrument::propagation::Propagation;
+use faultline_instrument::sampling::SamplerConfig;
+use faultline_instrument::server::ServerLayer;
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tower::ServiceExt;
+use tracing_subscriber::layer::SubscriberExt;
+
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+fn provider(sampler: SamplerConfig) -> Result<SdkTracerProvider, Box<dyn std::error::Error>> {
+    let processor = BoundedBatchProcessor::new(
+        Discard,
+        BatchSettings {
+            max_queue_size: 65_536,
+            ..BatchSettings::default()
+        },
+    )?;
+    Ok(SdkTracerProvider::builder()
+        .with_sampler(sampler.build("hello")?)
+        .with_span_processor(processor)
+        .build())
+}
+
+fn hello() -> Router {
+    Router::new().route("/orders/{id}", get(|| async { "ok" }))
+}
+
+/// The app of `variant`, and the provider to shut down at the end.
+fn app(variant: &str) -> Result<(Router, Option<SdkTracerProvider>), Box<dyn std::error::Error>> {
+    Ok(match variant {
+        "bare" => (hello(), None),
+        "faultline" | "faultline-unsampled" => {
+            let sampler = if variant == "faultline" {
+                SamplerConfig::AlwaysOn
+            } else {
+                SamplerConfig::AlwaysOff
+            };
+            let provider = provider(sampler)?;
+            let layer = ServerLayer::new(provider.tracer("hello"), Propagation::default());
+            (hello().layer(layer), Some(provider))
+        }
+        "tower-http" | "axum-tracing" => {
+            let provider = provider(SamplerConfig::AlwaysOn)?;
+            opentelemetry::global::set_text_map_propagator(Propagation::default());
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("hello")));
+            tracing::subscriber::set_global_default(subscriber)?;
+            let app = if variant == "tower-http" {
+                hello().layer(tower_http::trace::TraceLayer::new_for_http())
+            } else {
+                hello()
+                    .layer(axum_tracing_opentelemetry::middleware::OtelInResponseLayer)
+                    .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
+            };
+            (app, Some(provider))
+        }
+        other => return Err(format!("unknown variant {other:?}").into()),
+    })
+}
+
+fn request() -> Result<http::Request<Body>, http::Error> {
+    http::Request::get("/orders/42")
+        .header("host", "localhost:3000")
+        .header("user-agent", "bench")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(Body::empty())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: hello_world <bare|faultline|faultline-unsampled|tower-http|axum-tracing> \
+                 <serve ADDR | oneshot COUNT>";
+    let [variant, mode, arg] = args.as_slice() else {
+        return Err(usage.into());
+    };
+    let (app, provider) = app(variant)?;
+    match mode.as_str() {
+        "serve" => {
+            let addr: SocketAddr = arg.parse()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                eprintln!("{variant} listening on {}", listener.local_addr()?);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    })
+                    .await
+            })?;
+        }
+        "oneshot" => {
+            let count: u64 = arg.parse()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+            for _ in 0..count {
+                let response = runtime.block_on(app.clone().oneshot(request()?))?;
+                if !response.status().is_success() {
+                    return Err(format!("answered {}", response.status()).into());
+                }
+            }
+        }
+        _ => return Err(usage.into()),
+    }
+    if let Some(provider) = provider {
+        provider.shutdown()?;
+    }
+    Ok(())
+}
