@@ -9,6 +9,7 @@ use crate::config::AnalysisConfig;
 use crate::error::AnalysisError;
 use crate::exposition::{EdgeExport, MetricsSnapshot, SeriesExport};
 use crate::graph::{EdgeSnapshot, PreparedHalf, ServiceGraph};
+use crate::incident::{Incident, IncidentLog, IncidentStatus};
 use crate::red::{PreparedSpan, RedSnapshot, SpanMetrics};
 
 /// Live analysis of the span stream: service graph and RED metrics.
@@ -25,6 +26,7 @@ pub struct Analyzer {
     graph: Mutex<ServiceGraph>,
     red: Mutex<SpanMetrics>,
     observed: AtomicU64,
+    incidents: Mutex<IncidentLog>,
 }
 
 /// What [`Analyzer::prepare`] extracted from a batch of spans, to [`Analyzer::commit`] once
@@ -62,6 +64,7 @@ impl Analyzer {
             red: Mutex::new(SpanMetrics::new(&config)),
             config,
             observed: AtomicU64::new(0),
+            incidents: Mutex::new(IncidentLog::default()),
         })
     }
 
@@ -154,6 +157,26 @@ impl Analyzer {
         lock(&self.red).snapshot(service, now, window_slots)
     }
 
+    /// Runs `f` over the RED series under their lock (the detector reads them this way).
+    pub(crate) fn with_red<R>(&self, f: impl FnOnce(&SpanMetrics) -> R) -> R {
+        f(&lock(&self.red))
+    }
+
+    /// The incident log, to update.
+    pub(crate) fn incident_log(&self) -> MutexGuard<'_, IncidentLog> {
+        lock(&self.incidents)
+    }
+
+    /// Up to `limit` incidents with `status` (all when `None`), newest first.
+    pub fn incidents(&self, status: Option<IncidentStatus>, limit: usize) -> Vec<Incident> {
+        lock(&self.incidents).list(status, limit)
+    }
+
+    /// The incident with `id`.
+    pub fn incident(&self, id: &str) -> Option<Incident> {
+        lock(&self.incidents).get(id).cloned()
+    }
+
     /// Copies the cumulative values out for `/metrics`; the copy is rendered without locks.
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
         let (edges, pairing, names_overflowed) = {
@@ -193,7 +216,10 @@ impl Analyzer {
             let held = red.series_count() as u64;
             (series, red.overflowed_spans(), red.names_overflowed(), held)
         };
+        let (incidents_opened, incidents_dropped) = lock(&self.incidents).counts();
         MetricsSnapshot {
+            incidents_opened,
+            incidents_dropped,
             edges,
             series,
             pairing,

@@ -24,6 +24,75 @@ pub struct AnalysisConfig {
     pub max_series: usize,
     /// Distinct service and virtual node names at most.
     pub max_services: usize,
+    /// Anomaly detection, incidents and root-cause ranking.
+    pub detection: DetectionConfig,
+}
+
+/// How anomalies are detected, when incidents open and resolve, and how much evidence the
+/// root-cause ranking may read. The defaults keep false alarms rare under steady demo load and
+/// detect a fault within 30 s at 10 s slots.
+#[derive(Clone, Debug)]
+pub struct DetectionConfig {
+    /// How often the detector compares the recent window with the baselines.
+    pub tick: Duration,
+    /// Slots in the recent window: the slot in progress plus the ones before it.
+    pub recent_slots: u64,
+    /// Weight of each closed slot in the exponentially weighted baselines (0..1); the first
+    /// `1/alpha` slots are averaged equally so that a young baseline is not one slot's noise.
+    pub baseline_alpha: f64,
+    /// Closed slots a series needs in its baseline before it can raise an anomaly.
+    pub warmup_slots: u32,
+    /// Calls the recent window needs before latency or errors are judged.
+    pub min_calls: u64,
+    /// Latency anomaly: the recent mean must exceed the baseline mean by this factor...
+    pub latency_ratio: f64,
+    /// ...and by at least this much...
+    pub latency_min_delta: Duration,
+    /// ...and by this many standard deviations of the baseline (floored at 10% of it).
+    pub z_threshold: f64,
+    /// Error anomaly: the recent error ratio must exceed the baseline ratio by this much (and
+    /// be twice it, and `z_threshold` binomial standard deviations above it).
+    pub error_ratio_min_delta: f64,
+    /// Throughput anomaly: the recent rate fell below this fraction of the baseline rate...
+    pub throughput_drop_ratio: f64,
+    /// ...whose baseline rate is at least this many calls per second.
+    pub throughput_min_rate: f64,
+    /// Consecutive ticks a deviation must persist before it counts.
+    pub confirm_ticks: u32,
+    /// An incident resolves once no symptom has deviated for this long.
+    pub resolve_hold: Duration,
+    /// Incidents kept (open and resolved); the oldest resolved ones are dropped and counted.
+    pub max_incidents: usize,
+    /// Symptoms kept per incident; later ones are counted.
+    pub max_symptoms: usize,
+    /// Traces the ranking reads per pass (anomalous and baseline together).
+    pub max_rca_traces: usize,
+    /// Time one ranking pass may spend reading the store.
+    pub rca_budget: Duration,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(5),
+            recent_slots: 2,
+            baseline_alpha: 0.05,
+            warmup_slots: 6,
+            min_calls: 10,
+            latency_ratio: 1.5,
+            latency_min_delta: Duration::from_millis(10),
+            z_threshold: 4.0,
+            error_ratio_min_delta: 0.05,
+            throughput_drop_ratio: 0.3,
+            throughput_min_rate: 0.5,
+            confirm_ticks: 2,
+            resolve_hold: Duration::from_secs(30),
+            max_incidents: 100,
+            max_symptoms: 50,
+            max_rca_traces: 160,
+            rca_budget: Duration::from_secs(3),
+        }
+    }
 }
 
 impl Default for AnalysisConfig {
@@ -36,6 +105,7 @@ impl Default for AnalysisConfig {
             max_edges: 2_000,
             max_series: 10_000,
             max_services: 1_000,
+            detection: DetectionConfig::default(),
         }
     }
 }
@@ -63,6 +133,37 @@ impl AnalysisConfig {
             if v == 0 {
                 return bad(name, "must be positive");
             }
+        }
+        let d = &self.detection;
+        if d.tick < Duration::from_millis(100) {
+            return bad("detection.tick", "must be at least 100ms");
+        }
+        if d.recent_slots == 0 || d.recent_slots as usize > self.slots {
+            return bad("detection.recent_slots", "must be between 1 and slots");
+        }
+        if !(d.baseline_alpha > 0.0 && d.baseline_alpha <= 1.0) {
+            return bad("detection.baseline_alpha", "must be in (0, 1]");
+        }
+        if !(d.latency_ratio >= 1.0 && d.z_threshold >= 0.0 && d.error_ratio_min_delta >= 0.0) {
+            return bad(
+                "detection",
+                "latency_ratio must be at least 1, z_threshold and error_ratio_min_delta not negative",
+            );
+        }
+        if !(0.0..1.0).contains(&d.throughput_drop_ratio)
+            || d.throughput_min_rate.is_nan()
+            || d.throughput_min_rate < 0.0
+        {
+            return bad(
+                "detection.throughput_drop_ratio",
+                "must be in [0, 1) with a non-negative throughput_min_rate",
+            );
+        }
+        if d.confirm_ticks == 0 || d.max_incidents == 0 || d.max_symptoms == 0 {
+            return bad(
+                "detection",
+                "confirm_ticks, max_incidents and max_symptoms must be positive",
+            );
         }
         Ok(())
     }

@@ -18,6 +18,9 @@ pub enum AnalysisError {
     /// The trace ID is well formed but no span of it is stored.
     #[error("trace not found")]
     TraceNotFound,
+    /// No incident has this ID (it never existed or was dropped from the bounded log).
+    #[error("incident not found")]
+    IncidentNotFound,
     /// The store could not answer.
     #[error("storage error: {0}")]
     Storage(#[from] StorageError),
@@ -31,7 +34,7 @@ impl AnalysisError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
-            Self::TraceNotFound => StatusCode::NOT_FOUND,
+            Self::TraceNotFound | Self::IncidentNotFound => StatusCode::NOT_FOUND,
             Self::Storage(StorageError::Overloaded { .. } | StorageError::ShuttingDown) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

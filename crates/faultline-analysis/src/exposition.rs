@@ -91,6 +91,10 @@ pub struct MetricsSnapshot {
     pub spans_observed: u64,
     /// Distinct RED series held.
     pub series_held: u64,
+    /// Incidents opened since start.
+    pub incidents_opened: u64,
+    /// Incidents dropped from the bounded log.
+    pub incidents_dropped: u64,
 }
 
 const STATUS: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
@@ -347,6 +351,16 @@ pub fn render(snap: &MetricsSnapshot, format: Format) -> String {
             "faultline_analysis_name_overflow_total",
             "Service names mapped to the overflow name (service limit reached).",
             snap.names_overflowed,
+        ),
+        (
+            "faultline_analysis_incidents_opened_total",
+            "Incidents opened by the anomaly detector.",
+            snap.incidents_opened,
+        ),
+        (
+            "faultline_analysis_incidents_dropped_total",
+            "Resolved incidents dropped from the bounded incident log.",
+            snap.incidents_dropped,
         ),
     ] {
         w.family(name, "counter", help);

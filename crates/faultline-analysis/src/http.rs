@@ -21,6 +21,7 @@ use crate::analyzer::Analyzer;
 use crate::error::AnalysisError;
 use crate::exposition::Format;
 use crate::graph::EdgeKind;
+use crate::incident::IncidentStatus;
 use crate::trace::analyze_trace;
 use crate::window::WindowStats;
 
@@ -35,7 +36,8 @@ struct AppState {
 
 /// The routes: `GET /metrics`, `GET /api/analysis/service-graph`, `GET /api/analysis/red`,
 /// `GET /api/analysis/dependencies` (Jaeger's `/api/dependencies` shape, from the live graph)
-/// and `GET /api/analysis/traces/{traceID}`.
+/// `GET /api/analysis/traces/{traceID}`, `GET /api/incidents`, `GET /api/incidents/{id}` and
+/// `GET /api/rca`.
 pub fn router(analyzer: Arc<Analyzer>, store: Arc<Store>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
@@ -43,6 +45,9 @@ pub fn router(analyzer: Arc<Analyzer>, store: Arc<Store>) -> Router {
         .route("/api/analysis/red", get(red))
         .route("/api/analysis/dependencies", get(dependencies))
         .route("/api/analysis/traces/{trace_id}", get(trace))
+        .route("/api/incidents", get(incidents))
+        .route("/api/incidents/{id}", get(incident))
+        .route("/api/rca", get(rca))
         .with_state(AppState { analyzer, store })
 }
 
@@ -230,6 +235,119 @@ async fn trace(
         .ok_or(AnalysisError::TraceNotFound)?;
     let mut analysis = analyze_trace(&data.spans).ok_or(AnalysisError::TraceNotFound)?;
     analysis.warnings.extend(data.warnings);
+    Ok(Json(json!({"data": analysis, "errors": null})))
+}
+
+/// Incidents kept at most per answer when `limit` is not given.
+const DEFAULT_INCIDENT_LIMIT: usize = 20;
+
+async fn incidents(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<Value>, AnalysisError> {
+    let params = known_params(params, &["status", "limit"])?;
+    let status = match params.get("status").map(String::as_str) {
+        None | Some("") | Some("all") => None,
+        Some("open") => Some(IncidentStatus::Open),
+        Some("resolved") => Some(IncidentStatus::Resolved),
+        Some(other) => {
+            return Err(AnalysisError::InvalidParameter {
+                name: "status",
+                message: format!("{other:?} is not a status; expected open, resolved or all"),
+            })
+        }
+    };
+    let limit = match params.get("limit") {
+        None => DEFAULT_INCIDENT_LIMIT,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (1..=1000).contains(&n))
+            .ok_or_else(|| AnalysisError::InvalidParameter {
+                name: "limit",
+                message: format!("{v:?} is not a whole number between 1 and 1000"),
+            })?,
+    };
+    Ok(Json(
+        json!({"data": state.analyzer.incidents(status, limit), "errors": null}),
+    ))
+}
+
+async fn incident(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AnalysisError> {
+    let found = state
+        .analyzer
+        .incident(&id)
+        .ok_or(AnalysisError::IncidentNotFound)?;
+    Ok(Json(json!({"data": found, "errors": null})))
+}
+
+/// Longest window `/api/rca` analyses (and longest baseline).
+const MAX_RCA_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+async fn rca(State(state): State<AppState>, params: Params) -> Result<Json<Value>, AnalysisError> {
+    let params = known_params(params, &["start", "end", "baselineStart", "baselineEnd"])?;
+    let micros = |name: &'static str| -> Result<Option<u64>, AnalysisError> {
+        params
+            .get(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|&us| us <= u64::MAX / 1_000)
+                    .ok_or_else(|| AnalysisError::InvalidParameter {
+                        name,
+                        message: format!("{v:?} is not a time in microseconds since the epoch"),
+                    })
+            })
+            .transpose()
+    };
+    let missing = |name: &'static str| AnalysisError::InvalidParameter {
+        name,
+        message: "required (microseconds since the epoch)".into(),
+    };
+    let start = micros("start")?.ok_or_else(|| missing("start"))?;
+    let end = micros("end")?.ok_or_else(|| missing("end"))?;
+    let max_us = MAX_RCA_WINDOW.as_micros() as u64;
+    if end <= start || end - start > max_us {
+        return Err(AnalysisError::InvalidParameter {
+            name: "end",
+            message: format!(
+                "must be after start and at most {}h later",
+                max_us / 3_600_000_000
+            ),
+        });
+    }
+    let (bs, be) = match (micros("baselineStart")?, micros("baselineEnd")?) {
+        (None, None) => (start.saturating_sub(end - start), start),
+        (Some(bs), Some(be)) if be > bs && be - bs <= max_us => (bs, be),
+        (Some(_), Some(_)) => {
+            return Err(AnalysisError::InvalidParameter {
+                name: "baselineEnd",
+                message: format!(
+                    "must be after baselineStart and at most {}h later",
+                    max_us / 3_600_000_000
+                ),
+            })
+        }
+        _ => {
+            return Err(AnalysisError::InvalidParameter {
+                name: "baselineStart",
+                message: "give both baselineStart and baselineEnd, or neither".into(),
+            })
+        }
+    };
+    let ns = |us: u64| UnixNanos(us * 1_000);
+    let cfg = state.analyzer.config().detection.clone();
+    let analysis = crate::rca::analyze_window(
+        &state.analyzer,
+        &state.store,
+        (ns(start), ns(end)),
+        (ns(bs), ns(be)),
+        &cfg,
+    )
+    .await?;
     Ok(Json(json!({"data": analysis, "errors": null})))
 }
 

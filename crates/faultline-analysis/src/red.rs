@@ -274,6 +274,24 @@ impl SpanMetrics {
             .chain(overflow)
     }
 
+    /// Visits every series (not the overflow one) with a stable key: the operation's index
+    /// and the kind, which never change once a series exists.
+    pub fn visit(&self, mut f: impl FnMut(u32, SpanKind, &str, &str, &WindowedSeries)) {
+        for (i, op) in self.operations.iter().enumerate() {
+            for (k, s) in op.kinds.iter().enumerate() {
+                if let Some(s) = s.as_deref() {
+                    f(
+                        i as u32,
+                        SpanKind::from_i32(k as i32),
+                        &op.service,
+                        &op.name,
+                        &s.latency,
+                    );
+                }
+            }
+        }
+    }
+
     /// Series of `service` (all when `None`) over the `window_slots` newest slots at `now`,
     /// those with traffic in the window, sorted by service, operation, kind.
     pub fn snapshot(

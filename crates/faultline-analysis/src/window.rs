@@ -121,6 +121,11 @@ impl WindowedSeries {
         out
     }
 
+    /// Index of the oldest slot still kept.
+    pub fn oldest_slot(&self) -> Option<u64> {
+        self.slots.front().map(|s| s.index)
+    }
+
     /// All calls since start, as Prometheus counters want them.
     pub fn total(&self) -> &Histogram {
         &self.total

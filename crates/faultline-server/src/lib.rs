@@ -252,6 +252,15 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
     });
     tracing::info!(addr = %http_addr, "query API and UI listening (UI /, Jaeger /api, /api/v3, /api/analysis, /metrics, /ready)");
 
+    // Anomaly detection and root-cause ranking over the live analysis (/api/incidents).
+    let detector = faultline_analysis::spawn_detector(Arc::clone(&analyzer), Arc::clone(&store));
+    let rx = stop_rx.clone();
+    tasks.spawn(async move {
+        stopped(rx).await;
+        detector.stop().await;
+        ("anomaly detector", Ok(()))
+    });
+
     Ok(RunningServer {
         otlp_grpc_addr,
         otlp_http_addr,
