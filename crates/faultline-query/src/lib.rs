@@ -53,6 +53,13 @@ impl QueryState {
         self
     }
 
+    /// Replaces the search budget, so tests can exhaust it with a few traces.
+    #[cfg(test)]
+    fn with_search_budget(mut self, budget: tempo::search::Budget) -> Self {
+        self.search_budget = budget;
+        self
+    }
+
     fn now(&self) -> UnixNanos {
         (self.clock)()
     }

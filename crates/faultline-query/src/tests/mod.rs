@@ -21,6 +21,7 @@ use crate::{router, QueryState};
 
 mod api_v3;
 mod jaeger_api;
+mod tempo_api;
 
 /// 2023-11-14T22:13:20Z.
 const T0: u64 = 1_700_000_000_000_000_000;

@@ -140,10 +140,12 @@ impl<'a> TraceView<'a> {
                 break;
             }
         }
+        let key = |i: usize| (self.spans[i].start, self.spans[i].span_id);
         for set in &mut sets {
-            set.spans
-                .sort_by_key(|&i| (self.spans[i].start, self.spans[i].span_id));
+            set.spans.sort_by_key(|&i| key(i));
         }
+        // Spansets (from `by`) in order of their earliest span, whatever the storage order.
+        sets.sort_by_key(|set| set.spans.first().map(|&i| key(i)));
         sets
     }
 
