@@ -204,7 +204,7 @@ async fn commit(
 }
 
 /// Block directories under `root`: name → whether `meta.json` is present.
-async fn block_dirs(
+pub(crate) async fn block_dirs(
     store: &dyn ObjectStore,
     root: &Path,
 ) -> Result<BTreeMap<String, bool>, BlockError> {

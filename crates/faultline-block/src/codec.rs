@@ -257,7 +257,7 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn value(&mut self, depth: usize) -> Result<AttributeValue, BlockError> {
+    pub(crate) fn value(&mut self, depth: usize) -> Result<AttributeValue, BlockError> {
         if depth > MAX_DEPTH {
             return Err(self.err("attribute nesting too deep"));
         }

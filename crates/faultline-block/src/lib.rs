@@ -34,6 +34,9 @@
 //! # }
 //! ```
 //!
+//! Log records have their own block layout in [`logs`] (same directory protocol, their own
+//! columns, sorted by trace ID with a trace-ID bloom filter in `meta.json`).
+//!
 //! It must not decide *when* blocks are written, compacted or deleted, hold state between
 //! calls (a [`FooterCache`] is owned and passed in by the caller), or touch the WAL: that is
 //! `faultline-storage`'s job. Every byte it reads is treated as hostile: a damaged block yields
@@ -48,6 +51,7 @@ mod encode;
 mod error;
 mod fasthash;
 mod footer_cache;
+pub mod logs;
 mod meta;
 mod query;
 mod read;

@@ -32,6 +32,47 @@ enum Command {
     /// Inject faults into the demo under load and measure how fast and how well Faultline
     /// detects and localises them; writes a Markdown report with SVG plots.
     Experiment(Box<faultline_experiment::cli::ExperimentArgs>),
+    /// Work with log files: `faultline logs ingest FILE|-` ships JSON-lines logs.
+    #[command(subcommand)]
+    Logs(LogsCommand),
+}
+
+/// `faultline logs ...`.
+#[derive(Subcommand, Debug)]
+enum LogsCommand {
+    /// Ship JSON-lines logs from FILE (or `-` for stdin) to Faultline's OTLP/HTTP /v1/logs.
+    ///
+    /// Recognises trace_id/traceId/trace.id/dd.trace_id/traceparent, span IDs, ts/time/
+    /// timestamp/@timestamp (RFC 3339 or epoch s/ms/µs/ns), level/severity/lvl, msg/message/
+    /// body and service/service.name; other fields become attributes. Lines that are not JSON
+    /// objects are sent as plain messages and counted. Progress goes to stderr.
+    Ingest(LogsIngestArgs),
+}
+
+/// Options of `faultline logs ingest`.
+#[derive(clap::Args, Debug)]
+struct LogsIngestArgs {
+    /// The file to read, or `-` for standard input.
+    #[arg(value_name = "FILE|-")]
+    input: String,
+    /// Keep reading as the file grows, like `tail -F` (follows rotation and truncation).
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// Faultline's OTLP/HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:4318", value_name = "URL")]
+    endpoint: String,
+    /// service.name for lines that name no service.
+    #[arg(long, default_value = "unknown_service", value_name = "NAME")]
+    service: String,
+    /// Records per request.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    batch_size: usize,
+    /// Longest a read line waits before it is sent, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    flush_interval_ms: u64,
+    /// Longest line kept, in bytes; longer lines are truncated and counted.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    max_line_bytes: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,6 +113,7 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", report.to_markdown());
                 Ok(())
             }
+            Command::Logs(LogsCommand::Ingest(args)) => logs_ingest(args).await,
             Command::Demo(_) | Command::Experiment(_) => {
                 unreachable!("handled before the runtime starts")
             }
@@ -93,6 +135,45 @@ async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     server.run_until(shutdown_signal()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+async fn logs_ingest(args: LogsIngestArgs) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let opts = faultline_logship::ShipOptions {
+        path: (args.input != "-").then(|| args.input.clone().into()),
+        follow: args.follow,
+        endpoint: args.endpoint,
+        service: args.service,
+        batch_size: args.batch_size,
+        flush_interval: std::time::Duration::from_millis(args.flush_interval_ms.max(1)),
+        max_line_bytes: args.max_line_bytes,
+        ..Default::default()
+    };
+    let progress = Arc::new(faultline_logship::Progress::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let progress = Arc::clone(&progress);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                eprintln!("{}", progress.summary());
+            }
+        })
+    };
+    let run = faultline_logship::run(opts, Arc::clone(&progress), Arc::clone(&stop));
+    tokio::pin!(run);
+    let result = tokio::select! {
+        r = &mut run => r,
+        _ = shutdown_signal() => {
+            // Stop reading; what was read is still sent.
+            stop.store(true, Ordering::Relaxed);
+            run.await
+        }
+    };
+    ticker.abort();
+    eprintln!("{}", progress.summary());
+    Ok(result?)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

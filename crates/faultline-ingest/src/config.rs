@@ -1,6 +1,7 @@
 //! Receiver settings, as read from the `[ingest]` table of the configuration file.
 
 use faultline_model::otlp::SpanLimits;
+use faultline_model::otlp_logs::LogLimits;
 use faultline_storage::AckMode;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,10 @@ pub struct IngestConfig {
     /// Limits applied to each incoming span (attribute value length, attributes, events and
     /// links per span, nesting depth of values). Values over a limit are cut, not rejected.
     pub limits: SpanLimits,
+    /// Limits applied to each incoming log record (body length, attribute value length,
+    /// attributes per record, records per request). Long bodies and values are truncated and
+    /// counted; records over the per-request limit are rejected (partial success).
+    pub log_limits: LogLimits,
     /// When a request is answered: `durable` (default) once its spans are in the fsynced
     /// write-ahead log, or `received` once they are queued for it, which is faster but can lose
     /// the last moments of data in a crash.
@@ -44,6 +49,7 @@ impl Default for IngestConfig {
             max_concurrent_requests: 64,
             body_timeout_secs: 30,
             limits: SpanLimits::default(),
+            log_limits: LogLimits::default(),
             ack: AckMode::Durable,
         }
     }

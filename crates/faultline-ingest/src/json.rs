@@ -7,15 +7,15 @@
 //! derives are stricter than protobuf's JSON mapping (`null` members, enum names, 32-bit
 //! integers as strings), a failed parse is retried once with those forms rewritten.
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-
 use crate::IngestError;
 
 /// Parses an OTLP/JSON `ExportTraceServiceRequest`.
 ///
 /// `serde_json` refuses input nested deeper than 128 levels, so hostile nesting of array and
 /// kvlist values ends in an error, not a stack overflow.
-pub(crate) fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, IngestError> {
+pub(crate) fn decode_request<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, IngestError> {
     // serde also reads a struct from a JSON array of its fields in order; OTLP/JSON is always
     // an object, so anything else is a client bug worth reporting rather than guessing at.
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
@@ -36,7 +36,7 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, I
 /// Parses `body` as a JSON tree, rewrites the tolerated forms, and decodes the result; `None`
 /// when that fails too (the caller then reports the strict parser's error, which points at the
 /// original text).
-fn lenient(body: &[u8]) -> Option<ExportTraceServiceRequest> {
+fn lenient<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
     let mut tree: serde_json::Value = serde_json::from_slice(body).ok()?;
     normalise(&mut tree);
     serde_json::from_value(tree).ok()
@@ -67,16 +67,19 @@ fn normalise(value: &mut serde_json::Value) {
 /// The number held by a 32-bit field written as a string: an OTLP trace enum by name, or any
 /// 32-bit integer field in decimal (protobuf's JSON mapping allows both).
 fn enum_number(key: &str, text: &str) -> Option<i64> {
+    use opentelemetry_proto::tonic::logs::v1::SeverityNumber;
     use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
     let by_name = match key {
         "kind" => SpanKind::from_str_name(text).map(|k| k as i32),
         "code" => StatusCode::from_str_name(text).map(|c| c as i32),
+        "severityNumber" => SeverityNumber::from_str_name(text).map(|c| c as i32),
         _ => None,
     };
     let numeric = matches!(
         key,
         "kind"
             | "code"
+            | "severityNumber"
             | "flags"
             | "droppedAttributesCount"
             | "droppedEventsCount"
@@ -95,9 +98,11 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
     fn decode(text: &str) -> ExportTraceServiceRequest {
-        decode_request(text.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"))
+        decode_request::<ExportTraceServiceRequest>(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
     fn one_span(span: &str) -> String {
@@ -249,10 +254,12 @@ mod tests {
     #[test]
     fn errors_point_at_the_original_text() {
         let text = one_span(r#"{"traceId":"zz","kind":"SPAN_KIND_SERVER"}"#);
-        let err = decode_request(text.as_bytes()).expect_err("bad hex");
+        let err =
+            decode_request::<ExportTraceServiceRequest>(text.as_bytes()).expect_err("bad hex");
         assert!(err.to_string().contains("column"), "{err}");
         let text = one_span(r#"{"kind":"SPAN_KIND_SIDEWAYS"}"#);
-        let err = decode_request(text.as_bytes()).expect_err("unknown enum name");
+        let err = decode_request::<ExportTraceServiceRequest>(text.as_bytes())
+            .expect_err("unknown enum name");
         assert!(err.to_string().contains("column"), "{err}");
     }
 
@@ -266,7 +273,7 @@ mod tests {
             r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#,
             r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":{"intValue":"1.5"}}]}]}]}]}"#,
         ] {
-            let err = decode_request(text.as_bytes()).expect_err(text);
+            let err = decode_request::<ExportTraceServiceRequest>(text.as_bytes()).expect_err(text);
             assert!(matches!(err, IngestError::InvalidJson(_)), "{text}: {err}");
         }
     }
@@ -351,7 +358,7 @@ mod tests {
                 _ => json!({ "resourceSpans": [{ "scopeSpans": [{ "spans": [span] }] }] }),
             };
             let body = serde_json::to_vec(&wrapped).expect("serialize");
-            if let Ok(request) = decode_request(&body) {
+            if let Ok(request) = decode_request::<ExportTraceServiceRequest>(&body) {
                 let _ = spans_from_otlp(request.resource_spans, &SpanLimits::default());
             }
         }
@@ -367,7 +374,8 @@ mod tests {
         let text = one_span(&format!(
             r#"{{{IDS},"attributes":[{{"key":"deep","value":{value}}}]}}"#
         ));
-        let err = decode_request(text.as_bytes()).expect_err("too deep");
+        let err =
+            decode_request::<ExportTraceServiceRequest>(text.as_bytes()).expect_err("too deep");
         assert!(err.to_string().contains("recursion limit"), "{err}");
     }
 

@@ -5,7 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use faultline_model::otlp::{spans_from_otlp, spans_to_otlp, Converted, SpanLimits, TracesData};
-use faultline_storage::{AppendBatch, Store};
+use faultline_model::otlp_logs::{
+    logs_from_otlp, logs_to_otlp, ConvertedLogs, LogLimits, LogsData,
+};
+use faultline_storage::{AppendBatch, LogBatch, Store};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -54,6 +60,15 @@ impl ExportOutcome {
             error_message: self.error_message.clone(),
         });
         ExportTraceServiceResponse { partial_success }
+    }
+
+    /// The OTLP logs response: plain success, or partial success naming what was refused.
+    pub fn to_logs_response(&self) -> ExportLogsServiceResponse {
+        let partial_success = (self.rejected > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: i64::try_from(self.rejected).unwrap_or(i64::MAX),
+            error_message: self.error_message.clone(),
+        });
+        ExportLogsServiceResponse { partial_success }
     }
 }
 
@@ -170,6 +185,77 @@ impl IngestState {
         }
         self.inner.stats.spans(outcome.accepted, outcome.rejected);
         Ok(outcome)
+    }
+}
+
+impl IngestState {
+    /// Decodes `payload` as an OTLP logs export and stores its records in the log store.
+    pub(crate) async fn export_logs(&self, payload: Payload) -> Result<ExportOutcome, IngestError> {
+        self.inner.stats.payload(payload.len());
+        let limits = self.inner.config.log_limits;
+        let (outcome, batch, truncated) = if payload.len() <= INLINE_PAYLOAD_BYTES {
+            prepare_logs(payload, &limits)?
+        } else {
+            run_blocking(move || prepare_logs(payload, &limits)).await??
+        };
+        if let Some(batch) = batch {
+            self.inner
+                .store
+                .logs()
+                .append(batch, self.inner.config.ack)
+                .await?;
+        }
+        self.inner
+            .stats
+            .log_records(outcome.accepted, outcome.rejected, truncated);
+        Ok(outcome)
+    }
+}
+
+/// [`prepare`] for logs; also returns how many records the limits truncated.
+fn prepare_logs(
+    payload: Payload,
+    limits: &LogLimits,
+) -> Result<(ExportOutcome, Option<LogBatch>, u64), IngestError> {
+    let (request, raw): (ExportLogsServiceRequest, _) = match payload {
+        Payload::Protobuf(bytes) => (
+            ExportLogsServiceRequest::decode(bytes.clone())?,
+            Some(bytes),
+        ),
+        Payload::Json(bytes) => (crate::json::decode_request(&bytes)?, None),
+    };
+    let converted = logs_from_otlp(request.resource_logs, limits);
+    let outcome = ExportOutcome {
+        accepted: converted.records.len() as u64,
+        rejected: converted.rejected,
+        error_message: converted.error_message(),
+    };
+    let truncated = converted.truncated_bodies + converted.truncated_attributes;
+    if converted.records.is_empty() {
+        return Ok((outcome, None, truncated));
+    }
+    let otlp = logs_wal_record(&converted, raw);
+    Ok((
+        outcome,
+        Some(LogBatch {
+            records: converted.records,
+            otlp,
+        }),
+        truncated,
+    ))
+}
+
+/// The OTLP `LogsData` bytes the log WAL stores: the request's own bytes when they describe
+/// exactly the accepted records (`ExportLogsServiceRequest` and `LogsData` share field 1).
+fn logs_wal_record(converted: &ConvertedLogs, raw: Option<Bytes>) -> Bytes {
+    match raw {
+        Some(raw) if converted.rejected == 0 && !converted.modified => raw,
+        _ => Bytes::from(
+            LogsData {
+                resource_logs: logs_to_otlp(&converted.records),
+            }
+            .encode_to_vec(),
+        ),
     }
 }
 

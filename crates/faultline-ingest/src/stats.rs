@@ -12,6 +12,9 @@ pub struct IngestStats {
     bytes: AtomicU64,
     overload_rejections: AtomicU64,
     malformed_requests: AtomicU64,
+    log_records_accepted: AtomicU64,
+    log_records_rejected: AtomicU64,
+    log_records_truncated: AtomicU64,
 }
 
 /// A copy of [`IngestStats`] at one moment.
@@ -29,6 +32,12 @@ pub struct IngestStatsSnapshot {
     pub overload_rejections: u64,
     /// Requests refused as malformed, oversized or of an unsupported type.
     pub malformed_requests: u64,
+    /// Log records appended to the store.
+    pub log_records_accepted: u64,
+    /// Log records refused (bad IDs, over the per-request limit).
+    pub log_records_rejected: u64,
+    /// Log records stored with a truncated body or attributes.
+    pub log_records_truncated: u64,
 }
 
 impl IngestStats {
@@ -41,6 +50,9 @@ impl IngestStats {
             bytes: self.bytes.load(Ordering::Relaxed),
             overload_rejections: self.overload_rejections.load(Ordering::Relaxed),
             malformed_requests: self.malformed_requests.load(Ordering::Relaxed),
+            log_records_accepted: self.log_records_accepted.load(Ordering::Relaxed),
+            log_records_rejected: self.log_records_rejected.load(Ordering::Relaxed),
+            log_records_truncated: self.log_records_truncated.load(Ordering::Relaxed),
         }
     }
 
@@ -55,6 +67,15 @@ impl IngestStats {
     pub(crate) fn spans(&self, accepted: u64, rejected: u64) {
         self.spans_accepted.fetch_add(accepted, Ordering::Relaxed);
         self.spans_rejected.fetch_add(rejected, Ordering::Relaxed);
+    }
+
+    pub(crate) fn log_records(&self, accepted: u64, rejected: u64, truncated: u64) {
+        self.log_records_accepted
+            .fetch_add(accepted, Ordering::Relaxed);
+        self.log_records_rejected
+            .fetch_add(rejected, Ordering::Relaxed);
+        self.log_records_truncated
+            .fetch_add(truncated, Ordering::Relaxed);
     }
 
     pub(crate) fn overload(&self) {

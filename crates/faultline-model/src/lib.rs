@@ -5,15 +5,20 @@
 //! shared behind `Arc`s so that a batch of ten thousand spans from one process holds its
 //! resource attributes once. [`otlp`] converts from and to the OTLP protobuf types.
 //!
+//! A [`LogRecord`] is one OpenTelemetry log line; [`otlp_logs`] converts it from and to OTLP.
+//!
 //! This crate holds data and conversions only: no I/O, no async, no storage or wire concerns.
 #![deny(missing_docs)]
 
 mod ids;
+pub mod log;
 pub mod otlp;
+pub mod otlp_logs;
 pub mod query;
 mod span;
 
 pub use ids::{IdParseError, SpanId, TraceId, UnixNanos};
+pub use log::LogRecord;
 pub use span::{
     AttributeValue, Event, InstrumentationScope, KeyValue, Link, Resource, Span, SpanKind, Status,
     StatusCode, UNKNOWN_SERVICE,

@@ -76,13 +76,13 @@ impl Converted {
     }
 }
 
-struct Limiter<'a> {
-    limits: &'a SpanLimits,
-    modified: bool,
+pub(crate) struct Limiter<'a> {
+    pub(crate) limits: &'a SpanLimits,
+    pub(crate) modified: bool,
 }
 
 impl Limiter<'_> {
-    fn attrs(&mut self, kvs: Vec<pc::KeyValue>, dropped: &mut u32) -> Vec<KeyValue> {
+    pub(crate) fn attrs(&mut self, kvs: Vec<pc::KeyValue>, dropped: &mut u32) -> Vec<KeyValue> {
         let max = self.limits.max_attributes_per_span;
         if kvs.len() > max {
             *dropped = dropped.saturating_add((kvs.len() - max) as u32);
@@ -97,7 +97,7 @@ impl Limiter<'_> {
             .collect()
     }
 
-    fn string(&mut self, mut s: String) -> String {
+    pub(crate) fn string(&mut self, mut s: String) -> String {
         let max = self.limits.max_attribute_value_len;
         if s.len() > max {
             let mut cut = max;
@@ -110,7 +110,7 @@ impl Limiter<'_> {
         s
     }
 
-    fn value(&mut self, v: Option<pc::AnyValue>, depth: usize) -> AttributeValue {
+    pub(crate) fn value(&mut self, v: Option<pc::AnyValue>, depth: usize) -> AttributeValue {
         use pc::any_value::Value as V;
         let Some(v) = v.and_then(|v| v.value) else {
             return AttributeValue::Empty;

@@ -12,11 +12,12 @@ mod api_v3;
 mod error;
 mod jaeger;
 pub mod jaeger_json;
+pub mod logs;
 pub mod params;
 mod tempo;
-pub mod traceql;
 #[cfg(test)]
 mod tests;
+pub mod traceql;
 
 use std::sync::Arc;
 
@@ -86,6 +87,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/traces", get(jaeger::search))
         .route("/api/traces/{trace_id}", get(jaeger::trace_by_id))
         .route("/api/dependencies", get(jaeger::dependencies))
+        .route("/api/logs", get(logs::logs))
         .route("/api/v3/traces", get(api_v3::find_traces))
         .route("/api/v3/traces/{trace_id}", get(api_v3::get_trace))
         .route("/api/v3/services", get(api_v3::services))

@@ -91,6 +91,16 @@ pub struct ServeOptions {
     /// How often compaction and retention run. [default: 30s]
     #[arg(long, env = "FAULTLINE_MAINTENANCE_INTERVAL", value_name = "DURATION")]
     pub maintenance_interval: Option<String>,
+
+    /// Longest log record body kept, in bytes; longer bodies are truncated and counted.
+    /// [default: 65536]
+    #[arg(long, env = "FAULTLINE_MAX_LOG_BODY_BYTES", value_name = "BYTES")]
+    pub max_log_body_bytes: Option<usize>,
+
+    /// Most log records accepted in one OTLP export request; the rest are refused as a
+    /// partial success. [default: 100000]
+    #[arg(long, env = "FAULTLINE_MAX_LOG_RECORDS_PER_REQUEST", value_name = "N")]
+    pub max_log_records_per_request: Option<usize>,
 }
 
 /// Whether a span is acknowledged after fsync or on receipt.
@@ -135,6 +145,10 @@ pub struct ServeConfig {
     pub max_head_age: Duration,
     /// Compaction and retention period.
     pub maintenance_interval: Duration,
+    /// Log body length limit.
+    pub max_log_body_bytes: usize,
+    /// Log records per request limit.
+    pub max_log_records_per_request: usize,
 }
 
 impl ServeOptions {
@@ -161,6 +175,10 @@ impl ServeOptions {
             max_head_bytes: self.max_head_bytes.or(lower.max_head_bytes),
             max_head_age: self.max_head_age.or(lower.max_head_age),
             maintenance_interval: self.maintenance_interval.or(lower.maintenance_interval),
+            max_log_body_bytes: self.max_log_body_bytes.or(lower.max_log_body_bytes),
+            max_log_records_per_request: self
+                .max_log_records_per_request
+                .or(lower.max_log_records_per_request),
         }
     }
 
@@ -238,6 +256,14 @@ impl ServeOptions {
             maintenance_interval: duration(
                 "maintenance-interval",
                 merged.maintenance_interval.as_deref().unwrap_or("30s"),
+            )?,
+            max_log_body_bytes: positive(
+                "max-log-body-bytes",
+                merged.max_log_body_bytes.unwrap_or(64 * 1024),
+            )?,
+            max_log_records_per_request: positive(
+                "max-log-records-per-request",
+                merged.max_log_records_per_request.unwrap_or(100_000),
             )?,
         };
         Ok(cfg)

@@ -174,6 +174,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
                 max_attributes_per_span: config.max_attributes_per_span,
                 ..Default::default()
             },
+            log_limits: faultline_model::otlp_logs::LogLimits {
+                max_body_len: config.max_log_body_bytes,
+                max_attribute_value_len: config.max_attribute_value_len,
+                max_attributes_per_record: config.max_attributes_per_span,
+                max_records_per_request: config.max_log_records_per_request,
+                ..Default::default()
+            },
             ack,
             ..Default::default()
         },
@@ -201,11 +208,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
 
     let mut tasks = JoinSet::new();
     let grpc_svc = faultline_ingest::grpc_service(ingest.clone());
+    let logs_grpc_svc = faultline_ingest::logs_grpc_service(ingest.clone());
     let rx = stop_rx.clone();
     tasks.spawn(async move {
         let what = "OTLP/gRPC";
         let res = tonic::transport::Server::builder()
             .add_service(grpc_svc)
+            .add_service(logs_grpc_svc)
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(grpc_listener),
                 stopped(rx),
@@ -214,7 +223,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             .map_err(|e| e.to_string());
         (what, res)
     });
-    tracing::info!(addr = %otlp_grpc_addr, "OTLP/gRPC listening (opentelemetry.proto.collector.trace.v1.TraceService/Export)");
+    tracing::info!(addr = %otlp_grpc_addr, "OTLP/gRPC listening (TraceService/Export, LogsService/Export)");
 
     let otlp_router = faultline_ingest::http_router(ingest.clone());
     let rx = stop_rx.clone();
@@ -226,7 +235,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             .map_err(|e| e.to_string());
         (what, res)
     });
-    tracing::info!(addr = %otlp_http_addr, "OTLP/HTTP listening (POST /v1/traces)");
+    tracing::info!(addr = %otlp_http_addr, "OTLP/HTTP listening (POST /v1/traces, POST /v1/logs)");
 
     let query_router =
         faultline_query::router(faultline_query::QueryState::new(Arc::clone(&store)))
@@ -250,7 +259,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             .map_err(|e| e.to_string());
         (what, res)
     });
-    tracing::info!(addr = %http_addr, "query API and UI listening (UI /, Jaeger /api, /api/v3, /api/analysis, /metrics, /ready)");
+    tracing::info!(addr = %http_addr, "query API and UI listening (UI /, Jaeger /api, /api/logs, /api/v3, /api/analysis, /metrics, /ready)");
 
     // Anomaly detection and root-cause ranking over the live analysis (/api/incidents).
     let detector = faultline_analysis::spawn_detector(Arc::clone(&analyzer), Arc::clone(&store));

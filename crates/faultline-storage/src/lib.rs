@@ -9,6 +9,10 @@
 //! index), `lifecycle` (open and crash recovery, cut/flush, compaction, retention), `query`
 //! (merging head, flushing heads and blocks), `store` (the [`Store`] handle and appends).
 //!
+//! Log records take the same path in `logs` ([`LogStore`], reached through [`Store::logs`]):
+//! their own WAL directory (`wal-logs/`) and block tree (`logs/`), the same WAL code and commit
+//! points.
+//!
 //! This crate knows nothing of wire protocols: it takes model spans plus the OTLP bytes that
 //! describe them, and answers queries in model types. It must not encode or decode Parquet
 //! itself (that is `faultline-block`), and it must never acknowledge an append before the
@@ -19,6 +23,7 @@ mod config;
 mod error;
 mod head;
 mod lifecycle;
+mod logs;
 mod query;
 mod store;
 #[cfg(test)]
@@ -27,4 +32,5 @@ pub mod wal;
 
 pub use config::{AckMode, AppendBatch, StoreConfig, StoreStats, StoreTuning, TraceData};
 pub use error::StorageError;
+pub use logs::{LogBatch, LogStore, LogStoreStats};
 pub use store::Store;

@@ -115,6 +115,8 @@ pub struct Store {
     /// Decoded Parquet footers of recently read blocks: decoding one (page index included)
     /// took most of a trace-by-ID lookup's time.
     pub(crate) footers: Arc<faultline_block::FooterCache>,
+    /// The log records' store, beside the spans' (own WAL directory and block tree).
+    pub(crate) logs: Arc<crate::logs::LogStore>,
 }
 
 impl Store {
@@ -264,7 +266,14 @@ impl Store {
     /// open. Appends after this fail with [`StorageError::ShuttingDown`].
     pub async fn shutdown(&self) -> Result<(), StorageError> {
         self.background.stop().await;
-        self.wal.close().await
+        let logs = self.logs.shutdown().await;
+        self.wal.close().await?;
+        logs
+    }
+
+    /// The log store that lives beside the spans (see [`crate::LogStore`]).
+    pub fn logs(&self) -> &Arc<crate::logs::LogStore> {
+        &self.logs
     }
 }
 

@@ -155,6 +155,7 @@ pub(crate) async fn open(
         wal_segment = first_seq,
         "store opened"
     );
+    let logs = crate::logs::LogStore::open(config.clone(), tuning.clone()).await?;
     let head_since = (!head.is_empty()).then(Instant::now);
     let in_memory = AtomicUsize::new(head.bytes);
     let store = Arc::new(Store {
@@ -183,6 +184,7 @@ pub(crate) async fn open(
         footers: Arc::new(faultline_block::FooterCache::new(
             crate::store::FOOTER_CACHE_BYTES,
         )),
+        logs,
     });
     let weak = Arc::downgrade(&store);
     store.background.spawn(flusher(
@@ -257,7 +259,8 @@ fn replay_into_head(
                 tracing::error!(segment = seq, error = %e, "WAL record is not valid OTLP; skipped");
             }
         },
-        RecordKind::Unknown(kind) => {
+        RecordKind::Logs | RecordKind::Unknown(_) => {
+            let kind = rec.kind.to_byte();
             tracing::warn!(
                 segment = seq,
                 kind,

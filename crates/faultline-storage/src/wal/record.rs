@@ -19,6 +19,8 @@ pub const MAX_PAYLOAD_LEN: usize = 256 * 1024 * 1024;
 pub enum RecordKind {
     /// An OTLP `TracesData` protobuf.
     Traces,
+    /// An OTLP `LogsData` protobuf (written to the log WAL, `wal-logs/`).
+    Logs,
     /// A kind this version does not know (written by a newer version); skipped on replay.
     Unknown(u8),
 }
@@ -28,6 +30,7 @@ impl RecordKind {
     pub fn to_byte(self) -> u8 {
         match self {
             Self::Traces => 1,
+            Self::Logs => 2,
             Self::Unknown(b) => b,
         }
     }
@@ -36,6 +39,7 @@ impl RecordKind {
     pub fn from_byte(b: u8) -> Self {
         match b {
             1 => Self::Traces,
+            2 => Self::Logs,
             other => Self::Unknown(other),
         }
     }

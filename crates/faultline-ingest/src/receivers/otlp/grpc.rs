@@ -1,4 +1,6 @@
-//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` and
+//! `opentelemetry.proto.collector.logs.v1.LogsService/Export`, one service type per signal
+//! ([`TraceGrpcService`], [`LogsGrpcService`]) over the same code.
 //!
 //! This is a hand-written twin of the generated `TraceServiceServer` rather than an
 //! implementation of its `TraceService` trait, for two reasons. The generated server decodes
@@ -8,11 +10,12 @@
 //! and a clean request's bytes become the WAL record without being re-encoded.
 
 use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::SERVICE_NAME;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -22,7 +25,7 @@ use tonic::Code;
 
 use super::body::read_body_within;
 use crate::pipeline::Payload;
-use crate::IngestState;
+use crate::{IngestError, IngestState};
 
 /// Bytes gRPC puts before each message: a compression flag and a 32-bit length.
 const GRPC_FRAME_HEADER_BYTES: usize = 5;
@@ -30,25 +33,97 @@ const GRPC_FRAME_HEADER_BYTES: usize = 5;
 /// The gRPC path of the trace export method.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// The OTLP trace service, ready for `tonic::transport::Server::add_service`. Accepts gzip
+/// The gRPC path of the logs export method.
+pub const LOGS_EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+/// One OTLP signal's export method: its path, response type, and pipeline entry.
+pub trait ExportSignal: Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// The full gRPC path of the `Export` method.
+    const PATH: &'static str;
+    /// The response message.
+    type Response: Message + Default + Send + 'static;
+    /// Runs the pipeline for one request's protobuf bytes.
+    fn export(state: IngestState, body: Bytes) -> BoxFuture<Self::Response, IngestError>;
+}
+
+/// Traces: `TraceService/Export`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracesSignal;
+
+/// Logs: `LogsService/Export`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogsSignal;
+
+impl ExportSignal for TracesSignal {
+    const PATH: &'static str = EXPORT_PATH;
+    type Response = ExportTraceServiceResponse;
+    fn export(state: IngestState, body: Bytes) -> BoxFuture<Self::Response, IngestError> {
+        Box::pin(async move {
+            state
+                .export(Payload::Protobuf(body))
+                .await
+                .map(|o| o.to_response())
+        })
+    }
+}
+
+impl ExportSignal for LogsSignal {
+    const PATH: &'static str = LOGS_EXPORT_PATH;
+    type Response = ExportLogsServiceResponse;
+    fn export(state: IngestState, body: Bytes) -> BoxFuture<Self::Response, IngestError> {
+        Box::pin(async move {
+            state
+                .export_logs(Payload::Protobuf(body))
+                .await
+                .map(|o| o.to_logs_response())
+        })
+    }
+}
+
+/// An OTLP export service, ready for `tonic::transport::Server::add_service`. Accepts gzip
 /// requests, answers gzip to clients that accept it, and refuses messages over
 /// `max_request_bytes` (before and after decompression).
 #[derive(Clone, Debug)]
-pub struct TraceGrpcService {
+pub struct OtlpGrpcService<S> {
     state: IngestState,
+    signal: PhantomData<S>,
 }
+
+/// The OTLP trace service.
+pub type TraceGrpcService = OtlpGrpcService<TracesSignal>;
+
+/// The OTLP logs service.
+pub type LogsGrpcService = OtlpGrpcService<LogsSignal>;
 
 /// Builds the OTLP/gRPC trace service over `state`.
 pub fn grpc_service(state: IngestState) -> TraceGrpcService {
-    TraceGrpcService { state }
+    OtlpGrpcService {
+        state,
+        signal: PhantomData,
+    }
+}
+
+/// Builds the OTLP/gRPC logs service over `state`.
+pub fn logs_grpc_service(state: IngestState) -> LogsGrpcService {
+    OtlpGrpcService {
+        state,
+        signal: PhantomData,
+    }
 }
 
 impl NamedService for TraceGrpcService {
-    const NAME: &'static str = SERVICE_NAME;
+    const NAME: &'static str =
+        opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::SERVICE_NAME;
 }
 
-impl<B> Service<http::Request<B>> for TraceGrpcService
+impl NamedService for LogsGrpcService {
+    const NAME: &'static str =
+        opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::SERVICE_NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for OtlpGrpcService<S>
 where
+    S: ExportSignal,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
@@ -63,10 +138,11 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let state = self.state.clone();
         Box::pin(async move {
-            if request.uri().path() != EXPORT_PATH {
+            if request.uri().path() != S::PATH {
                 return Ok(tonic::Status::unimplemented(format!(
-                    "unknown method {}; this service implements {EXPORT_PATH}",
-                    request.uri().path()
+                    "unknown method {}; this service implements {}",
+                    request.uri().path(),
+                    S::PATH
                 ))
                 .into_http());
             }
@@ -94,14 +170,15 @@ where
                 }
             };
             let request = http::Request::from_parts(parts, axum::body::Body::from(body));
-            let mut grpc = Grpc::new(RawRequestCodec)
+            let mut grpc = Grpc::new(RawRequestCodec::<S::Response>(PhantomData))
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit);
             let handled = Arc::new(AtomicBool::new(false));
-            let handler = ExportHandler {
+            let handler = ExportHandler::<S> {
                 state: state.clone(),
                 handled: Arc::clone(&handled),
+                signal: PhantomData,
             };
             let mut response = grpc.unary(handler, request).await;
             oversized_frame_to_final(&mut response);
@@ -139,23 +216,24 @@ fn failed(response: &http::Response<tonic::body::Body>) -> bool {
 }
 
 /// Runs one export through the shared pipeline.
-struct ExportHandler {
+struct ExportHandler<S> {
     state: IngestState,
     /// Set once the request reached the handler, so that the caller can tell tonic's own
     /// refusals from the pipeline's.
     handled: Arc<AtomicBool>,
+    signal: PhantomData<S>,
 }
 
-impl UnaryService<Bytes> for ExportHandler {
-    type Response = ExportTraceServiceResponse;
+impl<S: ExportSignal> UnaryService<Bytes> for ExportHandler<S> {
+    type Response = S::Response;
     type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         self.handled.store(true, Ordering::Relaxed);
         let state = self.state.clone();
         Box::pin(async move {
-            match state.export(Payload::Protobuf(request.into_inner())).await {
-                Ok(outcome) => Ok(tonic::Response::new(outcome.to_response())),
+            match S::export(state.clone(), request.into_inner()).await {
+                Ok(response) => Ok(tonic::Response::new(response)),
                 Err(err) => {
                     state.record_failure(&err);
                     tracing::debug!(error = %err, "OTLP/gRPC export refused");
@@ -167,17 +245,17 @@ impl UnaryService<Bytes> for ExportHandler {
 }
 
 /// Passes request messages through as bytes and encodes responses with prost.
-#[derive(Clone, Copy, Debug, Default)]
-struct RawRequestCodec;
+#[derive(Debug)]
+struct RawRequestCodec<R>(PhantomData<R>);
 
-impl Codec for RawRequestCodec {
-    type Encode = ExportTraceServiceResponse;
+impl<R: Message + Send + 'static> Codec for RawRequestCodec<R> {
+    type Encode = R;
     type Decode = Bytes;
-    type Encoder = ResponseEncoder;
+    type Encoder = ResponseEncoder<R>;
     type Decoder = RawDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ResponseEncoder
+        ResponseEncoder(PhantomData)
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -185,11 +263,11 @@ impl Codec for RawRequestCodec {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct ResponseEncoder;
+#[derive(Debug)]
+struct ResponseEncoder<R>(PhantomData<R>);
 
-impl Encoder for ResponseEncoder {
-    type Item = ExportTraceServiceResponse;
+impl<R: Message> Encoder for ResponseEncoder<R> {
+    type Item = R;
     type Error = tonic::Status;
 
     fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {

@@ -1,4 +1,5 @@
-//! OTLP/HTTP: `POST /v1/traces` with a protobuf or JSON body, optionally gzip-compressed.
+//! OTLP/HTTP: `POST /v1/traces` and `POST /v1/logs` with a protobuf or JSON body, optionally
+//! gzip-compressed.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
@@ -15,20 +16,40 @@ use crate::{IngestError, IngestState};
 /// The path OTLP/HTTP exporters send traces to.
 pub const TRACES_PATH: &str = "/v1/traces";
 
-/// A router answering `POST /v1/traces`; merge it into the server's OTLP/HTTP listener.
+/// The path OTLP/HTTP exporters send logs to.
+pub const LOGS_PATH: &str = "/v1/logs";
+
+/// A router answering `POST /v1/traces` and `POST /v1/logs`; merge it into the server's
+/// OTLP/HTTP listener.
 pub fn http_router(state: IngestState) -> Router {
     Router::new()
         .route(TRACES_PATH, post(export_traces))
+        .route(LOGS_PATH, post(export_logs))
         .with_state(state)
 }
 
+/// Which signal an export carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    Traces,
+    Logs,
+}
+
 async fn export_traces(State(state): State<IngestState>, request: Request) -> Response {
+    export(state, request, Signal::Traces).await
+}
+
+async fn export_logs(State(state): State<IngestState>, request: Request) -> Response {
+    export(state, request, Signal::Logs).await
+}
+
+async fn export(state: IngestState, request: Request, signal: Signal) -> Response {
     // Until the content type is known, errors are written as JSON: readable by people and
     // by any client.
     let mut encoding = HttpEncoding::Json;
-    let result = handle(&state, request, &mut encoding).await;
+    let result = handle(&state, request, &mut encoding, signal).await;
     match result {
-        Ok(outcome) => success_response(&outcome, encoding),
+        Ok(outcome) => success_response(&outcome, encoding, signal),
         Err(err) => {
             state.record_failure(&err);
             tracing::debug!(error = %err, "OTLP/HTTP export refused");
@@ -41,6 +62,7 @@ async fn handle(
     state: &IngestState,
     request: Request,
     encoding: &mut HttpEncoding,
+    signal: Signal,
 ) -> Result<ExportOutcome, IngestError> {
     state.count_request();
     let (parts, body) = request.into_parts();
@@ -60,7 +82,10 @@ async fn handle(
         HttpEncoding::Protobuf => Payload::Protobuf(body),
         HttpEncoding::Json => Payload::Json(body),
     };
-    state.export(payload).await
+    match signal {
+        Signal::Traces => state.export(payload).await,
+        Signal::Logs => state.export_logs(payload).await,
+    }
 }
 
 /// The body encoding named by `Content-Type`, ignoring parameters such as `charset`.
@@ -114,13 +139,18 @@ fn quoted(value: &str) -> String {
     }
 }
 
-fn success_response(outcome: &ExportOutcome, encoding: HttpEncoding) -> Response {
-    let response = outcome.to_response();
-    let body = match encoding {
-        HttpEncoding::Protobuf => response.encode_to_vec(),
+fn success_response(outcome: &ExportOutcome, encoding: HttpEncoding, signal: Signal) -> Response {
+    let body = match (encoding, signal) {
         // A fully successful export answers `{}` rather than `{"partialSuccess":null}`.
-        HttpEncoding::Json if response.partial_success.is_none() => b"{}".to_vec(),
-        HttpEncoding::Json => serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+        (HttpEncoding::Json, _) if outcome.rejected == 0 => b"{}".to_vec(),
+        (HttpEncoding::Protobuf, Signal::Traces) => outcome.to_response().encode_to_vec(),
+        (HttpEncoding::Protobuf, Signal::Logs) => outcome.to_logs_response().encode_to_vec(),
+        (HttpEncoding::Json, Signal::Traces) => {
+            serde_json::to_vec(&outcome.to_response()).unwrap_or_else(|_| b"{}".to_vec())
+        }
+        (HttpEncoding::Json, Signal::Logs) => {
+            serde_json::to_vec(&outcome.to_logs_response()).unwrap_or_else(|_| b"{}".to_vec())
+        }
     };
     ([(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
 }
