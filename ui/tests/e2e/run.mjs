@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { bigJaegerTrace, bigOtlpTrace, checkoutTrace, hex, poll, sendSpans, startServer, stopAll, uiDir } from './harness.mjs';
+import { bigJaegerTrace, bigOtlpTrace, checkoutTrace, hex, poll, sendSpans, startServer, startTraffic, stopAll, uiDir } from './harness.mjs';
 
 const artifacts = path.join(uiDir, 'test-artifacts');
 fs.mkdirSync(artifacts, { recursive: true });
@@ -52,7 +52,10 @@ async function seed(otlp) {
 async function main() {
   const srv = await startServer(artifacts);
   console.log(`server: ${srv.api}, UI at ${srv.base}${srv.servesUi ? '' : ' (proxy)'}`);
-  const data = await seed(srv.otlp);
+  // Live traffic from the start: the analysis sees normal calls while the other tests run,
+  // then the ledger starts failing and the map colouring test (last) waits for it to show.
+  const traffic = bench ? null : startTraffic(srv.otlp);
+  const data = { ...(await seed(srv.otlp)), traffic };
   await poll('seeded traces to be searchable', async () => {
     const r = await (await fetch(`${srv.api}/api/traces?service=frontend&lookback=1h&limit=100`)).json();
     return (r.data ?? []).length >= 14;
@@ -95,6 +98,7 @@ async function main() {
       }
     }
   } finally {
+    traffic?.stop();
     await ctx.close();
     stopAll();
     fs.rmSync(profile, { recursive: true, force: true });
@@ -269,6 +273,100 @@ const TESTS = {
     await page.waitForSelector('.diff-row');
   },
 
+  async 'search by TraceQL: matched spans, the query in the URL, syntax errors under the box'(page, { base }) {
+    await page.goto(`${base}/search`);
+    await page.click('role=radio[name="TraceQL"]');
+    const query = '{ resource.service.name = "payments" && status = error }';
+    await page.fill('textarea[name=q]', query);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('.result');
+    assert.equal(new URL(page.url()).searchParams.get('q'), query);
+    // Two of the seeded checkouts failed in payments (i = 3 and 8).
+    assert.equal(await page.locator('.result').count(), 2);
+    for (const t of await page.locator('.result-title').allTextContents()) assert.equal(t, 'frontend: GET /checkout');
+    for (const m of await page.locator('.result .matched').allTextContents()) assert.equal(m, '1 matched span');
+    assert.equal(await page.locator('.scatter circle').count(), 2);
+    await shot(page, 'search-traceql');
+    // The URL restores the query.
+    await page.reload();
+    await page.waitForSelector('.result');
+    assert.equal(await page.inputValue('textarea[name=q]'), query);
+    // A syntax error is shown under the box, with where it is.
+    await page.fill('textarea[name=q]', '{ status = }');
+    await page.keyboard.press('Control+Enter');
+    await page.waitForSelector('.query-error');
+    const msg = await page.locator('.query-error').textContent();
+    assert.ok(msg.trim().length > 0, 'the server says what is wrong');
+    assert.equal(await page.locator('.result').count(), 0);
+    assert.equal(await page.getAttribute('textarea[name=q]', 'aria-invalid'), 'true');
+    await shot(page, 'search-traceql-error');
+    // Back to the service form: the URL drops the query.
+    await page.click('role=radio[name="Service"]');
+    await page.selectOption('select[name=service]', 'payments');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('.result');
+    assert.equal(new URL(page.url()).searchParams.has('q'), false);
+  },
+
+  async 'timeline zoom: drag across the time axis, zoom to a span, reset'(page, { base, fast }) {
+    await page.goto(`${base}/trace/${fast.traceId}`);
+    await page.waitForSelector('.span-row');
+    const auth = fast.spans.find((x) => x.name === 'check token'); // 1-6 ms of 38 ms
+    const pay = fast.spans.find((x) => x.name === 'charge card'); // 20-35 ms
+    const bar = (id) => page.locator(`.span-row[data-span="${id}"] .span-bar`);
+    assert.equal(await bar(auth.spanId).count(), 1);
+    const r = await page.locator('.ruler-time').boundingBox();
+    await page.mouse.move(r.x + r.width * 0.5, r.y + r.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(r.x + r.width * 0.75, r.y + r.height / 2, { steps: 4 });
+    await page.mouse.move(r.x + r.width - 1, r.y + r.height / 2, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForSelector('.reset-timeline-zoom');
+    assert.equal(await bar(auth.spanId).count(), 0, 'a span before the range has no bar');
+    assert.equal(await bar(pay.spanId).count(), 1);
+    const ticks = await page.locator('.ruler-time .tick').allTextContents();
+    assert.match(ticks[0], /^19(\.0)?ms$/, `ruler starts at half the trace: ${ticks}`);
+    await shot(page, 'trace-zoom');
+    await page.click('.reset-timeline-zoom');
+    await page.waitForSelector('.reset-timeline-zoom', { state: 'detached' });
+    assert.equal(await bar(auth.spanId).count(), 1);
+    // Keyboard: z zooms to the selected span, z again resets.
+    await page.locator(`.span-row[data-span="${pay.spanId}"]`).click();
+    await page.keyboard.press('Escape'); // closes the details, keeps nothing selected
+    await page.locator(`.span-row[data-span="${pay.spanId}"]`).click();
+    await page.keyboard.press('z');
+    await page.waitForSelector('.reset-timeline-zoom');
+    const w = await bar(pay.spanId).evaluate((el) => el.getBoundingClientRect().width / el.parentElement.getBoundingClientRect().width);
+    assert.ok(w > 0.9, `the span fills the zoomed timeline (${w})`);
+    await page.keyboard.press('z');
+    await page.waitForSelector('.reset-timeline-zoom', { state: 'detached' });
+  },
+
+  async 'service page: RED charts per operation, exemplar click-through'(page, { base }) {
+    await page.goto(`${base}/services?service=cart&window=10m`);
+    const card = page.locator('.red-card[data-operation="load cart"]');
+    await card.waitFor();
+    const summary = await card.locator('.red-summary').textContent();
+    assert.match(summary, /Calls\s*1[0-9]/, `the seeded checkouts are counted: ${summary}`);
+    assert.equal(await card.locator('.red-chart').count(), 3);
+    assert.ok((await card.locator('.red-chart .bar').count()) >= 1, 'rate bars drawn');
+    assert.ok((await card.locator('.quantile').count()) >= 1, 'quantile lines drawn');
+    await card.locator('.exemplar-dot').first().waitFor();
+    await shot(page, 'service-red');
+    // The picker lists services with live series.
+    const options = await page.locator('select[name=service] option').allTextContents();
+    for (const s of ['cart', 'frontend', 'payments']) assert.ok(options.includes(s), `${s} in ${options}`);
+    const id = await card.locator('.exemplar-dot').first().getAttribute('data-trace');
+    await card.locator('.exemplar').first().click();
+    await page.waitForURL(new RegExp(`/trace/${id}\\?span=`));
+    await page.waitForSelector('.span-detail');
+    assert.match(await page.locator('.span-detail h2').textContent(), /cart: load cart/);
+    // A service without traffic in the window says so.
+    await page.goto(`${base}/services?service=nonexistent-service&window=1m`);
+    await page.waitForSelector('.state.empty');
+    assert.match(await page.locator('.state.empty').textContent(), /No spans from nonexistent-service/);
+  },
+
   async 'hostile span data is shown as text and never runs'(page, { base, xssId }) {
     await page.goto(`${base}/trace/${xssId}`);
     await page.waitForSelector('.span-row');
@@ -288,6 +386,9 @@ const TESTS = {
     await page.goto(`${base}/dependencies`);
     await page.waitForSelector('.service-map .node');
     await shot(page, 'xss-map');
+    await page.goto(`${base}/services?service=${encodeURIComponent(XSS.service)}&window=10m`);
+    await page.waitForSelector('.red-card');
+    assert.ok((await page.locator('.red-card').first().textContent()).includes(XSS.name), 'operation name rendered literally');
     assert.equal(await page.evaluate(() => window.__xss), undefined, 'no payload executed');
     // No element from the payloads made it into the DOM.
     assert.equal(await page.locator('main img, main script, main svg[onload], main [onerror]').count(), 0);
@@ -348,6 +449,40 @@ const TESTS = {
     await page.waitForSelector('.span-row.selected.match');
     return r;
   },
+
+  async 'service map: coloured by RED (a failing callee turns red), pan and zoom'(page, { base, traffic }) {
+    // The live traffic's ledger starts failing after its normal phase; the map turns it red
+    // within a minute window. Reload until it does (the map does not refresh by itself).
+    const deadline = Date.now() + Math.max(60_000, traffic.failingFrom - Date.now() + 90_000);
+    const health = (sel) => page.locator(sel).getAttribute('data-health');
+    for (;;) {
+      await page.goto(`${base}/dependencies?lookback=1h`);
+      await page.waitForSelector('.service-map .node[data-service="ledger-e2e"]');
+      await page.waitForSelector('.map-legend .legend-item');
+      if ((await health('.service-map .node[data-service="ledger-e2e"]')) === 'bad') break;
+      if (Date.now() > deadline) throw new Error(`ledger-e2e never turned bad: ${await health('.service-map .node[data-service="ledger-e2e"]')}`);
+      await page.waitForTimeout(2000);
+    }
+    assert.equal(await health('.service-map .edge[data-edge="gateway-e2e->ledger-e2e"]'), 'bad');
+    // Services whose calls stopped minutes ago are idle, not failing.
+    assert.ok(['idle', 'ok', 'none'].includes(await health('.service-map .node[data-service="auth"]')));
+    assert.match(await page.locator('.service-map .node[data-service="ledger-e2e"] title').textContent(), /failing \([0-9.]+% errors/);
+    await shot(page, 'service-map-red');
+    // Zoom with the buttons, pan by dragging the background, fit again.
+    const level = () => page.locator('.zoom-level').textContent();
+    const before = await level();
+    await page.click('.map-zoom button[title^="Zoom in"]');
+    await page.waitForFunction((b) => document.querySelector('.zoom-level').textContent !== b, before);
+    const box = await page.locator('.map-scroll').boundingBox();
+    const t0 = await page.locator('.map-content').getAttribute('transform');
+    await page.mouse.move(box.x + 20, box.y + box.height - 20);
+    await page.mouse.down();
+    await page.mouse.move(box.x + 120, box.y + box.height - 60, { steps: 5 });
+    await page.mouse.up();
+    assert.notEqual(await page.locator('.map-content').getAttribute('transform'), t0, 'dragging pans');
+    await page.click('.map-fit');
+    await page.waitForFunction((b) => document.querySelector('.zoom-level').textContent === b, before);
+  },
 };
 
 /** Serves a generated n-span trace through page.route and measures render and scroll. */
@@ -369,7 +504,6 @@ async function measureLoaded(page, base, traceID, n, shotName, bodyBytes) {
     const api = performance.getEntriesByType('resource').find((e) => e.name.includes('/api/traces/'));
     return {
       responseEnd: nav.responseEnd,
-      downloaded: m('faultline:trace-downloaded'),
       fetched: m('faultline:trace-parsed'),
       built: m('faultline:trace-built'),
       rendered: m('faultline:trace-rendered'),
@@ -428,7 +562,8 @@ async function measureLoaded(page, base, traceID, n, shotName, bodyBytes) {
     // the UI's own steps.
     serverFirstByteMs: Math.round((marks.api?.responseStart ?? NaN) - (marks.api?.requestStart ?? NaN)),
     transferMs: Math.round((marks.api?.responseEnd ?? NaN) - (marks.api?.responseStart ?? NaN)),
-    parseMs: Math.round(marks.fetched - marks.downloaded),
+    // Response.json() starts when the last byte has arrived (responseEnd).
+    parseMs: Math.round(marks.fetched - (marks.api?.responseEnd ?? NaN)),
     modelMs: Math.round(marks.built - marks.fetched),
     renderMs: Math.round(marks.rendered - marks.built),
     scrollFrameAvgMs: +avg.toFixed(1),
