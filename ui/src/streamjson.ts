@@ -12,6 +12,11 @@
 // whole answer, so the result is always what JSON.parse gives.
 
 const BOUNDARY = '},{"traceID":';
+/**
+ * A first piece this large means the answer is arriving faster than it can be parsed (a cache,
+ * a fast local server): one JSON.parse of the whole text is then cheaper than cutting it.
+ */
+const WHOLE_ANSWER_CHUNK = 2 * 1024 * 1024;
 const QUOTE = 34;
 const BACKSLASH = 92;
 const OPEN_BRACE = 123;
@@ -24,7 +29,8 @@ export class SpanStreamParser {
   private chunks: string[] = [];
   /** Received text not yet parsed: from the start of the next unparsed span. */
   private buf = '';
-  private phase: 'prefix' | 'spans' | 'failed' = 'prefix';
+  /** `whole`: parse everything at the end (unexpected text, or no time to win). */
+  private phase: 'prefix' | 'spans' | 'whole' = 'prefix';
   /** The answer up to and including `"spans":[`. */
   private prefix = '';
   private spans: unknown[] = [];
@@ -32,13 +38,17 @@ export class SpanStreamParser {
   /** Feeds the next piece of text. */
   push(text: string): void {
     this.chunks.push(text);
-    if (this.phase === 'failed') return;
+    if (this.phase === 'whole') return;
+    if (this.spans.length === 0 && text.length >= WHOLE_ANSWER_CHUNK) {
+      this.phase = 'whole';
+      return;
+    }
     this.buf += text;
     try {
       if (this.phase === 'prefix') this.findSpans();
       if (this.phase === 'spans') this.cutBatch();
     } catch {
-      this.phase = 'failed';
+      this.phase = 'whole';
     }
   }
 

@@ -48,6 +48,16 @@ describe('streaming trace parser', () => {
     expect(out).toEqual(JSON.parse(big));
   });
 
+  it('parses once at the end when the answer arrives in one large piece', () => {
+    const spans = Array.from({ length: 12000 }, (_, i) => ({ ...trace.spans[0], spanID: `s${i}`, tags: [{ key: 'k', type: 'string', value: 'x'.repeat(200) }] }));
+    const big = JSON.stringify({ data: [{ traceID: 't', spans, processes: trace.processes }] });
+    expect(big.length).toBeGreaterThan(2 * 1024 * 1024);
+    const p = new SpanStreamParser();
+    p.push(big);
+    expect(p.parsedSpans).toBe(0);
+    expect(p.finish()).toEqual(JSON.parse(big));
+  });
+
   it('falls back to one parse for answers of another shape, and fails as JSON.parse does', () => {
     expect(feed('{"data":[],"errors":null}', [5])).toEqual({ data: [], errors: null });
     expect(feed('{"data":null,"errors":[{"code":404,"msg":"not found"}]}', [10])).toEqual({ data: null, errors: [{ code: 404, msg: 'not found' }] });
