@@ -85,10 +85,11 @@ pub struct IngestReport {
     pub overloaded_retries: u64,
 }
 
-struct Server {
-    child: Child,
-    grpc: String,
-    api: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) grpc: String,
+    pub(crate) otlp_http: String,
+    pub(crate) api: String,
 }
 
 impl Drop for Server {
@@ -102,7 +103,11 @@ fn free_port() -> Result<u16, BenchError> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn start_server(exe: &Path, data_dir: &Path, extra: &[String]) -> Result<Server, BenchError> {
+pub(crate) async fn start_server(
+    exe: &Path,
+    data_dir: &Path,
+    extra: &[String],
+) -> Result<Server, BenchError> {
     let (g, h, q) = (free_port()?, free_port()?, free_port()?);
     std::fs::create_dir_all(data_dir)?;
     let log = std::fs::File::create(data_dir.join("server.log"))?;
@@ -122,6 +127,7 @@ async fn start_server(exe: &Path, data_dir: &Path, extra: &[String]) -> Result<S
     let mut server = Server {
         child,
         grpc: format!("http://127.0.0.1:{g}"),
+        otlp_http: format!("http://127.0.0.1:{h}"),
         api: format!("http://127.0.0.1:{q}"),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -148,7 +154,7 @@ async fn start_server(exe: &Path, data_dir: &Path, extra: &[String]) -> Result<S
     }
 }
 
-fn percentiles(mut ms: Vec<f64>) -> [f64; 3] {
+pub(crate) fn percentiles(mut ms: Vec<f64>) -> [f64; 3] {
     if ms.is_empty() {
         return [0.0; 3];
     }

@@ -5,9 +5,13 @@
 //! server CPU-seconds per million spans, peak RSS, bytes on disk per span once blocks are
 //! written, and trace-by-ID and search latency percentiles on the stored data.
 //!
+//! `bench logs` does the same for OTLP/HTTP log ingest: records per server CPU-second, bytes
+//! per record in log blocks, and logs-by-trace-ID latency.
+//!
 //! Benchmarks measure; they never assert. They run on loopback only.
 #![deny(missing_docs)]
 
 pub mod generator;
 pub mod ingest;
+pub mod logs;
 mod process;

@@ -81,6 +81,10 @@ enum BenchCommand {
     /// spans at it, and reports spans/s, server CPU per span, peak RSS, bytes per span on disk,
     /// and trace-by-ID and search latency.
     Ingest(faultline_bench::ingest::IngestArgs),
+    /// Durable OTLP/HTTP log ingest: starts a server in a separate process, sends generated
+    /// log records (most inside traces), and reports records/s per server CPU-second, bytes
+    /// per record on disk and logs-by-trace-ID latency.
+    Logs(faultline_bench::logs::LogsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -110,6 +114,12 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(BenchCommand::Ingest(args)) => {
                 let exe = std::env::current_exe()?;
                 let report = faultline_bench::ingest::run(&args, &exe).await?;
+                println!("{}", report.to_markdown());
+                Ok(())
+            }
+            Command::Bench(BenchCommand::Logs(args)) => {
+                let exe = std::env::current_exe()?;
+                let report = faultline_bench::logs::run(&args, &exe).await?;
                 println!("{}", report.to_markdown());
                 Ok(())
             }
