@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { bigJaegerTrace, bigOtlpTrace, checkoutTrace, hex, poll, sendSpans, startServer, startTraffic, stopAll, uiDir } from './harness.mjs';
+import { bigJaegerTrace, bigOtlpTrace, checkoutTrace, hex, poll, sendLogs, sendSpans, startServer, startTraffic, stopAll, uiDir } from './harness.mjs';
 
 const artifacts = path.join(uiDir, 'test-artifacts');
 fs.mkdirSync(artifacts, { recursive: true });
@@ -52,8 +52,8 @@ async function seed(otlp) {
 async function main() {
   const srv = await startServer(artifacts);
   console.log(`server: ${srv.api}, UI at ${srv.base}${srv.servesUi ? '' : ' (proxy)'}`);
-  // Live traffic from the start: the analysis sees normal calls while the other tests run,
-  // then the ledger starts failing and the map colouring test (last) waits for it to show.
+  // Live traffic from the start: the detector learns its baseline while the other tests run,
+  // then the ledger starts failing and the incidents tests (last) wait for the incident.
   const traffic = bench ? null : startTraffic(srv.otlp);
   const data = { ...(await seed(srv.otlp)), traffic };
   await poll('seeded traces to be searchable', async () => {
@@ -308,6 +308,46 @@ const TESTS = {
     assert.equal(new URL(page.url()).searchParams.has('q'), false);
   },
 
+  async 'trace view shows its log lines, attached to their spans'(page, { base, otlp, api, fast, slow }) {
+    const root = fast.spans[0];
+    const db = fast.spans.find((x) => x.name === 'SELECT items');
+    const pay = fast.spans.find((x) => x.name === 'charge card');
+    const traceId = fast.traceId;
+    await sendLogs(otlp, [
+      { service: 'frontend', timeNs: root.startNs + 100_000n, severity: 'INFO', body: 'request received', traceId, spanId: '' },
+      { service: 'db', timeNs: db.startNs + 500_000n, severity: 'INFO', body: 'query planned', traceId, spanId: db.spanId, attrs: { 'db.rows': 3 } },
+      { service: 'payments', timeNs: pay.startNs + 1_000_000n, severity: 'WARN', body: 'card network slow, retrying', traceId, spanId: pay.spanId },
+      { service: 'payments', timeNs: pay.startNs + 2_000_000n, severity: 'ERROR', body: '<img src=x onerror="window.__xss=9">retry failed', traceId, spanId: pay.spanId },
+    ]);
+    await poll('log lines stored', async () => ((await (await fetch(`${api}/api/logs?traceID=${traceId}`)).json()).data ?? []).length === 4);
+    await page.goto(`${base}/trace/${traceId}?view=logs`);
+    await page.waitForSelector('.log-line');
+    assert.equal(await page.locator('.log-line').count(), 4);
+    assert.match(await page.locator('.log-line').first().textContent(), /request received.*no span/);
+    assert.match(await page.locator('role=tab[name=/Logs/]').textContent(), /Logs \(4\)/);
+    await page.selectOption('select[aria-label="Minimum severity"]', 'WARN');
+    await page.waitForFunction(() => document.querySelectorAll('.log-line').length === 2);
+    assert.ok((await page.locator('main').textContent()).includes('<img src=x onerror="window.__xss=9">retry failed'), 'body shown as text');
+    await page.fill('input[aria-label="Filter log lines"]', 'retrying');
+    await page.waitForFunction(() => document.querySelectorAll('.log-line').length === 1);
+    await shot(page, 'trace-logs');
+    // A line's span button selects that span in the timeline, whose details list its lines.
+    await page.locator('.log-line .log-span').click();
+    await page.waitForSelector('.span-detail');
+    assert.match(await page.locator('.span-detail h2').textContent(), /payments: charge card/);
+    assert.equal(new URL(page.url()).searchParams.get('view'), null);
+    assert.equal(new URL(page.url()).searchParams.get('span'), pay.spanId);
+    assert.match(await page.locator('.span-detail .span-logs h3').textContent(), /Log lines\s*2/);
+    assert.match(await page.locator(`.span-row[data-span="${pay.spanId}"] .log-mark`).textContent(), /2 logs/);
+    assert.match(await page.locator(`.span-row[data-span="${db.spanId}"] .log-mark`).textContent(), /1 log\b/);
+    await shot(page, 'trace-span-logs');
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    // A trace without lines says how to get them.
+    await page.goto(`${base}/trace/${slow.traceId}?view=logs`);
+    await page.waitForSelector('.state.empty');
+    assert.match(await page.locator('.state.empty').textContent(), /No log lines.*\/v1\/logs/s);
+  },
+
   async 'timeline zoom: drag across the time axis, zoom to a span, reset'(page, { base, fast }) {
     await page.goto(`${base}/trace/${fast.traceId}`);
     await page.waitForSelector('.span-row');
@@ -483,6 +523,52 @@ const TESTS = {
     await page.click('.map-fit');
     await page.waitForFunction((b) => document.querySelector('.zoom-level').textContent === b, before);
   },
+
+  async 'incidents: the detector’s incident with ranked causes, explanations and evidence'(page, { base, api, traffic }) {
+    const deadline = Math.max(60_000, traffic.failingFrom - Date.now() + 180_000);
+    const inc = await poll(
+      'an open incident about the failing ledger',
+      async () => {
+        const r = await (await fetch(`${api}/api/incidents?status=open&limit=20`)).json();
+        return (r.data ?? []).find((i) => i.symptoms.some((s) => s.service.endsWith('-e2e')) && i.rootCauses.length > 0);
+      },
+      deadline,
+    );
+    await page.goto(`${base}/incidents`);
+    const item = page.locator(`.incident[data-incident="${inc.id}"]`);
+    await item.waitFor();
+    assert.match(await item.textContent(), /open/);
+    await shot(page, 'incidents');
+    await item.locator('a').click();
+    await page.waitForURL(new RegExp(`/incidents/${inc.id}`));
+    await page.waitForSelector('.symptoms tbody tr');
+    await page.waitForSelector('.cause');
+    const detail = await (await fetch(`${api}/api/incidents/${encodeURIComponent(inc.id)}`)).json();
+    const top = detail.data.rootCauses.find((c) => c.rank === 1) ?? detail.data.rootCauses[0];
+    const first = page.locator('.cause').first();
+    assert.equal(await first.getAttribute('data-rank'), String(top.rank));
+    assert.ok((await first.textContent()).includes(top.explanation), 'explanation shown');
+    const causes = await page.locator('.cause-list').textContent();
+    assert.ok(causes.includes('ledger-e2e'), `the failing ledger is among the causes: ${causes}`);
+    const symptoms = await page.locator('.symptoms').textContent();
+    assert.match(symptoms, /error ratio|latency|throughput/);
+    await shot(page, 'incident-detail');
+    // Evidence links open traces.
+    const link = page.locator('.evidence-link').first();
+    if ((await page.locator('.evidence-link').count()) === 0) throw new Error('no evidence trace links on the incident');
+    await link.click();
+    await page.waitForURL(/\/trace\//);
+    await page.waitForSelector('.span-row');
+    // The service map rings the services the top cause names.
+    await page.goto(`${base}/dependencies?lookback=1h`);
+    await page.waitForSelector('.service-map .node[data-suspect="true"]');
+    const suspects = await page.locator('.service-map .node[data-suspect="true"]').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-service')));
+    const named = [top.service, top.kind === 'dependency' ? top.dependency : null].filter(Boolean);
+    assert.ok(suspects.some((s) => named.includes(s)), `suspects ${suspects} include the top cause's ${named}`);
+    await shot(page, 'service-map-incident');
+  },
+
+
 };
 
 /** Serves a generated n-span trace through page.route and measures render and scroll. */
