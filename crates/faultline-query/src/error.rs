@@ -29,6 +29,9 @@ pub enum QueryError {
     /// The store failed to answer.
     #[error("storage error: {0}")]
     Storage(#[from] StorageError),
+    /// The answer could not be encoded (a bug, not a bad request).
+    #[error("failed to encode the answer: {0}")]
+    Encode(String),
 }
 
 impl QueryError {
@@ -49,7 +52,7 @@ impl QueryError {
             Self::Storage(StorageError::ShuttingDown | StorageError::Overloaded { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Storage(_) | Self::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

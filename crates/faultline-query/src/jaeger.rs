@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use faultline_model::TraceId;
@@ -12,7 +12,7 @@ use faultline_storage::TraceData;
 use serde::Serialize;
 
 use crate::error::{Envelope, EnvelopeError, TempoError};
-use crate::jaeger_json::{trace_to_jaeger, JaegerTrace};
+use crate::jaeger_stream::TraceJson;
 use crate::{params, path_segment, query_pairs, tempo, QueryError, QueryPairs, QueryState};
 
 type Answer<T> = Result<Json<Envelope<T>>, QueryError>;
@@ -102,13 +102,29 @@ pub(crate) async fn trace_by_id(
     let id = params::trace_id("traceID", &raw_id)?;
     params::trace_by_id_hints(&query_pairs(query)?)?;
     match state.store.trace(id).await? {
-        Some(t) if !t.spans.is_empty() => Ok(Json(Envelope::ok(
-            vec![trace_to_jaeger(id, &t.spans, &t.warnings)],
-            1,
-        ))
-        .into_response()),
+        Some(t) if !t.spans.is_empty() => {
+            let trace = TraceJson::new(id, &t.spans, &t.warnings);
+            let capacity = trace.size_hint();
+            json_bytes(&Envelope::ok([trace], 1), capacity)
+        }
         _ => Err(QueryError::TraceNotFound(id)),
     }
+}
+
+/// `value` written as JSON into a buffer of `capacity` bytes, answered as it is: large traces
+/// are encoded in one pass with no intermediate tree and no buffer regrowth.
+fn json_bytes<T: Serialize>(value: &T, capacity: usize) -> Result<Response, QueryError> {
+    // A hint, not a promise: never reserve more than 256 MiB up front.
+    let mut body = Vec::with_capacity(capacity.min(256 << 20));
+    serde_json::to_writer(&mut body, value).map_err(|e| QueryError::Encode(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// Tempo's v1 trace by ID (`tempopb.Trace` protobuf), with Tempo's plain-text errors.
@@ -131,7 +147,7 @@ async fn tempo_trace_v1(
 async fn fetch_in_order(
     state: &QueryState,
     ids: &[TraceId],
-) -> Result<(Vec<JaegerTrace>, Vec<TraceId>), QueryError> {
+) -> Result<(Vec<(TraceId, TraceData)>, Vec<TraceId>), QueryError> {
     let mut seen = HashSet::with_capacity(ids.len());
     let unique: Vec<TraceId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     let mut found: HashMap<TraceId, TraceData> =
@@ -140,13 +156,27 @@ async fn fetch_in_order(
     let mut missing = Vec::new();
     for id in unique {
         match found.remove(&id) {
-            Some(t) if !t.spans.is_empty() => {
-                traces.push(trace_to_jaeger(id, &t.spans, &t.warnings))
-            }
+            Some(t) if !t.spans.is_empty() => traces.push((id, t)),
             _ => missing.push(id),
         }
     }
     Ok((traces, missing))
+}
+
+/// The search answer for `traces`, encoded straight from their spans.
+fn traces_answer(
+    traces: &[(TraceId, TraceData)],
+    errors: Option<Vec<EnvelopeError>>,
+) -> Result<Response, QueryError> {
+    let data: Vec<TraceJson<'_>> = traces
+        .iter()
+        .map(|(id, t)| TraceJson::new(*id, &t.spans, &t.warnings))
+        .collect();
+    let capacity = data.iter().map(TraceJson::size_hint).sum();
+    let total = data.len();
+    let mut envelope = Envelope::ok(data, total);
+    envelope.errors = errors;
+    json_bytes(&envelope, capacity)
 }
 
 /// `GET /api/traces?...`: search, most recent first; or, with `traceID=` values, those traces
@@ -154,31 +184,26 @@ async fn fetch_in_order(
 pub(crate) async fn search(
     State(state): State<QueryState>,
     query: QueryPairs,
-) -> Answer<Vec<JaegerTrace>> {
+) -> Result<Response, QueryError> {
     let search = params::trace_search(&query_pairs(query)?, state.now())?;
     if !search.trace_ids.is_empty() {
         let (traces, missing) = fetch_in_order(&state, &search.trace_ids).await?;
-        let total = traces.len();
-        let mut envelope = Envelope::ok(traces, total);
-        if !missing.is_empty() {
-            envelope.errors = Some(
-                missing
-                    .iter()
-                    .map(|id| EnvelopeError {
-                        code: None,
-                        msg: "trace not found".to_owned(),
-                        trace_id: Some(id.to_hex()),
-                    })
-                    .collect(),
-            );
-        }
-        return Ok(Json(envelope));
+        let errors = (!missing.is_empty()).then(|| {
+            missing
+                .iter()
+                .map(|id| EnvelopeError {
+                    code: None,
+                    msg: "trace not found".to_owned(),
+                    trace_id: Some(id.to_hex()),
+                })
+                .collect()
+        });
+        return traces_answer(&traces, errors);
     }
     let ids = state.store.search(&search.query).await?;
     // Traces removed between search and fetch (retention) are simply left out.
     let (traces, _) = fetch_in_order(&state, &ids).await?;
-    let total = traces.len();
-    Ok(Json(Envelope::ok(traces, total)))
+    traces_answer(&traces, None)
 }
 
 /// `GET /api/dependencies?endTs=<ms>&lookback=<ms>`: service-to-service call counts.

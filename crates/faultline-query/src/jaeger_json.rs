@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Largest integer a JavaScript number holds exactly; larger values go out as strings.
-const JS_MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+pub(crate) const JS_MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 /// One trace as Jaeger UI expects it.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -158,7 +158,7 @@ fn tags_of(attrs: &[KeyValue]) -> Vec<JaegerKeyValue> {
 }
 
 /// The process a span's resource becomes.
-fn process_of(span: &Span) -> JaegerProcess {
+pub(crate) fn process_of(span: &Span) -> JaegerProcess {
     JaegerProcess {
         service_name: span.service_name().to_owned(),
         tags: span
@@ -216,7 +216,7 @@ fn span_tags(span: &Span) -> Vec<JaegerKeyValue> {
 
 /// A link's reference type: OpenTracing bridges record the original one in
 /// `opentracing.ref_type`; every other link is `FOLLOWS_FROM`.
-fn link_ref_type(link: &Link) -> &'static str {
+pub(crate) fn link_ref_type(link: &Link) -> &'static str {
     let child_of = link.attributes.iter().any(|kv| {
         kv.key == "opentracing.ref_type"
             && matches!(&kv.value, AttributeValue::String(s) if s == "child_of")

@@ -12,6 +12,7 @@ mod api_v3;
 mod error;
 mod jaeger;
 pub mod jaeger_json;
+pub mod jaeger_stream;
 pub mod logs;
 pub mod params;
 mod tempo;
