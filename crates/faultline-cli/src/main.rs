@@ -176,9 +176,16 @@ async fn logs_ingest(args: LogsIngestArgs) -> anyhow::Result<()> {
     let result = tokio::select! {
         r = &mut run => r,
         _ = shutdown_signal() => {
-            // Stop reading; what was read is still sent.
+            // Stop reading; what was read is still sent. A read blocked on stdin never sees
+            // the flag, so give the last batch a few seconds and no more.
             stop.store(true, Ordering::Relaxed);
-            run.await
+            match tokio::time::timeout(std::time::Duration::from_secs(10), run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    eprintln!("stopped while waiting for input; lines not yet sent were dropped");
+                    Ok(())
+                }
+            }
         }
     };
     ticker.abort();
