@@ -1,8 +1,11 @@
-//! The Jaeger-compatible query API of Faultline: the Jaeger HTTP JSON API (`/api/...`, used by
-//! Jaeger UI and Grafana's Jaeger data source) and Jaeger's api_v3 HTTP API (`/api/v3/...`,
-//! OTLP JSON), as one axum [`Router`](axum::Router) over a [`faultline_storage::Store`].
+//! The query API of Faultline: the Jaeger HTTP JSON API (`/api/...`, used by Jaeger UI and
+//! Grafana's Jaeger data source), Jaeger's api_v3 HTTP API (`/api/v3/...`, OTLP JSON) and
+//! Grafana Tempo's HTTP API with TraceQL search (`/api/search`, `/api/v2/traces/...`, used by
+//! Grafana's Tempo data source), as one axum [`Router`](axum::Router) over a
+//! [`faultline_storage::Store`].
 //!
-//! Parameters are parsed in [`params`], model spans become Jaeger JSON in [`jaeger_json`], and
+//! Parameters are parsed in [`params`], model spans become Jaeger JSON in [`jaeger_json`] (and
+//! are streamed as such by [`jaeger_stream`]), TraceQL is parsed and evaluated in [`traceql`], and
 //! every error reaches the wire through [`QueryError`]'s single mapping in `error.rs`. This crate
 //! only reads: it must not write to the store, hold state of its own between requests, or panic
 //! on any request, however malformed. Listening, TLS and middleware belong to the server crate.

@@ -201,6 +201,11 @@ impl Parser<'_> {
                         "structural operator '{op}' is not supported by Faultline's TraceQL; use >, >>, <, << or ~"
                     )))
                 }
+                Tok::NotRe => {
+                    return Err(self.error(
+                        "structural operator '!~' (not sibling) is not supported by Faultline's TraceQL; use >, >>, <, << or ~".to_owned(),
+                    ))
+                }
                 _ => return Ok(left),
             };
             self.bump();

@@ -479,6 +479,7 @@ fn unsupported_constructs_are_named() {
             "'quantile_over_time'",
         ),
         ("{ } !< { }", "structural operator '!<'"),
+        ("{ } !~ { }", "structural operator '!~'"),
         ("{ } &>> { }", "'&>'"),
         ("{ .a + 1 = 2 }", "operator '+'"),
         ("{ event.name = \"x\" }", "'event.name' is not supported"),
