@@ -188,6 +188,8 @@ impl BoundedBatchProcessor {
         let worker = std::thread::Builder::new()
             .name("faultline-otel-export".to_owned())
             .spawn(move || {
+                // What the exporter's HTTP stack logs must not come back as telemetry.
+                let _suppressed = Context::enter_telemetry_suppressed_scope();
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

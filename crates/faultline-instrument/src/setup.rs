@@ -275,10 +275,11 @@ impl TelemetryBuilder {
 
 /// `OTEL_LOGS_EXPORTER`: `otlp` turns log export on, `none` or nothing leaves it off.
 fn logs_exporter_from_env() -> Result<bool, Error> {
-    match env_non_empty("OTEL_LOGS_EXPORTER")
-        .as_deref()
-        .map(str::trim)
-    {
+    parse_logs_exporter(env_non_empty("OTEL_LOGS_EXPORTER").as_deref())
+}
+
+fn parse_logs_exporter(value: Option<&str>) -> Result<bool, Error> {
+    match value.map(str::trim) {
         None | Some("none") => Ok(false),
         Some("otlp") => Ok(true),
         Some(other) => Err(Error::InvalidConfig {
@@ -554,6 +555,20 @@ mod tests {
                 *slot = Some(resource.clone());
             }
         }
+    }
+
+    #[test]
+    fn logs_exporter_is_opt_in_and_validated() {
+        assert!(!parse_logs_exporter(None).expect("unset"));
+        assert!(!parse_logs_exporter(Some("none")).expect("none"));
+        assert!(parse_logs_exporter(Some(" otlp ")).expect("otlp"));
+        assert!(matches!(
+            parse_logs_exporter(Some("console")),
+            Err(Error::InvalidConfig {
+                name: "OTEL_LOGS_EXPORTER",
+                ..
+            })
+        ));
     }
 
     #[test]
