@@ -286,10 +286,9 @@ pub async fn run(args: &LogsArgs, exe: &Path) -> Result<LogsReport, BenchError> 
                 }
                 let total = sent.fetch_add(count as u64, Ordering::Relaxed) + count as u64;
                 n_req += 1;
-                if n_req.is_multiple_of(10) {
-                    if let Ok(mut s) = sample_ids.lock() {
-                        s.extend(ids.into_iter().take(2));
-                    }
+                // Two traces of every request, spread over the whole run.
+                if let Ok(mut s) = sample_ids.lock() {
+                    s.extend(ids.into_iter().take(2));
                 }
                 if i == 0 && n_req.is_multiple_of(100) {
                     eprintln!(
@@ -324,7 +323,8 @@ pub async fn run(args: &LogsArgs, exe: &Path) -> Result<LogsReport, BenchError> 
     let ids = sample_ids.lock().map(|v| v.clone()).unwrap_or_default();
     let mut by_trace = Vec::new();
     let mut answered = 0u64;
-    for id in ids.iter().take(args.queries) {
+    let step = (ids.len() / args.queries.max(1)).max(1);
+    for id in ids.iter().step_by(step).take(args.queries) {
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let t = Instant::now();
         let r = http
