@@ -472,10 +472,12 @@ fn describe(
         CauseKind::Operation => format!("{service} {operation}"),
         CauseKind::Service => service.to_owned(),
     };
+    let prefix = format!("{service} {operation}: ");
     let explanation = match facts.first() {
         Some(f) => format!(
-            "{lead} explains {:.0}% of the deviation: {f}",
-            score * 100.0
+            "{lead} explains {:.0}% of the deviation: {}",
+            score * 100.0,
+            f.strip_prefix(&prefix).unwrap_or(f)
         ),
         None => format!("{lead} explains {:.0}% of the deviation", score * 100.0),
     };
