@@ -63,9 +63,10 @@ pub struct ExperimentArgs {
     /// Rate of the request-id-tagged checkout probe for log retrieval (0: off).
     #[arg(long, default_value_t = 2.0)]
     probe_rps: f64,
-    /// ± window of the baseline log search around a failing request.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    log_window: Duration,
+    /// ± windows of the baseline log search around a failing request, comma-separated; each
+    /// is scored and the best is the headline baseline.
+    #[arg(long, default_value = "1s,5s", value_delimiter = ',', value_parser = parse_duration)]
+    log_window: Vec<Duration>,
     /// Failing requests scored for log retrieval, at most.
     #[arg(long, default_value_t = 300)]
     log_sample: usize,
@@ -94,7 +95,11 @@ pub fn main(args: ExperimentArgs) -> Result<(), ExperimentError> {
     })?;
     let capture = LogCapture::new(2_000_000);
     let stderr_filter = tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+        // The shop's own errors are the point of the experiment, not news: they are captured,
+        // not printed.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("error,faultline_demo=off,faultline_instrument=off")
+        });
     let _ = tracing_subscriber::registry()
         .with(
             capture
@@ -145,7 +150,7 @@ pub fn main(args: ExperimentArgs) -> Result<(), ExperimentError> {
         final_quiet: args.quiet,
         poll_every: Duration::from_secs(1),
         probe_rps: args.probe_rps,
-        log_window: args.log_window,
+        log_windows: args.log_window,
         log_sample: args.log_sample,
         http: args.http,
     };

@@ -270,12 +270,14 @@ pub struct LogEvaluation {
     pub mean_true_lines: f64,
     /// Lines captured in all.
     pub lines: usize,
-    /// ± window of the baseline, seconds.
+    /// ± window of the best baseline (highest mean F1), seconds.
     pub window_s: f64,
     /// By trace ID: mean precision/recall/F1/Jaccard.
     pub by_trace: Option<Retrieval>,
-    /// Baseline: mean precision/recall/F1/Jaccard.
+    /// The best baseline (highest mean F1 over the windows tried).
     pub baseline: Option<Retrieval>,
+    /// Every baseline window tried (± seconds) with its mean scores.
+    pub baselines: Vec<(f64, Retrieval)>,
 }
 
 /// The baseline's query for one request: lines of `services` between `from_us` and `to_us`
@@ -299,11 +301,12 @@ pub fn baseline_query(
         .collect()
 }
 
-/// Scores both methods over up to `sample` failing probe requests (chosen by `seed`).
+/// Scores both methods over up to `sample` failing probe requests (chosen by `seed`), the
+/// baseline once per ± window in `windows`.
 pub fn evaluate(
     lines: &[LogLine],
     probes: &[ProbeRequest],
-    window: Duration,
+    windows: &[Duration],
     sample: usize,
     seed: u64,
 ) -> LogEvaluation {
@@ -324,10 +327,9 @@ pub fn evaluate(
     let failed_count = failed.len();
     fastrand::Rng::with_seed(seed).shuffle(&mut failed);
     failed.truncate(sample);
-    let delta = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
     let empty = BTreeSet::new();
     let mut trace_scores = Vec::new();
-    let mut baseline_scores = Vec::new();
+    let mut baseline_scores: Vec<Vec<Retrieval>> = vec![Vec::new(); windows.len()];
     let mut true_lines = 0;
     let mut without_lines = 0;
     for probe in failed {
@@ -337,22 +339,33 @@ pub fn evaluate(
             .as_deref()
             .and_then(|t| by_trace.get(t))
             .unwrap_or(&empty);
-        let baseline = baseline_query(
-            lines,
-            &CHECKOUT_PATH,
-            probe.sent_us.saturating_sub(delta),
-            probe.done_us.saturating_add(delta),
-        );
-        match (score(truth, trace), score(truth, &baseline)) {
-            (Some(a), Some(b)) => {
-                true_lines += truth.len();
-                trace_scores.push(a);
-                baseline_scores.push(b);
-            }
-            _ => without_lines += 1,
+        let Some(a) = score(truth, trace) else {
+            without_lines += 1;
+            continue;
+        };
+        true_lines += truth.len();
+        trace_scores.push(a);
+        for (window, scores) in windows.iter().zip(&mut baseline_scores) {
+            let delta = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+            let baseline = baseline_query(
+                lines,
+                &CHECKOUT_PATH,
+                probe.sent_us.saturating_sub(delta),
+                probe.done_us.saturating_add(delta),
+            );
+            scores.extend(score(truth, &baseline));
         }
     }
     let evaluated = trace_scores.len();
+    let baselines: Vec<(f64, Retrieval)> = windows
+        .iter()
+        .zip(&baseline_scores)
+        .filter_map(|(w, scores)| average(scores).map(|r| (w.as_secs_f64(), r)))
+        .collect();
+    let best = baselines
+        .iter()
+        .copied()
+        .max_by(|a, b| a.1.f1.total_cmp(&b.1.f1));
     LogEvaluation {
         probes: probes.len(),
         failed: failed_count,
@@ -364,9 +377,10 @@ pub fn evaluate(
             true_lines as f64 / evaluated as f64
         },
         lines: lines.len(),
-        window_s: window.as_secs_f64(),
+        window_s: best.map_or(0.0, |b| b.0),
         by_trace: average(&trace_scores),
-        baseline: average(&baseline_scores),
+        baseline: best.map(|b| b.1),
+        baselines,
     }
 }
 
@@ -426,14 +440,25 @@ mod tests {
                 done_us: 10 * s,
             },
         ];
-        let eval = evaluate(&lines, &probes, Duration::from_secs(5), 10, 1);
+        let eval = evaluate(
+            &lines,
+            &probes,
+            &[Duration::from_millis(1), Duration::from_secs(5)],
+            10,
+            1,
+        );
         assert_eq!((eval.probes, eval.failed, eval.evaluated), (2, 1, 1));
+        // ±1 ms: the three lines at 10 s that match the keywords; r2's line is outside.
+        assert_eq!(eval.baselines.len(), 2);
+        assert_eq!(eval.baselines[0].1.precision, 1.0);
+        assert_eq!(eval.baselines[0].1.recall, 0.75);
+        assert_eq!(eval.window_s, 0.001);
         assert_eq!(eval.mean_true_lines, 4.0);
         let trace = eval.by_trace.expect("scored");
         assert_eq!(trace.precision, 1.0);
         assert_eq!(trace.recall, 0.75);
-        // Baseline: gateway ERROR, order WARN "payment error", r2's line, payment's line.
-        let baseline = eval.baseline.expect("scored");
+        // ±5 s: gateway ERROR, order WARN "payment error", r2's line, payment's line.
+        let baseline = eval.baselines[1].1;
         assert_eq!(baseline.precision, 0.75);
         assert_eq!(baseline.recall, 0.75);
         assert!((baseline.jaccard - 3.0 / 5.0).abs() < 1e-12);
@@ -448,7 +473,7 @@ mod tests {
             sent_us: 0,
             done_us: 1,
         }];
-        let eval = evaluate(&[], &probes, Duration::from_secs(5), 10, 1);
+        let eval = evaluate(&[], &probes, &[Duration::from_secs(5)], 10, 1);
         assert_eq!((eval.failed, eval.evaluated, eval.without_lines), (1, 0, 1));
         assert_eq!(eval.by_trace, None);
     }

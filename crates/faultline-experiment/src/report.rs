@@ -543,12 +543,13 @@ pub fn markdown(
                 w,
                 "| Method | Precision / Recall / F1 / Jaccard (mean per request) |\n|---|---|"
             );
-            let _ = writeln!(
-                w,
-                "| Baseline: services on the path, ±{:.0} s, keyword | {} |",
-                l.window_s,
-                retrieval_cell(l.baseline)
-            );
+            for (window_s, r) in &l.baselines {
+                let _ = writeln!(
+                    w,
+                    "| Baseline: services on the path, ±{window_s} s, keyword | {} |",
+                    retrieval_cell(Some(*r))
+                );
+            }
             let _ = writeln!(w, "| By trace ID | {} |\n", retrieval_cell(l.by_trace));
         }
         None => {
@@ -644,18 +645,26 @@ pub fn markdown(
          probe requests (5xx with the gateway's `X-Trace-Id`), **truth** = every line \
          carrying the request id (never the trace ID); **by trace ID** = every line whose \
          trace ID is the request's; **baseline** = lines of the services on a checkout's \
-         path ({}) written from {} s before the request was sent to {} s after its answer, \
+         path ({}) written from Δ before the request was sent to Δ after its answer (Δ = {}), \
          whose level or text contains one of {:?} (case-insensitive), the usual `grep` \
-         through a time window. Precision = true lines retrieved / lines retrieved (0 when \
+         through a time window; the headline uses the Δ with the best F1 ({} s). Precision = true lines retrieved / lines retrieved (0 when \
          nothing is retrieved), recall = true lines retrieved / true lines, F1 their harmonic \
          mean, Jaccard = |truth ∩ retrieved| / |truth ∪ retrieved|, each averaged over the \
          requests. Both queries are evaluated over the captured lines, not through \
-         Faultline's log API.",
+         Faultline's `/api/logs`: the ground truth needs the request id, which only the \
+         in-process capture sees, and the shop's log lines are evaluated where they are \
+         written. The trace-ID query is the filter `/api/logs?traceID=` applies; the baseline \
+         is what `/api/logs?service=S&start=&end=&q=error` would answer per service.",
         p.probe_rps,
         CHECKOUT_PATH.join(", "),
+        result.logs.as_ref().map_or("–".into(), |l| l
+            .baselines
+            .iter()
+            .map(|(w, _)| format!("±{w} s"))
+            .collect::<Vec<_>>()
+            .join(", ")),
+        BASELINE_KEYWORDS,
         result.logs.as_ref().map_or(0.0, |l| l.window_s),
-        result.logs.as_ref().map_or(0.0, |l| l.window_s),
-        BASELINE_KEYWORDS
     );
     let _ = writeln!(w);
 

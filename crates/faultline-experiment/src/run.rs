@@ -40,8 +40,8 @@ pub struct ExperimentConfig {
     pub poll_every: Duration,
     /// Rate of the request-id-tagged checkout probe for log retrieval; 0 disables it.
     pub probe_rps: f64,
-    /// ± window of the baseline log search.
-    pub log_window: Duration,
+    /// ± windows of the baseline log search (each is scored).
+    pub log_windows: Vec<Duration>,
     /// Failing requests scored for log retrieval at most.
     pub log_sample: usize,
     /// Faultline's query API address (port 0: any free port).
@@ -436,7 +436,7 @@ pub async fn run(
         (Some(capture), Some(probes)) => Some(logs::evaluate(
             &capture.lines(),
             &probes,
-            config.log_window,
+            &config.log_windows,
             config.log_sample,
             config.seed,
         )),
