@@ -477,12 +477,14 @@ mod tests {
             .with_span_processor(processor)
             .build();
         let tracer = provider.tracer("test");
-        // One span is taken by the (blocked) worker, four fill the queue, the rest must drop.
+        // The worker takes whatever is queued when it wakes (one to four spans) and blocks
+        // exporting it; four more fill the queue; the rest must drop. How many the worker takes
+        // depends on when it wakes, so only the bound is certain.
         for _ in 0..20 {
             tracer.in_span("work", |_| {});
         }
         assert!(
-            stats.dropped_spans() >= 15,
+            stats.dropped_spans() >= 20 - 2 * 4,
             "dropped {}",
             stats.dropped_spans()
         );
