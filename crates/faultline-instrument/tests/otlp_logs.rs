@@ -18,6 +18,12 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
@@ -95,7 +101,22 @@ impl LogsService for GrpcLogsReceiver {
     }
 }
 
-/// Starts a gRPC logs receiver on its own runtime and returns its address.
+/// Accepts the spans that go to the same collector; this test looks only at logs.
+#[derive(Clone, Default)]
+struct GrpcTracesSink;
+
+#[tonic::async_trait]
+impl TraceService for GrpcTracesSink {
+    async fn export(
+        &self,
+        _request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// Starts a gRPC receiver (logs recorded, spans accepted) on its own runtime and returns its
+/// address.
 fn grpc_receiver(runtime: &tokio::runtime::Runtime, received: &Received) -> std::net::SocketAddr {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -107,6 +128,7 @@ fn grpc_receiver(runtime: &tokio::runtime::Runtime, received: &Received) -> std:
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
             let _ = tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(TraceServiceServer::new(GrpcTracesSink))
                 .serve_with_incoming(incoming)
                 .await;
         });
