@@ -181,6 +181,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (mut fetch, mut convert, mut encode, mut whole) = (vec![], vec![], vec![], vec![]);
     let mut streamed = vec![];
+    let mut tempo = vec![];
+    let (mut dropping, mut to_otlp, mut proto_encode) = (vec![], vec![], vec![]);
     let mut bytes = 0;
     for _ in 0..RUNS {
         let t = Instant::now();
@@ -201,6 +203,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(out, body, "streamed JSON differs");
         drop(out);
         let t = Instant::now();
+        let mut ordered: Vec<&Span> = data.spans.iter().collect();
+        ordered.sort_by_key(|s| (s.start, s.span_id));
+        let otlp = TracesData {
+            resource_spans: spans_to_otlp(ordered),
+        };
+        to_otlp.push(t.elapsed());
+        let t = Instant::now();
+        let encoded = otlp.encode_to_vec();
+        proto_encode.push(t.elapsed());
+        drop((otlp, encoded));
+        let t = Instant::now();
+        drop(data);
+        dropping.push(t.elapsed());
+        let t = Instant::now();
         let response = app
             .clone()
             .oneshot(
@@ -211,6 +227,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         let full = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
         whole.push(t.elapsed());
+        if let Some(path) = std::env::var_os("LARGE_TRACE_DUMP") {
+            std::fs::write(path, &full)?;
+        }
+        let t = Instant::now();
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get(format!("/api/v2/traces/{}", id.to_hex()))
+                    .header(header::ACCEPT, "application/protobuf")
+                    .body(Body::empty())?,
+            )
+            .await?;
+        let proto = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+        tempo.push((t.elapsed(), proto.len()));
         bytes = full.len();
         assert!(full.len() >= body.len());
     }
@@ -219,7 +249,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("trace_to_jaeger (model build):  {}", ms(median(convert)));
     println!("serde_json::to_vec (encode):    {}", ms(median(encode)));
     println!("TraceJson streamed encode:      {}", ms(median(streamed)));
+    println!("drop(TraceData):                {}", ms(median(dropping)));
+    println!("spans_to_otlp (OTLP build):     {}", ms(median(to_otlp)));
+    println!(
+        "prost encode_to_vec:            {}",
+        ms(median(proto_encode))
+    );
     println!("GET /api/traces/{{id}} (router): {}", ms(median(whole)));
+    let proto_len = tempo.first().map_or(0, |t| t.1);
+    println!(
+        "GET /api/v2/traces/{{id}} protobuf (router): {} ({:.1} MB)",
+        ms(median(tempo.into_iter().map(|t| t.0).collect())),
+        proto_len as f64 / 1e6
+    );
     store.shutdown().await?;
     Ok(())
 }
