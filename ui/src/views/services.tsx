@@ -37,7 +37,14 @@ export function ServicesView({ loc }: { loc: Location }) {
     const ac = new AbortController();
     setServicesError(null);
     // Services with live RED series and services with stored traces: both are worth picking.
-    Promise.all([api.red('', win.id, ac.signal).then((r) => r.series.map((s) => s.service)), api.services(ac.signal)])
+    Promise.all([
+      api
+        .red('', win.id, ac.signal)
+        .then((r) => r.series.map((s) => s.service))
+        // Without the analysis the stored services can still be picked; their charts then say why they fail.
+        .catch((e) => (e.name === 'AbortError' ? Promise.reject(e) : [])),
+      api.services(ac.signal),
+    ])
       .then(([live, stored]) => setServices([...new Set([...live, ...stored])].sort()))
       .catch((e) => e.name !== 'AbortError' && setServicesError(e));
     return () => ac.abort();
@@ -295,7 +302,7 @@ function LatencyChart({ op, windowSeconds, exemplars }: { op: OperationRed; wind
   const sorted = useMemo(() => [...exemplars].sort((a, b) => b.ago - a.ago), [exemplars]);
   return (
     <svg class="red-chart latency" viewBox={`0 0 ${W} ${H}`} role="img" aria-label="Latency">
-      <Axes title="Latency: mean, window p50/p90/p99, exemplars" top={top} fmt={fmt} windowSeconds={windowSeconds} />
+      <Axes title="Latency: mean, p50/p90/p99, exemplars" top={top} fmt={fmt} windowSeconds={windowSeconds} />
       {quantiles.map(([name, v]) =>
         v === null ? null : (
           <g class={`quantile ${name}`}>

@@ -444,6 +444,13 @@ const TESTS = {
     assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
     await page.locator('.span-row').nth(2).click();
     await shot(page, 'trace-dark');
+    // The new views in dark mode too.
+    await page.goto(`${base}/services?service=cart&window=10m`);
+    await page.waitForSelector('.red-card .red-chart');
+    await shot(page, 'service-red-dark');
+    await page.goto(`${base}/dependencies`);
+    await page.waitForSelector('.service-map .node');
+    await shot(page, 'service-map-dark');
     // Back to light, so later tests (sharing the profile) start from the default.
     await page.click('text=Light mode');
     await page.waitForFunction(() => localStorage.getItem('faultline.theme') === 'light');
