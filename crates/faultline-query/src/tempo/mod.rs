@@ -61,19 +61,25 @@ pub(crate) fn wants_protobuf(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Tempo's `TraceByIDResponse`. Its `trace` (`tempopb.Trace`) is wire-identical to OTLP
-/// `TracesData`: both are field 1, repeated `ResourceSpans`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct TraceByIdResponse {
-    /// The trace.
-    #[prost(message, optional, tag = "1")]
-    trace: Option<TracesData>,
-    /// `COMPLETE` (0) or `PARTIAL` (1).
-    #[prost(int32, tag = "3")]
-    status: i32,
-    /// Why the trace is partial.
-    #[prost(string, tag = "4")]
-    message: String,
+/// Tempo's `TraceByIDResponse` (`trace` = 1, `status` = 3, `message` = 4) around `trace`. Its
+/// `tempopb.Trace` is wire-identical to OTLP `TracesData` (field 1, repeated `ResourceSpans`).
+/// Written by hand so the trace is sized once, not once more for the wrapper.
+fn trace_by_id_response(trace: &TracesData, partial: bool, message: &str) -> Vec<u8> {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    let trace_len = trace.encoded_len();
+    let mut buf = Vec::with_capacity(trace_len + message.len() + 24);
+    encode_key(1, WireType::LengthDelimited, &mut buf);
+    encode_varint(trace_len as u64, &mut buf);
+    trace.encode_raw(&mut buf);
+    if partial {
+        // `PartialStatus.PARTIAL`; `COMPLETE` is the default and, as in proto3, not written.
+        encode_key(3, WireType::Varint, &mut buf);
+        encode_varint(1, &mut buf);
+    }
+    if !message.is_empty() {
+        prost::encoding::string::encode(4, &message.to_owned(), &mut buf);
+    }
+    buf
 }
 
 /// The v2 JSON answer.
@@ -127,14 +133,7 @@ pub(crate) async fn trace_v2(
     let partial = !data.warnings.is_empty();
     let message = data.warnings.join("; ");
     if wants_protobuf(&headers) {
-        return Ok(protobuf(
-            TraceByIdResponse {
-                trace: Some(trace),
-                status: i32::from(partial),
-                message,
-            }
-            .encode_to_vec(),
-        ));
+        return Ok(protobuf(trace_by_id_response(&trace, partial, &message)));
     }
     Ok(Json(TraceByIdJson {
         trace,

@@ -590,3 +590,30 @@ fn any_query_text_is_answered_or_refused() {
         panic!("{e}");
     }
 }
+
+#[tokio::test]
+async fn a_trace_cut_by_the_span_limit_is_partial() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir, 2).await;
+    append(&store, fixture()).await;
+    let app = router(QueryState::new(Arc::clone(&store)).with_clock(test_now));
+    let uri = format!("/api/v2/traces/{TRACE_A}");
+    let (status, _, body) = raw(&app, &uri, Some("application/protobuf")).await;
+    assert_eq!(status, StatusCode::OK);
+    let decoded = TraceByIdResponse::decode(body.as_slice()).expect("TraceByIDResponse");
+    assert_eq!(decoded.status, 1, "PARTIAL");
+    assert!(decoded.message.contains("dropped"), "{}", decoded.message);
+    assert_eq!(span_names(&decoded.trace.expect("trace")).len(), 2);
+    let (_, _, body) = raw(&app, &uri, None).await;
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["status"], json!("PARTIAL"));
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("dropped")));
+    let f = Fixture {
+        app,
+        store,
+        _dir: dir,
+    };
+    f.close().await;
+}
