@@ -213,7 +213,7 @@ pub struct DetectorStats {
     pub ticks: u64,
     /// Series with a baseline.
     pub series: u64,
-    /// Series beyond the limit, not watched.
+    /// Visits of series beyond the limit, which are not watched (counted once per tick).
     pub series_overflow: u64,
     /// Closed slots learnt into baselines.
     pub slots_learnt: u64,

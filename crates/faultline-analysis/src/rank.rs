@@ -64,6 +64,8 @@ struct OpAgg {
     unreached: u32,
     /// The caller's timeouts blamed on it.
     abandoned: u32,
+    /// Its spans run after a message was consumed (no critical path).
+    asynchronous: bool,
     spans: Vec<SpanRef>,
 }
 
@@ -111,12 +113,21 @@ fn summarize(traces: &[Vec<Span>], known: &HashSet<String>) -> SideAgg {
                 children.entry(p).or_default().push(s);
             }
         }
+        let asynchronous = consumer_subtrees(spans);
         for sa in &analysis.spans {
             let Some(span) = by_hex.get(&sa.span_id) else {
                 continue;
             };
             let op = side.ops.entry(key(span)).or_default();
-            op.critical_us += sa.critical_micros as f64;
+            // Work done after a message was consumed is on no request's critical path: its own
+            // time is what can shift.
+            let off_path = asynchronous.contains(&span.span_id);
+            op.asynchronous |= off_path;
+            op.critical_us += if off_path {
+                sa.self_micros
+            } else {
+                sa.critical_micros
+            } as f64;
             if matches!(span.kind, SpanKind::Client | SpanKind::Producer)
                 && op.dependency.is_none()
                 && !children.contains_key(&span.span_id)
@@ -152,6 +163,31 @@ fn summarize(traces: &[Vec<Span>], known: &HashSet<String>) -> SideAgg {
         }
     }
     side
+}
+
+/// Spans that are CONSUMER spans or below one: asynchronous work.
+fn consumer_subtrees(spans: &[Span]) -> HashSet<SpanId> {
+    let parent: HashMap<SpanId, (Option<SpanId>, SpanKind)> = spans
+        .iter()
+        .map(|s| (s.span_id, (s.parent_span_id, s.kind)))
+        .collect();
+    let mut out = HashSet::new();
+    for s in spans {
+        let mut cursor = Some(s.span_id);
+        // Bounded walk: a hostile parent cycle ends after as many steps as there are spans.
+        for _ in 0..=spans.len() {
+            let Some(id) = cursor else { break };
+            let Some(&(up, kind)) = parent.get(&id) else {
+                break;
+            };
+            if kind == SpanKind::Consumer || out.contains(&id) {
+                out.insert(s.span_id);
+                break;
+            }
+            cursor = up;
+        }
+    }
+    out
 }
 
 enum Blame {
@@ -360,7 +396,8 @@ fn describe(
     let operation = &top_key.1;
     if top.latency_share > 0.0 {
         facts.push(format!(
-            "{service} {operation}: critical-path self time {:.1} ms per trace before, {:.1} ms now ({:.0}% of the added latency)",
+            "{service} {operation}: {} {:.1} ms per trace before, {:.1} ms now ({:.0}% of the added latency)",
+            if op_agg.is_some_and(|o| o.asynchronous) { "self time (asynchronous, off the critical path)" } else { "critical-path self time" },
             top.crit_before_us / 1e3,
             top.crit_after_us / 1e3,
             top.latency_share * 100.0

@@ -65,6 +65,8 @@ pub struct Shop {
     pub inventory_down: bool,
     /// order gives up waiting for inventory (its client span fails, inventory's does not).
     pub order_gives_up: bool,
+    /// notification's own time consuming the order's message, after the checkout answered.
+    pub notification_self: u64,
 }
 
 impl Default for Shop {
@@ -81,6 +83,7 @@ impl Default for Shop {
             provider_error: false,
             inventory_down: false,
             order_gives_up: false,
+            notification_self: 2_000,
         }
     }
 }
@@ -280,6 +283,33 @@ pub fn shop_trace(trace: u64, start_us: u64, shop: &Shop) -> Vec<Span> {
         fail(&mut gwc, "order answered 500");
         fail(&mut gws, "checkout failed");
     }
-    out.extend([gws, gwc, ords, oic, opc, pays, prov]);
+    // order publishes an event before answering; notification consumes it later (async).
+    let publish_at = s6 + pay_client;
+    let mut publish = shop_span(
+        "order",
+        "publish order.created",
+        trace,
+        10,
+        Some(3),
+        SpanKind::Producer,
+        publish_at,
+        200,
+    );
+    publish.attributes.push(KeyValue::new(
+        "messaging.system",
+        AttributeValue::String("queue".into()),
+    ));
+    let consume_at = s2 + order_server + 5_000;
+    let consume = shop_span(
+        "notification",
+        "process order.created",
+        trace,
+        11,
+        Some(10),
+        SpanKind::Consumer,
+        consume_at,
+        shop.notification_self,
+    );
+    out.extend([gws, gwc, ords, oic, opc, pays, prov, publish, consume]);
     out
 }

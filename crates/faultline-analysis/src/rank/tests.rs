@@ -246,6 +246,28 @@ fn a_stalled_consumer_is_the_series_whose_rate_fell_while_its_callers_did_not() 
 }
 
 #[test]
+fn latency_in_an_asynchronous_consumer_blames_the_consumer() {
+    // The consumer runs after the checkout answered: it is on no critical path, so its own
+    // time is what shifts.
+    let fault = Shop {
+        notification_self: 150_000,
+        ..Shop::default()
+    };
+    let symptoms = vec![symptom(
+        "notification",
+        "process order.created",
+        Signal::Latency,
+        10,
+    )];
+    let causes = ranked(&symptoms, &fault);
+    assert_eq!(causes[0].service, "notification", "{causes:#?}");
+    assert!(
+        causes[0].explanation.contains("asynchronous"),
+        "{causes:#?}"
+    );
+}
+
+#[test]
 fn no_change_means_no_cause() {
     let causes = ranked(
         &chain(("inventory", "GetProduct"), Signal::Latency),
