@@ -305,3 +305,16 @@ export async function searchTraceQL(p: TraceQLParams, signal?: AbortSignal): Pro
   const body = await getRaw<{ traces?: TempoTrace[] | null }>(`/api/search?${q}`, signal);
   return body.traces ?? [];
 }
+
+/** What `/api/rca` finds for a time range against the range just before it. */
+export interface WindowAnalysis {
+  symptoms: Symptom[];
+  rootCauses: RootCause[];
+  /** Traces read: from the range, and from the baseline before it. */
+  tracesSampled?: [number, number];
+}
+
+/** `GET /api/rca?start=&end=` (µs): symptoms and ranked causes for any time range. */
+export function rca(startUs: number, endUs: number, signal?: AbortSignal): Promise<WindowAnalysis> {
+  return get<WindowAnalysis>(`/api/rca?start=${Math.floor(startUs)}&end=${Math.ceil(endUs)}`, signal);
+}

@@ -1,18 +1,28 @@
 import { useEffect, useState } from 'preact/hooks';
 import * as api from '../api';
 import { Empty, ErrorState, Loading } from '../components';
-import { fmtTime, serviceColor } from '../format';
+import { fmtDuration, fmtTime, serviceColor } from '../format';
 import { attributeBars, fmtPercent, incidentAge, incidentTitle, rankedCauses, sortIncidents, symptomText, type CauseRow } from '../incidents';
 import { linkClick, navigate, type Location } from '../router';
 
 /** How often the list refreshes while open: incidents open and resolve on their own. */
 const REFRESH_MS = 15_000;
 
+/** Ranges the list offers to analyze on demand, ending now. */
+const ANALYZE: [string, number][] = [
+  ['5 min', 5 * 60e3],
+  ['15 min', 15 * 60e3],
+  ['1 hour', 3600e3],
+];
+
+const rangeUrl = (startMs: number, endMs: number) => `/incidents/range?start=${Math.floor(startMs * 1000)}&end=${Math.floor(endMs * 1000)}`;
+
 type Load<T> = { state: 'loading' } | { state: 'error'; error: unknown } | { state: 'done'; value: T };
 
 /** Incidents: the list (open first), and one incident with its symptoms and ranked causes. */
 export function IncidentsView({ loc }: { loc: Location }) {
   const id = decodeURIComponent(loc.path.slice('/incidents'.length).replace(/^\//, ''));
+  if (id === 'range') return <RangeAnalysis start={Number(loc.query.get('start'))} end={Number(loc.query.get('end'))} />;
   return id ? <IncidentDetail id={id} /> : <IncidentList status={(loc.query.get('status') as 'open' | 'resolved' | '') ?? ''} />;
 }
 
@@ -56,6 +66,15 @@ function IncidentList({ status }: { status: 'open' | 'resolved' | '' }) {
           ))}
         </div>
         <span class="muted">Refreshes every {REFRESH_MS / 1000}s.</span>
+        <span class="spacer" />
+        <span class="analyze">
+          Analyze the last{' '}
+          {ANALYZE.map(([label, ms]) => (
+            <button type="button" onClick={() => navigate(rangeUrl(Date.now() - ms, Date.now()))} title={`Symptoms and causes in the last ${label} against the ${label} before`}>
+              {label}
+            </button>
+          ))}
+        </span>
       </div>
       {load.state === 'loading' && <Loading what="incidents" />}
       {load.state === 'error' && <ErrorState error={load.error} onRetry={() => setTick((x) => x + 1)} />}
@@ -132,10 +151,19 @@ function IncidentDetail({ id }: { id: string }) {
           {inc.resolvedAt !== null && ` · resolved ${fmtTime(inc.resolvedAt)}`} · {incidentAge(inc, Date.now())}
         </p>
       </header>
+      <Findings symptoms={inc.symptoms ?? []} causes={causes} />
+    </div>
+  );
+}
+
+/** Symptoms (baseline → observed) and the ranked causes, for an incident or a range. */
+function Findings({ symptoms, causes }: { symptoms: api.Symptom[]; causes: CauseRow[] }) {
+  return (
+    <>
       <section>
         <h2>Symptoms</h2>
-        {(inc.symptoms ?? []).length === 0 ? (
-          <p class="muted">The incident lists no symptoms.</p>
+        {symptoms.length === 0 ? (
+          <p class="muted">No symptoms listed.</p>
         ) : (
           <table class="stats symptoms">
             <thead>
@@ -148,7 +176,7 @@ function IncidentDetail({ id }: { id: string }) {
               </tr>
             </thead>
             <tbody>
-              {inc.symptoms.map((s) => {
+              {symptoms.map((s) => {
                 const t = symptomText(s);
                 return (
                   <tr>
@@ -171,7 +199,7 @@ function IncidentDetail({ id }: { id: string }) {
       <section>
         <h2>Likely causes, ranked</h2>
         {causes.length === 0 ? (
-          <p class="muted">No cause ranked yet: the ranking needs traces from the incident's window. Reload in a moment.</p>
+          <p class="muted">No cause ranked yet: the ranking needs traces from the window. Reload in a moment.</p>
         ) : (
           <ol class="cause-list">
             {causes.map((c) => (
@@ -180,6 +208,61 @@ function IncidentDetail({ id }: { id: string }) {
           </ol>
         )}
       </section>
+    </>
+  );
+}
+
+/** `/api/rca` for a time range: what deviated in it against the range before, and why. */
+function RangeAnalysis({ start, end }: { start: number; end: number }) {
+  const [load, setLoad] = useState<Load<api.WindowAnalysis>>({ state: 'loading' });
+  const [retry, setRetry] = useState(0);
+  const valid = Number.isFinite(start) && Number.isFinite(end) && end > start;
+  useEffect(() => {
+    if (!valid) return;
+    const ac = new AbortController();
+    setLoad({ state: 'loading' });
+    api
+      .rca(start, end, ac.signal)
+      .then((value) => setLoad({ state: 'done', value }))
+      .catch((e) => e.name !== 'AbortError' && setLoad({ state: 'error', error: e }));
+    return () => ac.abort();
+  }, [start, end, retry]);
+  const back = (
+    <a href="/incidents" onClick={linkClick}>
+      ← All incidents
+    </a>
+  );
+  if (!valid)
+    return (
+      <>
+        {back}
+        <Empty title="No time range to analyze">
+          <p>Pick one of the ranges on the Incidents page; the URL takes start and end in microseconds since the epoch.</p>
+        </Empty>
+      </>
+    );
+  return (
+    <div class="incident-page">
+      {back}
+      <header class="incident-header">
+        <h1>
+          Analysis of {fmtTime(start)} to {fmtTime(end).slice(11)}
+        </h1>
+        <p class="muted">
+          Compared with the {fmtDuration(end - start)} before it.
+          {load.state === 'done' && load.value.tracesSampled && ` Traces read: ${load.value.tracesSampled[0]} in the range, ${load.value.tracesSampled[1]} before.`}
+        </p>
+      </header>
+      {load.state === 'loading' && <Loading what="the analysis (it reads traces from the store)" />}
+      {load.state === 'error' && <ErrorState error={load.error} onRetry={() => setRetry((r) => r + 1)} />}
+      {load.state === 'done' &&
+        (load.value.symptoms.length === 0 && load.value.rootCauses.length === 0 ? (
+          <Empty title="Nothing deviated in this range">
+            <p>Its rate, errors and latency match the range before it. Try a longer range, or one that starts before the trouble did.</p>
+          </Empty>
+        ) : (
+          <Findings symptoms={load.value.symptoms} causes={rankedCauses(load.value.rootCauses)} />
+        ))}
     </div>
   );
 }

@@ -573,6 +573,19 @@ const TESTS = {
     const named = [top.service, top.kind === 'dependency' ? top.dependency : null].filter(Boolean);
     assert.ok(suspects.some((s) => named.includes(s)), `suspects ${suspects} include the top cause's ${named}`);
     await shot(page, 'service-map-incident');
+    // On-demand analysis of a range (/api/rca): from the list's buttons, and for the failing
+    // phase against the normal phase before it.
+    await page.goto(`${base}/incidents`);
+    await page.click('.analyze button >> text=5 min');
+    await page.waitForURL(/\/incidents\/range\?start=\d+&end=\d+/);
+    await page.waitForSelector('.incident-header h1 >> text=Analysis of');
+    const end = Date.now();
+    const start = Math.max(traffic.failingFrom, end - 60_000);
+    await page.goto(`${base}/incidents/range?start=${start * 1000}&end=${end * 1000}`);
+    await page.waitForSelector('.cause, .state.empty, .state.error', { timeout: 30_000 });
+    const found = await page.locator('.cause-list').textContent();
+    assert.ok(found.includes('ledger-e2e'), `the range analysis names the ledger: ${found}`);
+    await shot(page, 'incidents-range');
   },
 
 
