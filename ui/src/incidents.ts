@@ -89,7 +89,7 @@ function clamp01(x: number): number {
 /** A one-line title: the top cause, else the first symptom. */
 export function incidentTitle(i: Incident): string {
   const top = rankedCauses(i.rootCauses ?? [])[0];
-  if (top) return `${top.label}`;
+  if (top) return top.label;
   const s = (i.symptoms ?? [])[0];
   if (s) {
     const t = symptomText(s);

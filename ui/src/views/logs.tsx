@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'preact/hooks';
 import { Empty, ErrorState, Loading } from '../components';
 import { fmtDuration, fmtTime, serviceColor } from '../format';
-import { filterLogs, SEVERITIES, severityCounts, type LogRow, type Severity, type TraceLogs } from '../logs';
+import { bodyText, filterLogs, SEVERITIES, severityCounts, type LogRow, type Severity, type TraceLogs } from '../logs';
 import type { Trace } from '../model';
 
 /** The trace's correlated log lines as they load: pending, failed, or attached to spans. */
@@ -42,7 +42,7 @@ function LogLineView({ trace, row, onSelectSpan }: { trace: Trace; row: LogRow; 
               {attrs.map(([k, v]) => (
                 <tr>
                   <th scope="row">{k}</th>
-                  <td>{typeof v === 'string' ? v : JSON.stringify(v)}</td>
+                  <td>{bodyText(v)}</td>
                 </tr>
               ))}
             </tbody>

@@ -453,7 +453,6 @@ function TraceDetail({ trace, tab, initialSpan }: { trace: Trace; tab: string; i
                       return (
                         <SpanRow
                           key={i}
-                          trace={trace}
                           view={view}
                           logs={logsBySpan?.get(i)?.length ?? 0}
                           span={trace.spans[i]}
@@ -507,7 +506,6 @@ function spanRange(s: Span, full: TimeRange): TimeRange {
 }
 
 function SpanRow(props: {
-  trace: Trace;
   view: TimeRange;
   logs: number;
   span: Span;
