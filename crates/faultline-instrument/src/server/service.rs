@@ -60,14 +60,11 @@ where
         } else {
             known.unwrap_or("HTTP").into()
         };
-        let mut builder = config.tracer.span_builder(name).with_kind(SpanKind::Server);
-        if parent.span().span_context().is_sampled() {
-            // Most likely recorded (parent-based sampling): the SDK keeps this vector as the
-            // span's attribute storage, so sizing it once saves three reallocations as the
-            // attributes are added. Unsampled requests do not pay for it.
-            builder = builder.with_attributes(Vec::with_capacity(REQUEST_ATTRIBUTES + 4));
-        }
-        let mut span = builder.start_with_context(&config.tracer, &parent);
+        let mut span = config
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .start_with_context(&config.tracer, &parent);
         if span.is_recording() {
             if !config.sampler_reads_name && route.is_some() {
                 span.update_name(span_name(known, route));
@@ -110,9 +107,6 @@ fn span_name(method: Option<&'static str>, route: Option<&str>) -> String {
         None => method.to_owned(),
     }
 }
-
-/// At most this many attributes are known before the handler runs; four more come after.
-const REQUEST_ATTRIBUTES: usize = 14;
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
