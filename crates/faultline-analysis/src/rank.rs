@@ -214,7 +214,8 @@ fn blame<'a>(
             return (key(callee), callee, Blame::Abandoned);
         }
         if let Some(p) = peer(span).filter(|p| known.contains(*p) && *p != span.service_name()) {
-            return ((p.to_owned(), span.name.clone()), span, Blame::Unreached);
+            // None of its operations ran: the service as a whole is the candidate.
+            return ((p.to_owned(), String::new()), span, Blame::Unreached);
         }
     }
     (key(span), span, Blame::Itself)
@@ -394,10 +395,19 @@ fn describe(
     let service_total: f64 = score.max(f64::MIN_POSITIVE);
     let mut facts = Vec::new();
     let operation = &top_key.1;
+    let label = if operation.is_empty() {
+        service.to_owned()
+    } else {
+        format!("{service} {operation}")
+    };
     if top.latency_share > 0.0 {
         facts.push(format!(
-            "{service} {operation}: {} {:.1} ms per trace before, {:.1} ms now ({:.0}% of the added latency)",
-            if op_agg.is_some_and(|o| o.asynchronous) { "self time (asynchronous, off the critical path)" } else { "critical-path self time" },
+            "{label}: {} {:.1} ms per trace before, {:.1} ms now ({:.0}% of the added latency)",
+            if op_agg.is_some_and(|o| o.asynchronous) {
+                "self time (asynchronous, off the critical path)"
+            } else {
+                "critical-path self time"
+            },
             top.crit_before_us / 1e3,
             top.crit_after_us / 1e3,
             top.latency_share * 100.0
@@ -405,7 +415,7 @@ fn describe(
     }
     if top.origins_after > 0 && top.error_share > 0.0 {
         facts.push(format!(
-            "{service} {operation}: error origin in {} of {} failed traces ({} of {} traces before)",
+            "{label}: error origin in {} of {} failed traces ({} of {} traces before)",
             top.origins_after, anom.failed, top.origins_before, norm.traces
         ));
     }
@@ -418,7 +428,7 @@ fn describe(
         }
         if o.abandoned > 0 {
             facts.push(format!(
-                "{} caller(s) gave up waiting for {service} {operation} (their call failed, this span did not)",
+                "{} caller(s) gave up waiting for {label} (their call failed, this span did not)",
                 o.abandoned
             ));
         }
@@ -428,15 +438,13 @@ fn describe(
             s.signal == Signal::Throughput && s.service == service && &s.operation == operation
         }) {
             facts.push(format!(
-                "{service} {operation}: throughput fell from {:.2}/s to {:.2}/s while its callers kept theirs",
+                "{label}: throughput fell from {:.2}/s to {:.2}/s while its callers kept theirs",
                 s.baseline, s.observed
             ));
         }
     }
     if let Some(dep) = &dependency {
-        facts.push(format!(
-            "{service} {operation} calls the uninstrumented dependency {dep}"
-        ));
+        facts.push(format!("{label} calls the uninstrumented dependency {dep}"));
     }
     for a in &attributes {
         facts.push(format!(
@@ -470,7 +478,9 @@ fn describe(
         )
     });
     edges.truncate(MAX_CITED);
-    let kind = if !attributes.is_empty() {
+    let kind = if operation.is_empty() {
+        CauseKind::Service
+    } else if !attributes.is_empty() {
         CauseKind::Attribute
     } else if dependency.is_some() {
         CauseKind::Dependency
@@ -506,10 +516,10 @@ fn describe(
             "{service}'s calls to {}",
             dependency.as_deref().unwrap_or_default()
         ),
-        CauseKind::Operation => format!("{service} {operation}"),
+        CauseKind::Operation => label.clone(),
         CauseKind::Service => service.to_owned(),
     };
-    let prefix = format!("{service} {operation}: ");
+    let prefix = format!("{label}: ");
     let explanation = match facts.first() {
         Some(f) => format!(
             "{lead} explains {:.0}% of the deviation: {}",
@@ -522,7 +532,7 @@ fn describe(
         rank,
         kind,
         service: service.to_owned(),
-        operation: Some(operation.clone()),
+        operation: (!operation.is_empty()).then(|| operation.clone()),
         dependency,
         attribute,
         score: (score * 1000.0).round() / 1000.0,

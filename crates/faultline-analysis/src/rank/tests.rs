@@ -188,6 +188,10 @@ fn a_service_that_is_down_is_blamed_not_the_caller_that_cannot_reach_it() {
     ];
     let causes = ranked(&symptoms, &fault);
     assert_eq!(causes[0].service, "inventory", "{causes:#?}");
+    // None of its operations ran: the service, not an operation or a dependency of it.
+    assert_eq!(causes[0].kind, CauseKind::Service);
+    assert_eq!(causes[0].operation, None);
+    assert_eq!(causes[0].dependency, None);
     assert!(causes[0]
         .evidence
         .facts
