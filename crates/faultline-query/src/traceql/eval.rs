@@ -173,13 +173,20 @@ impl<'a> TraceView<'a> {
             Stage::By(fields) => {
                 let mut out = Vec::new();
                 for set in sets {
+                    // Groups in order of first appearance, found by a text key (values hold
+                    // floats, which do not hash) so that grouping stays linear.
                     let mut groups: Vec<(Vec<Option<OutValue>>, Vec<usize>)> = Vec::new();
+                    let mut index: HashMap<String, usize> = HashMap::new();
                     for &i in &set.spans {
                         let key: Vec<Option<OutValue>> =
                             fields.iter().map(|f| self.out_value(f, i)).collect();
-                        match groups.iter_mut().find(|(k, _)| *k == key) {
-                            Some((_, members)) => members.push(i),
-                            None => groups.push((key, vec![i])),
+                        let text = format!("{key:?}");
+                        match index.get(&text) {
+                            Some(&g) => groups[g].1.push(i),
+                            None => {
+                                index.insert(text, groups.len());
+                                groups.push((key, vec![i]));
+                            }
                         }
                     }
                     for (key, spans) in groups {

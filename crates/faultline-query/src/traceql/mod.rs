@@ -17,7 +17,7 @@ mod tests;
 
 use std::fmt;
 
-pub use parser::{parse, parse_field, MAX_DEPTH, MAX_QUERY_BYTES};
+pub use parser::{parse, parse_field, MAX_DEPTH, MAX_OPERANDS, MAX_QUERY_BYTES, MAX_SPANSETS};
 
 use ast::{Field, FieldExpr, Query, SpansetExpr, Stage};
 

@@ -20,6 +20,10 @@ pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 pub const MAX_DEPTH: usize = 48;
 /// Most pipeline stages accepted.
 const MAX_STAGES: usize = 16;
+/// Most `{ }` filters in one query: each is a pass over the trace's spans.
+pub const MAX_SPANSETS: usize = 64;
+/// Most operands (fields and values) in one query.
+pub const MAX_OPERANDS: usize = 1_024;
 
 /// Metrics functions of TraceQL, which Faultline's search does not evaluate.
 const METRICS_FUNCTIONS: [&str; 12] = [
@@ -52,6 +56,8 @@ pub fn parse(src: &str) -> Result<Query, ParseError> {
         tokens,
         at: 0,
         depth: 0,
+        spansets: 0,
+        operands: 0,
     };
     let query = p.query()?;
     p.expect_end()?;
@@ -73,6 +79,8 @@ pub fn parse_field(src: &str) -> Result<Field, ParseError> {
         tokens: lex(src)?,
         at: 0,
         depth: 0,
+        spansets: 0,
+        operands: 0,
     };
     let field = p.field_ref()?;
     p.expect_end()?;
@@ -84,6 +92,8 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     at: usize,
     depth: usize,
+    spansets: usize,
+    operands: usize,
 }
 
 impl Parser<'_> {
@@ -244,6 +254,12 @@ impl Parser<'_> {
 
     /// `{ }` or `{ expr }`, starting at `{`.
     fn filter_body(&mut self) -> Result<FieldExpr, ParseError> {
+        self.spansets += 1;
+        if self.spansets > MAX_SPANSETS {
+            return Err(self.error(format!(
+                "the query has more than {MAX_SPANSETS} spanset filters"
+            )));
+        }
         self.expect(Tok::LBrace, "'{'")?;
         if *self.peek() == Tok::RBrace {
             self.bump();
@@ -431,6 +447,12 @@ impl Parser<'_> {
     }
 
     fn operand(&mut self) -> Result<FieldExpr, ParseError> {
+        self.operands += 1;
+        if self.operands > MAX_OPERANDS {
+            return Err(self.error(format!(
+                "the query has more than {MAX_OPERANDS} fields and values"
+            )));
+        }
         match self.peek().clone() {
             Tok::LParen => {
                 self.bump();

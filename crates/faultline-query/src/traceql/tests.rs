@@ -20,7 +20,9 @@ use faultline_model::{
 use super::ast::{CmpOp, Field, FieldExpr, Relation, Scope, SpansetExpr, Stage, Static};
 use super::eval::{OutValue, TraceView};
 use super::plan::{plan, Pushdown};
-use super::{parse, parse_field, shown_fields, MAX_DEPTH, MAX_QUERY_BYTES};
+use super::{
+    parse, parse_field, shown_fields, MAX_DEPTH, MAX_OPERANDS, MAX_QUERY_BYTES, MAX_SPANSETS,
+};
 
 const MS: u64 = 1_000_000;
 const T0: u64 = 1_700_000_000_000_000_000;
@@ -518,6 +520,18 @@ fn limits_on_untrusted_queries() {
         .contains("nests deeper"));
     let within = format!("{{ {}true{} }}", "(".repeat(10), ")".repeat(10));
     assert!(parse(&within).is_ok());
+    // Long flat chains are bounded too: they recurse in evaluation as deep as they are long.
+    let spansets = vec!["{ }"; MAX_SPANSETS + 1].join(" && ");
+    assert!(parse(&spansets)
+        .expect_err("spansets")
+        .message
+        .contains("spanset filters"));
+    assert!(parse(&vec!["{ }"; MAX_SPANSETS].join(" || ")).is_ok());
+    let operands = format!("{{{}}}", vec!["true"; MAX_OPERANDS + 1].join("&&"));
+    assert!(parse(&operands)
+        .expect_err("operands")
+        .message
+        .contains("fields and values"));
 }
 
 #[test]
