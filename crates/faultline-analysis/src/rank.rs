@@ -558,21 +558,24 @@ fn slowest_spans(key: &Key, traces: &[Vec<Span>], n: usize) -> Vec<SpanRef> {
     found.into_iter().take(n).map(span_ref).collect()
 }
 
-/// Attributes that describe the failure rather than cause it, and identifiers.
+/// Attributes that describe the outcome rather than cause it (status, error, response), and
+/// identifiers and ephemeral ports, which differ between any two windows (found on the demo:
+/// `network.peer.port` of a new pooled connection, an error body's `http.response.body.size`).
 fn uninformative(key: &str) -> bool {
     const PREFIXES: [&str; 6] = [
         "error",
         "exception",
         "otel.",
-        "http.response.status_code",
+        "http.response.",
         "rpc.grpc.status_code",
-        "rpc.response.status_code",
+        "rpc.response.",
     ];
     PREFIXES.iter().any(|p| key.starts_with(p))
         || key.ends_with(".id")
         || key.ends_with("_id")
         || key == "id"
         || key.ends_with(".message")
+        || key.ends_with(".port")
 }
 
 /// A comparable form of an attribute value.

@@ -281,6 +281,23 @@ fn no_change_means_no_cause() {
 }
 
 #[test]
+fn outcomes_identifiers_and_ports_are_not_causes() {
+    for key in [
+        "network.peer.port",
+        "http.response.body.size",
+        "http.response.status_code",
+        "error.type",
+        "messaging.message.id",
+        "rpc.grpc.status_code",
+    ] {
+        assert!(uninformative(key), "{key}");
+    }
+    for key in ["db.client.connection.wait_time", "http.route", "host.name"] {
+        assert!(!uninformative(key), "{key}");
+    }
+}
+
+#[test]
 fn numbers_are_rounded_for_people() {
     assert_eq!(round_sig(0.000_412_3), "0.000412");
     assert_eq!(round_sig(1234.5), "1230");
