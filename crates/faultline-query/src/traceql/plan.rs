@@ -33,6 +33,17 @@ impl Pushdown {
         *self == Self::default()
     }
 
+    /// A rough guess of how few spans these conditions leave: names, services and attribute
+    /// values narrow a search far more than a kind or a duration bound.
+    fn selectivity(&self) -> usize {
+        3 * usize::from(self.operation.is_some())
+            + 2 * usize::from(self.service.is_some())
+            + 3 * self.tags.len()
+            + usize::from(self.kind.is_some())
+            + usize::from(self.min_duration_nanos.is_some())
+            + usize::from(self.max_duration_nanos.is_some())
+    }
+
     /// These conditions as a search over `[start, end]` for at most `limit` traces.
     pub fn to_span_query(
         &self,
@@ -77,15 +88,17 @@ fn alternatives(expr: &SpansetExpr) -> Vec<Pushdown> {
             }
         }
         // Both sides must match in the trace: either side's plan alone is a valid filter, so
-        // take the more selective-looking one.
+        // take the more selective-looking one (the weakest of its alternatives counts).
         SpansetExpr::And(a, b) | SpansetExpr::Structural(_, a, b) => {
             let (pa, pb) = (alternatives(a), alternatives(b));
-            let trivial = |p: &[Pushdown]| p.iter().any(Pushdown::is_trivial);
-            match (trivial(&pa), trivial(&pb)) {
-                (false, true) => pa,
-                (true, false) => pb,
-                _ if pb.len() < pa.len() => pb,
-                _ => pa,
+            let score = |p: &[Pushdown]| {
+                let weakest = p.iter().map(Pushdown::selectivity).min().unwrap_or(0);
+                (weakest, std::cmp::Reverse(p.len()))
+            };
+            if score(&pb) > score(&pa) {
+                pb
+            } else {
+                pa
             }
         }
     }

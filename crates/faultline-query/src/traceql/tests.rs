@@ -598,6 +598,20 @@ fn pushdown_only_widens() {
         p(r#"{ } >> { name = "b" }"#)[0].operation.as_deref(),
         Some("b")
     );
+    // The more selective side wins: an error status over a span kind.
+    assert_eq!(
+        p("{ kind = server } >> { status = error }"),
+        vec![Pushdown {
+            tags: vec![("error".into(), "true".into())],
+            ..Pushdown::default()
+        }]
+    );
+    assert_eq!(
+        p(r#"{ name = "a" && kind = server } && { kind = client }"#)[0]
+            .operation
+            .as_deref(),
+        Some("a")
+    );
     // Reversed comparisons flip.
     assert_eq!(
         p("{ 5ms < duration }")[0].min_duration_nanos,
