@@ -81,9 +81,16 @@ async fn rust_log_exporter_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&dir.path().join("data"), &[]).await;
     let endpoint = format!("http://127.0.0.1:{}/v1/logs", server.otlp_http_port);
-    // The blocking HTTP client and the simple processor run on a plain thread, as in a
-    // synchronous service.
+    // The simple processor runs on a plain thread, as in a synchronous service. Which reqwest
+    // client the exporter uses depends on the features the workspace unifies (async when any
+    // crate enables `reqwest-client`), so give it a runtime to run on either way.
     let (trace_id, span_id) = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _entered = runtime.enter();
         let exporter = LogExporter::builder()
             .with_http()
             .with_endpoint(endpoint)
