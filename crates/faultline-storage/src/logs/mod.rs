@@ -91,6 +91,9 @@ pub struct LogStore {
     flush_lock: Mutex<()>,
     maintenance_lock: Mutex<()>,
     flush_wanted: Arc<Notify>,
+    /// Retired blocks whose deletion failed, retried by maintenance; no compaction runs while
+    /// any is left (a merged block must not lose the `sources` entry that supersedes them).
+    pending_deletes: Mutex<Vec<BlockId>>,
     in_memory: AtomicUsize,
     replayed: u64,
     refused: AtomicU64,
@@ -118,10 +121,12 @@ impl LogStore {
         let superseded: HashSet<&BlockId> = all.iter().flat_map(|m| m.sources.iter()).collect();
         let wal_through = all.iter().map(|m| m.wal_through).max();
         let mut blocks = Vec::new();
+        let mut pending_deletes = Vec::new();
         for meta in &all {
             if superseded.contains(&meta.id) {
                 if let Err(e) = delete_block(objects, &root, &meta.id).await {
                     tracing::warn!(block = %meta.id, error = %e, "could not delete a superseded log block");
+                    pending_deletes.push(meta.id.clone());
                 }
             } else {
                 blocks.push(Arc::new(meta.clone()));
@@ -176,6 +181,7 @@ impl LogStore {
             flush_lock: Mutex::new(()),
             maintenance_lock: Mutex::new(()),
             flush_wanted: Arc::new(Notify::new()),
+            pending_deletes: Mutex::new(pending_deletes),
             in_memory,
             replayed: stats.records,
             refused: AtomicU64::new(0),
@@ -336,6 +342,8 @@ impl LogStore {
     /// of small level-0/1 blocks when enough have accumulated.
     pub async fn run_maintenance(&self) -> Result<(), StorageError> {
         let _one = self.maintenance_lock.lock().await;
+        let retry = std::mem::take(&mut *self.pending_deletes.lock().await);
+        self.delete_blocks(&retry).await;
         let retention = u64::try_from(self.config.retention.as_nanos()).unwrap_or(u64::MAX);
         let cutoff = UnixNanos(UnixNanos::now().0.saturating_sub(retention));
         let expired: Vec<BlockId> = {
@@ -354,13 +362,17 @@ impl LogStore {
     async fn delete_blocks(&self, ids: &[BlockId]) {
         for id in ids {
             if let Err(e) = delete_block(self.config.block_store.as_ref(), &self.root, id).await {
-                tracing::warn!(block = %id, error = %e, "log block deletion failed; the next open retries");
+                tracing::warn!(block = %id, error = %e, "log block deletion failed; will retry");
+                self.pending_deletes.lock().await.push(id.clone());
             }
         }
     }
 
     /// Merges the oldest small blocks of the lowest level that has enough of them.
     async fn compact_once(&self) -> Result<bool, StorageError> {
+        if !self.pending_deletes.lock().await.is_empty() {
+            return Ok(false);
+        }
         let t = &self.tuning;
         let blocks = self.state.read().await.blocks.clone();
         let mut plan = None;
