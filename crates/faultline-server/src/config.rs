@@ -333,6 +333,31 @@ mod tests {
     }
 
     #[test]
+    fn log_limits_have_defaults_and_refuse_zero() {
+        let c = ServeOptions::default().resolve().unwrap();
+        assert_eq!(c.max_log_body_bytes, 64 * 1024);
+        assert_eq!(c.max_log_records_per_request, 100_000);
+        let err = ServeOptions {
+            max_log_body_bytes: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--max-log-body-bytes"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "max-log-records-per-request = 7\n").unwrap();
+        let c = ServeOptions {
+            config: Some(file),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.max_log_records_per_request, 7);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f.toml");
