@@ -365,6 +365,13 @@ pub fn markdown(
         "| Call topology visibility | full call topology | {topo} |"
     );
     let logs = result.logs.as_ref().map_or("not measured".into(), |l| {
+        if l.evaluated == 0 {
+            return format!(
+                "not measured: none of the {} failing probe requests sampled had a log line \
+                 carrying its request id",
+                l.without_lines
+            );
+        }
         format!(
             "{} → {} (F1; baseline = time window ± keyword search, after = by trace ID; {} failing requests)",
             l.baseline.map_or("–".into(), |r| pct(r.f1)),
