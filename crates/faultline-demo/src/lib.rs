@@ -30,3 +30,4 @@ pub use error::DemoError;
 pub use services::inventory::{sku, POOL_ACQUIRE_TIMEOUT, POOL_SIZE, PRODUCT_COUNT};
 pub use services::payment::PROVIDER_TIMEOUT;
 pub use services::user::USER_COUNT;
+pub use services::REQUEST_ID as REQUEST_ID_BAGGAGE;

@@ -27,8 +27,9 @@ use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use crate::metrics::{average, score, Retrieval};
 use crate::{now_us, ExperimentError};
 
-/// The baggage key carrying the probe's request id.
-pub const REQUEST_ID_KEY: &str = "faultline.request_id";
+/// The baggage key carrying the probe's request id: the demo's gateway puts the request's
+/// `X-Request-Id` there, and the shop's instrumentation carries it to every service.
+pub const REQUEST_ID_KEY: &str = faultline_demo::REQUEST_ID_BAGGAGE;
 
 /// Keywords of the baseline's search (case-insensitive, over the level and the text).
 pub const BASELINE_KEYWORDS: [&str; 2] = ["error", "fail"];
@@ -218,7 +219,6 @@ pub async fn run_probe(
         let request = client
             .post(format!("{gateway}/api/checkout"))
             .header("content-type", "application/json")
-            .header("baggage", format!("{REQUEST_ID_KEY}={request_id}"))
             .header("x-request-id", &request_id)
             .body(body);
         let results = Arc::clone(&results);

@@ -645,7 +645,7 @@ pub fn markdown(
     let _ = writeln!(
         w,
         "- **Log retrieval**: a probe sends checkouts at {} requests/s (through all six \
-         services), each tagged with a unique request id in W3C baggage \
+         services), each with a unique `X-Request-Id`, which the gateway puts in W3C baggage \
          (`{REQUEST_ID_KEY}`); the instrumentation propagates baggage to every service the \
          request reaches. Every log event of the shop's code is captured in process with the \
          trace ID and the request id current when it was written. For a sample of failing \

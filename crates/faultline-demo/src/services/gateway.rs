@@ -95,7 +95,17 @@ fn request_id_of(request: &Request) -> String {
 /// echoes it in the answer.
 async fn request_id(request: Request, next: Next) -> Response {
     let id = request_id_of(&request);
-    let cx = Context::current_with_baggage([KeyValue::new(REQUEST_ID, id.clone())]);
+    // `with_baggage` replaces the context's baggage whole: carry the caller's entries over.
+    let cx = Context::map_current(|cx| {
+        let mut entries: Vec<KeyValue> = cx
+            .baggage()
+            .iter()
+            .filter(|(key, _)| key.as_str() != REQUEST_ID)
+            .map(|(key, (value, _))| KeyValue::new(key.clone(), value.clone()))
+            .collect();
+        entries.push(KeyValue::new(REQUEST_ID, id.clone()));
+        cx.with_baggage(entries)
+    });
     let mut response = next.run(request).with_context(cx).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);

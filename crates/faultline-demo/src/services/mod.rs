@@ -45,7 +45,7 @@ pub(crate) struct ServiceBase {
 
 /// The W3C baggage entry naming the customer request a log line belongs to; the gateway sets it
 /// from `X-Request-Id` and every service's logs carry it.
-pub(crate) const REQUEST_ID: &str = "request_id";
+pub const REQUEST_ID: &str = "request_id";
 
 /// Sets up a tracer provider whose resource says `service.name = name`, exporting over
 /// OTLP/HTTP to `endpoint`, with the service's logs too when `otlp_logs` is set.
