@@ -32,7 +32,10 @@ export FAULTLINE_BIN="$root/target/debug/faultline"
 step "cargo test (unit, property and cross-process tests)"
 cargo test --workspace
 
-step "Python OpenTelemetry SDK end-to-end tests"
+step "Python OpenTelemetry SDK end-to-end tests (and Debian's Prometheus scraping /metrics)"
+if ! command -v prometheus >/dev/null; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+fi
 .venv/bin/python -m pytest -q tests/python
 
 step "web UI: unit tests (Vitest) and end-to-end tests in headless Chromium (ui/)"
