@@ -278,3 +278,22 @@ impl TraceGenerator {
         (ExportTraceServiceRequest { resource_spans }, ids)
     }
 }
+
+/// `base?k=v&...` with values percent-encoded (reqwest here is built without `query`).
+pub fn with_query(base: &str, params: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let q: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    format!("{base}?{}", q.join("&"))
+}

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use faultline_integration_tests::{faultline_bin, ServerProcess};
+use faultline_integration_tests::{faultline_bin, with_query, ServerProcess};
 
 const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -191,23 +191,4 @@ async fn followed_file_is_shipped_as_it_grows() {
     );
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// `base?k=v&...` with values percent-encoded (reqwest here is built without `query`).
-fn with_query(base: &str, params: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    let q: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect();
-    format!("{base}?{}", q.join("&"))
 }

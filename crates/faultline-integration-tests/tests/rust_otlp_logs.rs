@@ -12,7 +12,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
 
-use faultline_integration_tests::ServerProcess;
+use faultline_integration_tests::{with_query, ServerProcess};
 
 fn resource(service: &str) -> Resource {
     Resource::builder()
@@ -130,23 +130,4 @@ async fn rust_log_exporter_over_grpc() {
     });
     flush.await.unwrap().unwrap();
     check(&server, &trace_id, &span_id, "rust-logs-grpc").await;
-}
-
-/// `base?k=v&...` with values percent-encoded (reqwest here is built without `query`).
-fn with_query(base: &str, params: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    let q: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect();
-    format!("{base}?{}", q.join("&"))
 }

@@ -25,7 +25,7 @@ const SEARCH_WAVE_BLOCKS: usize = 2;
 
 /// How often a query is retried when a block it planned to read was removed under it by
 /// compaction or retention.
-const QUERY_ATTEMPTS: usize = 3;
+pub(crate) const QUERY_ATTEMPTS: usize = 3;
 
 /// What a query saw under the state lock: in-memory results are already computed, blocks still
 /// have to be read.

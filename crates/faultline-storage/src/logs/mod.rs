@@ -32,6 +32,7 @@ use prost::Message;
 use tokio::sync::{watch, Mutex, Notify, RwLock};
 
 use crate::config::{AckMode, StoreConfig, StoreTuning};
+use crate::query::QUERY_ATTEMPTS;
 use crate::wal::{self, record, RecordKind, Wal, WalOptions};
 use crate::StorageError;
 use head::{dedup_records, record_bytes, FrozenLogHead, LogHead};
@@ -77,6 +78,9 @@ struct LogState {
     wal_seq: u64,
     flushing: Vec<Arc<FrozenLogHead>>,
     blocks: Vec<Arc<LogBlockMeta>>,
+    /// Bumped whenever a block leaves `blocks` (compaction, retention), so that a query whose
+    /// block was deleted under it knows to run again rather than fail.
+    generation: u64,
 }
 
 /// The log store. Opened and owned by [`crate::Store`]; reach it with [`crate::Store::logs`].
@@ -177,6 +181,7 @@ impl LogStore {
                 wal_seq: first_seq,
                 flushing: Vec::new(),
                 blocks,
+                generation: 0,
             }),
             flush_lock: Mutex::new(()),
             maintenance_lock: Mutex::new(()),
@@ -352,6 +357,9 @@ impl LogStore {
                 .into_iter()
                 .partition(|b| b.max_time < cutoff);
             st.blocks = live;
+            if !expired.is_empty() {
+                st.generation += 1;
+            }
             expired.iter().map(|b| b.id.clone()).collect()
         };
         self.delete_blocks(&expired).await;
@@ -429,6 +437,7 @@ impl LogStore {
         {
             let mut st = self.state.write().await;
             st.blocks.retain(|b| !sources.contains(&b.id));
+            st.generation += 1;
             let merged = Arc::new(merged);
             let at = st.blocks.partition_point(|b| b.id < merged.id);
             st.blocks.insert(at, merged);
@@ -441,7 +450,31 @@ impl LogStore {
     /// Every stored record of the given traces (head, heads being flushed, blocks), without
     /// repeats, in time order.
     pub async fn logs_of_traces(&self, ids: &[TraceId]) -> Result<Vec<LogRecord>, StorageError> {
-        let (mut out, blocks) = {
+        let mut attempt = 1;
+        loop {
+            let (result, generation) = self.logs_of_traces_once(ids).await;
+            match result {
+                Err(e) if attempt < QUERY_ATTEMPTS && self.moved_since(generation).await => {
+                    tracing::debug!(error = %e, "log block removed during a query; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether a block left the store since `generation`.
+    async fn moved_since(&self, generation: u64) -> bool {
+        self.state.read().await.generation != generation
+    }
+
+    /// One attempt of [`Self::logs_of_traces`] over a snapshot of the blocks, and the generation
+    /// of that snapshot.
+    async fn logs_of_traces_once(
+        &self,
+        ids: &[TraceId],
+    ) -> (Result<Vec<LogRecord>, StorageError>, u64) {
+        let (mut out, blocks, generation) = {
             let st = self.state.read().await;
             let mut out = Vec::new();
             st.head.collect_traces(ids, &mut out);
@@ -454,12 +487,12 @@ impl LogStore {
                 .filter(|b| ids.iter().any(|id| b.may_contain_trace(id)))
                 .cloned()
                 .collect();
-            (out, blocks)
+            (out, blocks, st.generation)
         };
         let objects = Arc::clone(&self.config.block_store);
         let root = self.root.clone();
         let wanted: Arc<[TraceId]> = ids.into();
-        let parts: Vec<Vec<LogRecord>> = futures::stream::iter(blocks)
+        let parts: Result<Vec<Vec<LogRecord>>, _> = futures::stream::iter(blocks)
             .map(|meta| {
                 let (objects, root, wanted) =
                     (Arc::clone(&objects), root.clone(), Arc::clone(&wanted));
@@ -467,11 +500,15 @@ impl LogStore {
             })
             .buffer_unordered(8)
             .try_collect()
-            .await?;
+            .await;
+        let parts = match parts {
+            Ok(parts) => parts,
+            Err(e) => return (Err(e.into()), generation),
+        };
         out.extend(parts.into_iter().flatten());
         dedup_records(&mut out);
         out.sort_by_key(|r| r.time);
-        Ok(out)
+        (Ok(out), generation)
     }
 
     /// Records matching `query`, newest first, at most `query.limit`.
@@ -488,20 +525,36 @@ impl LogStore {
             out.truncate(q.limit);
             return Ok(out);
         }
-        let (mut out, mut blocks) = {
+        let mut attempt = 1;
+        loop {
+            let (result, generation) = self.search_once(&q).await;
+            match result {
+                Err(e) if attempt < QUERY_ATTEMPTS && self.moved_since(generation).await => {
+                    tracing::debug!(error = %e, "log block removed during a search; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt of a search without a trace ID over a snapshot of the blocks, and the
+    /// generation of that snapshot.
+    async fn search_once(&self, q: &LogQuery) -> (Result<Vec<LogRecord>, StorageError>, u64) {
+        let (mut out, mut blocks, generation) = {
             let st = self.state.read().await;
             let mut out = Vec::new();
-            st.head.search(&q, &mut out);
+            st.head.search(q, &mut out);
             for f in &st.flushing {
-                f.head.search(&q, &mut out);
+                f.head.search(q, &mut out);
             }
             let blocks: Vec<Arc<LogBlockMeta>> = st
                 .blocks
                 .iter()
-                .filter(|b| b.may_match(&q))
+                .filter(|b| b.may_match(q))
                 .cloned()
                 .collect();
-            (out, blocks)
+            (out, blocks, st.generation)
         };
         dedup_records(&mut out);
         out.sort_by_key(|r| std::cmp::Reverse(r.time));
@@ -513,12 +566,15 @@ impl LogStore {
             if out.len() >= q.limit && out.last().is_some_and(|r| r.time > meta.max_time) {
                 break;
             }
-            out.extend(search_logs(&self.config.block_store, &self.root, &meta, &q).await?);
+            match search_logs(&self.config.block_store, &self.root, &meta, q).await {
+                Ok(found) => out.extend(found),
+                Err(e) => return (Err(e.into()), generation),
+            }
             dedup_records(&mut out);
             out.sort_by_key(|r| std::cmp::Reverse(r.time));
             out.truncate(q.limit);
         }
-        Ok(out)
+        (Ok(out), generation)
     }
 
     /// Current counters.
