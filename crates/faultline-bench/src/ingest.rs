@@ -163,9 +163,10 @@ pub(crate) fn percentiles(mut ms: Vec<f64>) -> [f64; 3] {
     [at(0.5), at(0.9), at(0.99)]
 }
 
-/// Sums `span_count` over committed blocks' `meta.json` files, and counts the blocks.
-fn blocks_on_disk(dir: &Path) -> (u64, usize) {
-    let mut spans = 0;
+/// Sums `count_key` (`span_count`, `record_count`) over the committed blocks' `meta.json`
+/// files under `dir`, and counts those blocks.
+fn blocks_on_disk(dir: &Path, count_key: &str) -> (u64, usize) {
+    let mut items = 0;
     let mut blocks = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -180,14 +181,43 @@ fn blocks_on_disk(dir: &Path) -> (u64, usize) {
                 let meta: Option<serde_json::Value> = std::fs::read(&p)
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok());
-                if let Some(n) = meta.as_ref().and_then(|m| m["span_count"].as_u64()) {
-                    spans += n;
+                if let Some(n) = meta.as_ref().and_then(|m| m[count_key].as_u64()) {
+                    items += n;
                     blocks += 1;
                 }
             }
         }
     }
-    (spans, blocks)
+    (items, blocks)
+}
+
+/// What the committed blocks under a directory hold once the benchmark's data is in them.
+pub(crate) struct BlocksOnDisk {
+    /// Committed blocks.
+    pub(crate) blocks: usize,
+    /// `data.parquet` bytes per item, when every sent item reached a block.
+    pub(crate) bytes_per_item: Option<f64>,
+}
+
+/// Polls the blocks under `dir` until they hold `sent` items by `count_key`, or `patience`
+/// has passed, then measures their data files.
+pub(crate) async fn wait_for_blocks(
+    dir: &Path,
+    count_key: &str,
+    sent: u64,
+    patience: Duration,
+) -> BlocksOnDisk {
+    let deadline = Instant::now() + patience;
+    let (mut items, mut blocks) = blocks_on_disk(dir, count_key);
+    while items < sent && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (items, blocks) = blocks_on_disk(dir, count_key);
+    }
+    let bytes = process::dir_bytes(dir, &|n| n.ends_with(".parquet"));
+    BlocksOnDisk {
+        blocks,
+        bytes_per_item: (items >= sent && sent > 0).then(|| bytes as f64 / sent as f64),
+    }
 }
 
 /// Runs the benchmark against a fresh server started from `exe`.
@@ -277,16 +307,16 @@ pub async fn run(args: &IngestArgs, exe: &Path) -> Result<IngestReport, BenchErr
     let server_cpu_seconds = process::cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
 
     eprintln!("bench ingest: waiting for every span to be in a block");
-    let blocks_dir = dir.join("data").join("blocks");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let (mut in_blocks, mut blocks) = blocks_on_disk(&blocks_dir);
-    while in_blocks < spans && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        (in_blocks, blocks) = blocks_on_disk(&blocks_dir);
-    }
-    let block_bytes = process::dir_bytes(&blocks_dir, &|n| n.ends_with(".parquet"));
-    let block_bytes_per_span =
-        (in_blocks >= spans && spans > 0).then(|| block_bytes as f64 / spans as f64);
+    let BlocksOnDisk {
+        blocks,
+        bytes_per_item: block_bytes_per_span,
+    } = wait_for_blocks(
+        &dir.join("data").join("blocks"),
+        "span_count",
+        spans,
+        Duration::from_secs(600),
+    )
+    .await;
 
     eprintln!("bench ingest: timing queries");
     let http = reqwest::Client::new();

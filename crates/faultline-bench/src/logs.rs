@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::ingest::{percentiles, start_server, BenchError};
+use crate::ingest::{percentiles, start_server, wait_for_blocks, BenchError, BlocksOnDisk};
 use crate::process;
 
 /// Settings of `faultline bench logs`.
@@ -191,25 +191,6 @@ impl LogGenerator {
     }
 }
 
-/// Sums `record_count` over committed log blocks, and counts them.
-fn log_blocks_on_disk(dir: &Path) -> (u64, usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (0, 0);
-    };
-    let mut records = 0;
-    let mut blocks = 0;
-    for e in entries.flatten() {
-        let meta: Option<serde_json::Value> = std::fs::read(e.path().join("meta.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if let Some(n) = meta.as_ref().and_then(|m| m["record_count"].as_u64()) {
-            records += n;
-            blocks += 1;
-        }
-    }
-    (records, blocks)
-}
-
 /// Runs the benchmark against a fresh server started from `exe`.
 pub async fn run(args: &LogsArgs, exe: &Path) -> Result<LogsReport, BenchError> {
     let tmp;
@@ -307,16 +288,16 @@ pub async fn run(args: &LogsArgs, exe: &Path) -> Result<LogsReport, BenchError> 
     let server_cpu_seconds = process::cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
 
     eprintln!("bench logs: waiting for every record to be in a log block");
-    let blocks_dir = dir.join("data").join("blocks").join("logs");
-    let deadline = Instant::now() + Duration::from_secs(900);
-    let (mut in_blocks, mut blocks) = log_blocks_on_disk(&blocks_dir);
-    while in_blocks < records && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        (in_blocks, blocks) = log_blocks_on_disk(&blocks_dir);
-    }
-    let block_bytes = process::dir_bytes(&blocks_dir, &|n| n.ends_with(".parquet"));
-    let block_bytes_per_record =
-        (in_blocks >= records && records > 0).then(|| block_bytes as f64 / records as f64);
+    let BlocksOnDisk {
+        blocks,
+        bytes_per_item: block_bytes_per_record,
+    } = wait_for_blocks(
+        &dir.join("data").join("blocks").join("logs"),
+        "record_count",
+        records,
+        Duration::from_secs(900),
+    )
+    .await;
 
     eprintln!("bench logs: timing logs-by-trace-ID queries");
     let http = reqwest::Client::new();
