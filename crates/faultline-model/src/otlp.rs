@@ -82,6 +82,49 @@ pub(crate) struct Limiter<'a> {
 }
 
 impl Limiter<'_> {
+    /// The model resource of an OTLP `resource` (absent: empty), its attributes limited.
+    pub(crate) fn resource(
+        &mut self,
+        resource: Option<pr::Resource>,
+        schema_url: String,
+    ) -> Arc<Resource> {
+        let (attributes, mut dropped) = match resource {
+            Some(r) => (r.attributes, r.dropped_attributes_count),
+            None => (Vec::new(), 0),
+        };
+        let attributes = self.attrs(attributes, &mut dropped);
+        Arc::new(Resource {
+            attributes,
+            dropped_attributes_count: dropped,
+            schema_url,
+        })
+    }
+
+    /// The model scope of an OTLP `scope` (absent: empty but for its schema URL), its
+    /// attributes limited.
+    pub(crate) fn scope(
+        &mut self,
+        scope: Option<pc::InstrumentationScope>,
+        schema_url: String,
+    ) -> Arc<InstrumentationScope> {
+        Arc::new(match scope {
+            Some(s) => {
+                let mut dropped = s.dropped_attributes_count;
+                InstrumentationScope {
+                    name: s.name,
+                    version: s.version,
+                    attributes: self.attrs(s.attributes, &mut dropped),
+                    dropped_attributes_count: dropped,
+                    schema_url,
+                }
+            }
+            None => InstrumentationScope {
+                schema_url,
+                ..Default::default()
+            },
+        })
+    }
+
     pub(crate) fn attrs(&mut self, kvs: Vec<pc::KeyValue>, dropped: &mut u32) -> Vec<KeyValue> {
         let max = self.limits.max_attributes_per_span;
         if kvs.len() > max {
@@ -185,33 +228,9 @@ pub fn spans_from_otlp(resource_spans: Vec<pt::ResourceSpans>, limits: &SpanLimi
         modified: false,
     };
     for rs in resource_spans {
-        let (attributes, mut dropped) = match rs.resource {
-            Some(r) => (r.attributes, r.dropped_attributes_count),
-            None => (Vec::new(), 0),
-        };
-        let attributes = lim.attrs(attributes, &mut dropped);
-        let resource = Arc::new(Resource {
-            attributes,
-            dropped_attributes_count: dropped,
-            schema_url: rs.schema_url,
-        });
+        let resource = lim.resource(rs.resource, rs.schema_url);
         for ss in rs.scope_spans {
-            let scope = Arc::new(match ss.scope {
-                Some(s) => {
-                    let mut dropped = s.dropped_attributes_count;
-                    InstrumentationScope {
-                        name: s.name,
-                        version: s.version,
-                        attributes: lim.attrs(s.attributes, &mut dropped),
-                        dropped_attributes_count: dropped,
-                        schema_url: ss.schema_url,
-                    }
-                }
-                None => InstrumentationScope {
-                    schema_url: ss.schema_url,
-                    ..Default::default()
-                },
-            });
+            let scope = lim.scope(ss.scope, ss.schema_url);
             out.spans.reserve(ss.spans.len());
             for s in ss.spans {
                 match span_from_otlp(s, &resource, &scope, &mut lim) {

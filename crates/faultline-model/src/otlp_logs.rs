@@ -142,33 +142,9 @@ pub fn logs_from_otlp(resource_logs: Vec<pl::ResourceLogs>, limits: &LogLimits) 
         modified: false,
     };
     for rl in resource_logs {
-        let (attributes, mut dropped) = match rl.resource {
-            Some(r) => (r.attributes, r.dropped_attributes_count),
-            None => (Vec::new(), 0),
-        };
-        let attributes = lim.attrs(attributes, &mut dropped);
-        let resource = Arc::new(Resource {
-            attributes,
-            dropped_attributes_count: dropped,
-            schema_url: rl.schema_url,
-        });
+        let resource = lim.resource(rl.resource, rl.schema_url);
         for sl in rl.scope_logs {
-            let scope = Arc::new(match sl.scope {
-                Some(s) => {
-                    let mut dropped = s.dropped_attributes_count;
-                    InstrumentationScope {
-                        name: s.name,
-                        version: s.version,
-                        attributes: lim.attrs(s.attributes, &mut dropped),
-                        dropped_attributes_count: dropped,
-                        schema_url: sl.schema_url,
-                    }
-                }
-                None => InstrumentationScope {
-                    schema_url: sl.schema_url,
-                    ..Default::default()
-                },
-            });
+            let scope = lim.scope(sl.scope, sl.schema_url);
             for r in sl.log_records {
                 if out.records.len() >= limits.max_records_per_request {
                     out.reject(format!(
