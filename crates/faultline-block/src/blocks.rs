@@ -230,13 +230,25 @@ pub async fn list_blocks(
     store: &dyn ObjectStore,
     root: &Path,
 ) -> Result<Vec<BlockMeta>, BlockError> {
+    read_metas(store, root, BlockMeta::from_json, |m| &m.id).await
+}
+
+/// Every committed block's `meta.json` under `root` decoded with `parse`, sorted by ID; for
+/// both signals' block trees. A meta that does not parse, or names another block, is skipped
+/// with a warning rather than failing the whole listing.
+pub(crate) async fn read_metas<M: Send>(
+    store: &dyn ObjectStore,
+    root: &Path,
+    parse: fn(&[u8]) -> Result<M, BlockError>,
+    id_of: fn(&M) -> &BlockId,
+) -> Result<Vec<M>, BlockError> {
     let dirs = block_dirs(store, root).await?;
     let ids: Vec<BlockId> = dirs
         .into_iter()
         .filter(|(_, has_meta)| *has_meta)
         .map(|(dir, _)| BlockId(dir))
         .collect();
-    let metas: Vec<Option<BlockMeta>> = futures::stream::iter(ids)
+    let metas: Vec<Option<M>> = futures::stream::iter(ids)
         .map(|id| async move {
             let path = meta_path(root, &id);
             let bytes = match store.get(&path).await {
@@ -245,10 +257,10 @@ pub async fn list_blocks(
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(BlockError::from(e)),
             };
-            match BlockMeta::from_json(&bytes) {
-                Ok(meta) if meta.id == id => Ok(Some(meta)),
+            match parse(&bytes) {
+                Ok(meta) if *id_of(&meta) == id => Ok(Some(meta)),
                 Ok(meta) => {
-                    tracing::warn!(%path, found = %meta.id, "block meta names another block; skipped");
+                    tracing::warn!(%path, found = %id_of(&meta), "block meta names another block; skipped");
                     Ok(None)
                 }
                 Err(e) => {
@@ -260,8 +272,8 @@ pub async fn list_blocks(
         .buffered(16)
         .try_collect()
         .await?;
-    let mut metas: Vec<BlockMeta> = metas.into_iter().flatten().collect();
-    metas.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut metas: Vec<M> = metas.into_iter().flatten().collect();
+    metas.sort_by(|a, b| id_of(a).cmp(id_of(b)));
     Ok(metas)
 }
 

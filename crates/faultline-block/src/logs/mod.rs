@@ -12,7 +12,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use faultline_model::{LogRecord, TraceId, UnixNanos};
-use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -20,7 +19,7 @@ pub use encode::LogBlockSettings;
 pub use meta::{LogBlockMeta, LOG_FORMAT_VERSION};
 pub use read::{read_all_logs, read_logs_of_traces, search_logs};
 
-use crate::blocks::{block_dirs, data_path, meta_path};
+use crate::blocks::{data_path, meta_path, read_metas};
 use crate::{BlockError, BlockId, BlockInfo, TraceBloom};
 
 /// Records a log block can be written from in place (an in-memory head being flushed).
@@ -108,34 +107,7 @@ pub async fn list_log_blocks(
     store: &dyn ObjectStore,
     root: &Path,
 ) -> Result<Vec<LogBlockMeta>, BlockError> {
-    let dirs = block_dirs(store, root).await?;
-    let ids: Vec<BlockId> = dirs
-        .into_iter()
-        .filter(|(_, has_meta)| *has_meta)
-        .map(|(dir, _)| BlockId(dir))
-        .collect();
-    let metas: Vec<Option<LogBlockMeta>> = futures::stream::iter(ids)
-        .map(|id| async move {
-            let path = meta_path(root, &id);
-            let bytes = match store.get(&path).await {
-                Ok(got) => got.bytes().await?,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(BlockError::from(e)),
-            };
-            match LogBlockMeta::from_json(&bytes) {
-                Ok(meta) if meta.id == id => Ok(Some(meta)),
-                Ok(_) | Err(_) => {
-                    tracing::warn!(%path, "unreadable or misnamed log block meta; skipped");
-                    Ok(None)
-                }
-            }
-        })
-        .buffered(16)
-        .try_collect()
-        .await?;
-    let mut metas: Vec<LogBlockMeta> = metas.into_iter().flatten().collect();
-    metas.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(metas)
+    read_metas(store, root, LogBlockMeta::from_json, |m| &m.id).await
 }
 
 #[cfg(test)]
