@@ -116,38 +116,12 @@ pub(crate) async fn open(
         }
     }
 
-    let (head, stats) = {
-        let dir = wal_dir.clone();
-        let max_per_trace = config.max_spans_per_trace;
-        tokio::task::spawn_blocking(move || {
-            if let Some(through) = wal_through {
-                wal::delete_segments_through(&dir, through)?;
-            }
-            replay_into_head(&dir, wal_through, max_per_trace)
+    let max_per_trace = config.max_spans_per_trace;
+    let (wal, head, stats, first_seq) =
+        reopen_wal(&wal_dir, wal_through, &tuning, move |dir, after| {
+            replay_into_head(dir, after, max_per_trace)
         })
-        .await
-        .map_err(|e| StorageError::io(&wal_dir, std::io::Error::other(e)))??
-    };
-    let last_seq = stats.segments.last().copied().max(wal_through).unwrap_or(0);
-    let first_seq = last_seq + 1;
-    let wal = Wal::start(
-        WalOptions {
-            dir: wal_dir.clone(),
-            queue_capacity: tuning.wal_queue_capacity,
-            max_group_bytes: tuning.wal_max_group_bytes,
-        },
-        first_seq,
-    )?;
-    // Segments left empty by a restart or a cut hold nothing; without this every restart
-    // would leave one more behind.
-    for seq in &stats.segments {
-        let path = wal::segment_path(&wal_dir, *seq);
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(segment = %path.display(), error = %e, "could not delete an empty WAL segment");
-            }
-        }
-    }
+        .await?;
     tracing::info!(
         blocks = blocks.len(),
         replayed_records = stats.records,
@@ -217,6 +191,52 @@ fn validate(config: &StoreConfig, tuning: &StoreTuning) -> Result<(), StorageErr
         return bad("WAL queue capacity and group size must be positive");
     }
     Ok(())
+}
+
+/// Reopens a signal's WAL after a restart: deletes the segments whose data is already in blocks
+/// (through `wal_through`), replays the rest with `replay` (off the async runtime), starts the
+/// writer on the segment after the newest one, and removes segments left empty. Returns the
+/// writer, what `replay` rebuilt, the replay counters and the writer's first segment.
+pub(crate) async fn reopen_wal<H: Send + 'static>(
+    wal_dir: &Path,
+    wal_through: Option<u64>,
+    tuning: &StoreTuning,
+    replay: impl FnOnce(&Path, Option<u64>) -> Result<(H, wal::ReplayStats), StorageError>
+        + Send
+        + 'static,
+) -> Result<(Wal, H, wal::ReplayStats, u64), StorageError> {
+    let (rebuilt, stats) = {
+        let dir = wal_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if let Some(through) = wal_through {
+                wal::delete_segments_through(&dir, through)?;
+            }
+            replay(&dir, wal_through)
+        })
+        .await
+        .map_err(|e| StorageError::io(wal_dir, std::io::Error::other(e)))??
+    };
+    let last_seq = stats.segments.last().copied().max(wal_through).unwrap_or(0);
+    let first_seq = last_seq + 1;
+    let wal = Wal::start(
+        WalOptions {
+            dir: wal_dir.to_path_buf(),
+            queue_capacity: tuning.wal_queue_capacity,
+            max_group_bytes: tuning.wal_max_group_bytes,
+        },
+        first_seq,
+    )?;
+    // Segments left empty by a restart or a cut hold nothing; without this every restart
+    // would leave one more behind.
+    for seq in &stats.segments {
+        let path = wal::segment_path(wal_dir, *seq);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(segment = %path.display(), error = %e, "could not delete an empty WAL segment");
+            }
+        }
+    }
+    Ok((wal, rebuilt, stats, first_seq))
 }
 
 /// Limits loose enough that decoding a WAL record never changes a span: the spans were

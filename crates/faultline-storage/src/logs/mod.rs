@@ -32,8 +32,9 @@ use prost::Message;
 use tokio::sync::{watch, Mutex, Notify, RwLock};
 
 use crate::config::{AckMode, StoreConfig, StoreTuning};
+use crate::lifecycle::reopen_wal;
 use crate::query::QUERY_ATTEMPTS;
-use crate::wal::{self, record, RecordKind, Wal, WalOptions};
+use crate::wal::{self, record, RecordKind, Wal};
 use crate::StorageError;
 use head::{dedup_records, record_bytes, FrozenLogHead, LogHead};
 
@@ -141,32 +142,8 @@ impl LogStore {
                 tracing::warn!(block = %orphan, error = %e, "could not delete an uncommitted log block");
             }
         }
-        let (head, stats) = {
-            let dir = wal_dir.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Some(through) = wal_through {
-                    wal::delete_segments_through(&dir, through)?;
-                }
-                replay(&dir, wal_through)
-            })
-            .await
-            .map_err(|e| StorageError::io(&wal_dir, std::io::Error::other(e)))??
-        };
-        let first_seq = stats.segments.last().copied().max(wal_through).unwrap_or(0) + 1;
-        let wal = Wal::start(
-            WalOptions {
-                dir: wal_dir.clone(),
-                queue_capacity: tuning.wal_queue_capacity,
-                max_group_bytes: tuning.wal_max_group_bytes,
-            },
-            first_seq,
-        )?;
-        for seq in &stats.segments {
-            let path = wal::segment_path(&wal_dir, *seq);
-            if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
+        let (wal, head, stats, first_seq) =
+            reopen_wal(&wal_dir, wal_through, &tuning, replay).await?;
         let in_memory = AtomicUsize::new(head.bytes);
         let store = Arc::new(Self {
             settings: LogBlockSettings::default(),
