@@ -192,6 +192,8 @@ export function serviceGraph(window: string, signal?: AbortSignal): Promise<Serv
 export interface Symptom {
   service: string;
   operation: string;
+  /** For an edge of the service graph: the callee, with `service` the caller. */
+  peer?: string;
   signal: 'latency' | 'errors' | 'throughput';
   baseline: number;
   observed: number;

@@ -26,7 +26,7 @@ const SIGNAL: Record<Symptom['signal'], string> = { latency: 'latency', errors: 
 export function symptomText(s: Symptom): { where: string; what: string; change: string; factor: string } {
   const factor = s.baseline > 0 ? s.observed / s.baseline : Infinity;
   return {
-    where: s.operation ? `${s.service}: ${s.operation}` : s.service,
+    where: s.peer ? `${s.service} → ${s.peer}` : s.operation ? `${s.service}: ${s.operation}` : s.service,
     what: SIGNAL[s.signal] ?? s.signal,
     change: `${fmtSymptomValue(s.baseline, s.unit)} → ${fmtSymptomValue(s.observed, s.unit)}`,
     factor: !Number.isFinite(factor) ? 'new' : factor >= 1 ? `×${factor >= 10 ? factor.toFixed(0) : factor.toFixed(1)}` : `÷${(1 / Math.max(factor, 1e-9)).toFixed(1)}`,
@@ -128,6 +128,12 @@ export function suspectServices(list: Incident[]): Map<string, string> {
 /** Services with a symptom in an open incident. */
 export function symptomServices(list: Incident[]): Set<string> {
   const out = new Set<string>();
-  for (const i of list) if (i.status === 'open') for (const s of i.symptoms ?? []) out.add(s.service);
+  for (const i of list)
+    if (i.status === 'open')
+      for (const s of i.symptoms ?? []) {
+        out.add(s.service);
+        // An edge's symptom is measured at the caller but describes the callee too.
+        if (s.peer) out.add(s.peer);
+      }
   return out;
 }

@@ -162,6 +162,14 @@ impl Analyzer {
         f(&lock(&self.red))
     }
 
+    /// Runs `f` over the service graph under its lock, after expiring halves whose wait is over
+    /// at `now` (so virtual-node edges are current).
+    pub(crate) fn with_graph<R>(&self, now: UnixNanos, f: impl FnOnce(&ServiceGraph) -> R) -> R {
+        let mut graph = lock(&self.graph);
+        graph.expire(now);
+        f(&graph)
+    }
+
     /// The incident log, to update.
     pub(crate) fn incident_log(&self) -> MutexGuard<'_, IncidentLog> {
         lock(&self.incidents)

@@ -1,7 +1,8 @@
 //! Anomaly detection over the RED slot windows: a baseline per series learned from closed
 //! slots, a recent window judged against it on every tick, and the incident lifecycle.
 //!
-//! Each SERVER and CONSUMER series (the entry points of a service's operations) keeps
+//! Each SERVER and CONSUMER series (the entry points of a service's operations) and each edge
+//! of the service graph (the caller's view of a dependency, virtual nodes included) keeps
 //! exponentially weighted mean and variance of its per-slot rate and mean latency and of its
 //! call and error counts. A slot is learnt two slots after it closed, and only if no tick saw
 //! the series deviate while the slot was recent and no incident was open: a fault never becomes
@@ -19,6 +20,7 @@
 //! `resolve_hold`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use faultline_model::{SpanKind, UnixNanos};
 
@@ -190,7 +192,63 @@ fn signal_index(s: Signal) -> usize {
 struct Finding {
     service: String,
     operation: String,
+    peer: Option<String>,
     deviation: Deviation,
+}
+
+/// What one tick knows while it visits the series.
+struct Tick<'a> {
+    cfg: &'a DetectionConfig,
+    now_slot: u64,
+    slots: u64,
+    slot_secs: f64,
+    recent_secs: f64,
+    /// Slots up to this one are never learnt.
+    blocked: Option<u64>,
+    /// Whether closed slots may be learnt (no incident is open).
+    learn: bool,
+}
+
+impl Tick<'_> {
+    /// Learns `series`' closed slots into `state`, judges its recent window, and hands every
+    /// deviation confirmed for `confirm_ticks` ticks to `confirmed`. Returns whether anything
+    /// deviated at all.
+    fn watch(
+        &self,
+        state: &mut SeriesState,
+        series: &WindowedSeries,
+        stats: &mut DetectorStats,
+        mut confirmed: impl FnMut(Deviation),
+    ) -> bool {
+        let cfg = self.cfg;
+        state.advance_mask(self.now_slot);
+        if self.learn {
+            learn(state, series, self, stats);
+        }
+        let recent = series.window(self.now_slot, cfg.recent_slots);
+        let deviations = state.baseline.judge(&recent, self.recent_secs, cfg);
+        let deviated = !deviations.is_empty();
+        if deviated {
+            for i in 0..cfg.recent_slots.min(64) {
+                state.suspect_mask |= 1 << i;
+            }
+        }
+        let mut seen = [false; 3];
+        for d in deviations {
+            let i = signal_index(d.signal);
+            seen[i] = true;
+            state.streak[i] = state.streak[i].saturating_add(1);
+            if state.streak[i] >= cfg.confirm_ticks {
+                confirmed(d);
+            }
+        }
+        for (i, s) in seen.iter().enumerate() {
+            if !s {
+                state.streak[i] = 0;
+            }
+        }
+        deviated
+    }
 }
 
 /// What the ranking should look at after a tick: the open incident and its windows.
@@ -211,7 +269,7 @@ pub struct RankRequest {
 pub struct DetectorStats {
     /// Ticks run.
     pub ticks: u64,
-    /// Series with a baseline.
+    /// Series with a baseline (RED series and graph edges).
     pub series: u64,
     /// Visits of series beyond the limit, which are not watched (counted once per tick).
     pub series_overflow: u64,
@@ -229,6 +287,8 @@ pub struct Detector {
     slots: u64,
     max_series: usize,
     series: HashMap<(u32, u8), SeriesState>,
+    /// Per service graph edge (caller, callee).
+    edges: HashMap<(Arc<str>, Arc<str>), SeriesState>,
     /// Slots up to this one are never learnt (they overlap an incident).
     blocked_through: Option<u64>,
     last_deviation: u64,
@@ -245,6 +305,7 @@ impl Detector {
             slots: config.slots as u64,
             max_series: config.max_series,
             series: HashMap::new(),
+            edges: HashMap::new(),
             blocked_through: None,
             last_deviation: 0,
             stats: DetectorStats::default(),
@@ -254,7 +315,7 @@ impl Detector {
     /// Counters so far.
     pub fn stats(&self) -> DetectorStats {
         DetectorStats {
-            series: self.series.len() as u64,
+            series: (self.series.len() + self.edges.len()) as u64,
             ..self.stats
         }
     }
@@ -271,10 +332,17 @@ impl Detector {
         let mut findings: Vec<Finding> = Vec::new();
         let mut any_deviation = false;
 
-        let cfg = &self.cfg;
-        let (series_map, stats, blocked) =
-            (&mut self.series, &mut self.stats, self.blocked_through);
-        let (max_series, slots) = (self.max_series, self.slots);
+        let tick = Tick {
+            cfg: &self.cfg,
+            now_slot,
+            slots: self.slots,
+            slot_secs,
+            recent_secs,
+            blocked: self.blocked_through,
+            learn: !incident_open,
+        };
+        let (series_map, stats) = (&mut self.series, &mut self.stats);
+        let max_series = self.max_series;
         analyzer.with_red(|red| {
             red.visit(|op, kind, service, operation, series| {
                 if !matches!(kind, SpanKind::Server | SpanKind::Consumer) {
@@ -286,39 +354,34 @@ impl Detector {
                     return;
                 }
                 let state = series_map.entry(key).or_default();
-                state.advance_mask(now_slot);
-                if !incident_open {
-                    learn(
-                        state, series, now_slot, slots, blocked, slot_secs, cfg, stats,
-                    );
-                }
-                let recent = series.window(now_slot, cfg.recent_slots);
-                let deviations = state.baseline.judge(&recent, recent_secs, cfg);
-                if !deviations.is_empty() {
-                    any_deviation = true;
-                    for i in 0..cfg.recent_slots.min(64) {
-                        state.suspect_mask |= 1 << i;
-                    }
-                }
-                let mut seen = [false; 3];
-                for d in deviations {
-                    let i = signal_index(d.signal);
-                    seen[i] = true;
-                    state.streak[i] = state.streak[i].saturating_add(1);
-                    if state.streak[i] >= cfg.confirm_ticks {
-                        findings.push(Finding {
-                            service: service.to_owned(),
-                            operation: operation.to_owned(),
-                            deviation: d,
-                        });
-                    }
-                }
-                for (i, s) in seen.iter().enumerate() {
-                    if !s {
-                        state.streak[i] = 0;
-                    }
-                }
+                any_deviation |= tick.watch(state, series, stats, |deviation| {
+                    findings.push(Finding {
+                        service: service.to_owned(),
+                        operation: operation.to_owned(),
+                        peer: None,
+                        deviation,
+                    })
+                });
             });
+        });
+        // Edges: the caller's view of each dependency, including virtual nodes (databases,
+        // third parties) that have no series of their own and calls that never reached their
+        // server. The graph bounds the number of edges.
+        let edge_map = &mut self.edges;
+        analyzer.with_graph(now, |graph| {
+            for ((client, server), edge) in graph.edges() {
+                let state = edge_map
+                    .entry((Arc::clone(client), Arc::clone(server)))
+                    .or_default();
+                any_deviation |= tick.watch(state, &edge.client, stats, |deviation| {
+                    findings.push(Finding {
+                        service: client.to_string(),
+                        operation: String::new(),
+                        peer: Some(server.to_string()),
+                        deviation,
+                    })
+                });
+            }
         });
         if any_deviation {
             self.last_deviation = now.0;
@@ -376,6 +439,7 @@ impl Detector {
                 s.signal == f.deviation.signal
                     && s.service == f.service
                     && s.operation == f.operation
+                    && s.peer == f.peer
             });
             match existing {
                 Some(s) => s.observed = f.deviation.observed,
@@ -385,6 +449,7 @@ impl Detector {
                 None => incident.symptoms.push(Symptom {
                     service: f.service,
                     operation: f.operation,
+                    peer: f.peer,
                     signal: f.deviation.signal,
                     baseline: f.deviation.baseline,
                     observed: f.deviation.observed,
@@ -415,17 +480,13 @@ impl Detector {
 }
 
 /// Learns the slots of `series` that closed two slots ago or earlier and were not learnt yet.
-#[allow(clippy::too_many_arguments)]
 fn learn(
     state: &mut SeriesState,
     series: &WindowedSeries,
-    now_slot: u64,
-    slots: u64,
-    blocked: Option<u64>,
-    slot_secs: f64,
-    cfg: &DetectionConfig,
+    tick: &Tick<'_>,
     stats: &mut DetectorStats,
 ) {
+    let (now_slot, slots, blocked) = (tick.now_slot, tick.slots, tick.blocked);
     let Some(target) = now_slot.checked_sub(2) else {
         return;
     };
@@ -444,7 +505,9 @@ fn learn(
             stats.slots_skipped += 1;
         } else {
             let slot = series.window(k, 1);
-            state.baseline.absorb(&slot, slot_secs, cfg.baseline_alpha);
+            state
+                .baseline
+                .absorb(&slot, tick.slot_secs, tick.cfg.baseline_alpha);
             stats.slots_learnt += 1;
         }
         k += 1;
@@ -684,6 +747,92 @@ mod tests {
             ("notification", Signal::Throughput)
         );
         assert_eq!(s.unit, "per_s");
+    }
+
+    #[test]
+    fn a_slow_network_between_two_services_is_an_edge_symptom() {
+        // inventory itself is as fast as ever; only order's calls to it take longer.
+        let fault = Shop {
+            inventory_network: 150_000,
+            ..Shop::default()
+        };
+        let (took, incident) = detect(300, &fault, false, 60).expect("detected");
+        assert!(took <= 30, "{took}s");
+        let edge = incident
+            .symptoms
+            .iter()
+            .find(|s| s.peer.is_some())
+            .expect("an edge symptom");
+        assert_eq!(
+            (
+                edge.service.as_str(),
+                edge.peer.as_deref(),
+                edge.operation.as_str(),
+                edge.signal
+            ),
+            ("order", Some("inventory"), "", Signal::Latency),
+            "{incident:#?}"
+        );
+        // The recent window still holds some calls from before the onset.
+        assert!(edge.observed > 5.0 * edge.baseline, "{edge:?}");
+        assert!(
+            !incident.symptoms.iter().any(|s| s.service == "inventory"),
+            "inventory's own series did not move: {incident:#?}"
+        );
+        let json = serde_json::to_value(edge).unwrap();
+        assert_eq!(json["peer"], "inventory");
+    }
+
+    /// Runs `normal` seconds of normal traffic, then `fault` for `faulty` seconds, ticking
+    /// every 5 s; returns the newest incident and the detector's counters.
+    fn run_fault(normal: u64, fault: &Shop, faulty: u64) -> (Option<Incident>, DetectorStats) {
+        let a = Analyzer::new(AnalysisConfig::default()).unwrap();
+        let mut d = Detector::new(&a);
+        let mut s = Stream::new();
+        let healthy = Shop::default();
+        for t in T0..T0 + normal + faulty {
+            s.second(&a, t, if t < T0 + normal { &healthy } else { fault }, false);
+            if t % 5 == 0 {
+                d.tick_at(&a, UnixNanos(t * 1_000_000_000));
+            }
+        }
+        (a.incidents(None, 1).pop(), d.stats())
+    }
+
+    #[test]
+    fn a_dependency_nobody_instruments_has_a_baseline_of_its_own() {
+        // The database is a virtual node: only inventory's client spans see it. Its edge
+        // counts a call once the call's pairing wait is over, so give it the time.
+        let fault = Shop {
+            db: 120_000,
+            ..Shop::default()
+        };
+        let (incident, stats) = run_fault(300, &fault, 60);
+        let incident = incident.expect("opened");
+        assert!(
+            incident.symptoms.iter().any(|s| s.service == "inventory"
+                && s.peer.as_deref() == Some("sqlite")
+                && s.signal == Signal::Latency),
+            "{incident:#?}"
+        );
+        // gateway, order, inventory, payment entry points, the consumer, and the edges.
+        assert!(stats.series > 5, "{stats:?}");
+    }
+
+    #[test]
+    fn calls_to_a_service_that_is_down_deviate_on_their_edge() {
+        let fault = Shop {
+            inventory_down: true,
+            ..Shop::default()
+        };
+        let (incident, _) = run_fault(300, &fault, 60);
+        let incident = incident.expect("opened");
+        assert!(
+            incident.symptoms.iter().any(|s| s.service == "order"
+                && s.peer.as_deref() == Some("inventory")
+                && s.signal == Signal::Errors),
+            "{incident:#?}"
+        );
     }
 
     #[test]

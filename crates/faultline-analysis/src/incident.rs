@@ -34,8 +34,13 @@ impl Signal {
 pub struct Symptom {
     /// Service name.
     pub service: String,
-    /// Operation (span name).
+    /// Operation (span name); empty for an edge.
     pub operation: String,
+    /// For an edge of the service graph: the called service or virtual node, with `service`
+    /// the caller. The edge's series is the caller's view of the calls (client-side latency,
+    /// and failures on either side). Absent for a service's own operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     /// What deviated.
     pub signal: Signal,
     /// Baseline value: latency in µs, errors as a ratio, throughput per second.
@@ -280,6 +285,7 @@ mod tests {
         i.symptoms.push(Symptom {
             service: "s".into(),
             operation: "o".into(),
+            peer: None,
             signal: Signal::Errors,
             baseline: 0.0,
             observed: 0.5,
@@ -292,6 +298,7 @@ mod tests {
         assert_eq!(v["symptoms"][0]["signal"], "errors");
         assert_eq!(v["symptoms"][0]["unit"], "ratio");
         assert_eq!(v["symptoms"][0]["detectedAt"], 7);
+        assert!(v["symptoms"][0].get("peer").is_none());
         assert_eq!(v["status"], "open");
     }
 }

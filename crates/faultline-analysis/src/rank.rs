@@ -366,9 +366,11 @@ fn throughput_origins(input: &RankInput<'_>, cands: &mut HashMap<Key, Candidate>
     }
 }
 
+/// When each service's own series first deviated (edge symptoms are the caller's view of a
+/// callee and are cited separately, see [`edge_facts`]).
 fn first_detection(symptoms: &[Symptom]) -> HashMap<&str, u64> {
     let mut first: HashMap<&str, u64> = HashMap::new();
-    for s in symptoms {
+    for s in symptoms.iter().filter(|s| s.peer.is_none()) {
         let e = first.entry(s.service.as_str()).or_insert(s.detected_at);
         *e = (*e).min(s.detected_at);
     }
@@ -460,6 +462,8 @@ fn describe(
             facts.push(format!("{service} deviated first; its callers followed"));
         }
     }
+    let deviating = deviating_edges(service, dependency.as_deref(), input.symptoms);
+    facts.extend(edge_facts(&deviating, input.symptoms));
     let mut edges: Vec<EdgeRef> = input
         .edges
         .iter()
@@ -467,9 +471,27 @@ fn describe(
         .filter(|e| e.client != e.server)
         .cloned()
         .collect();
-    // Callers that deviated earlier first: the order the degradation spread in.
+    for s in &deviating {
+        let e = EdgeRef {
+            client: s.service.clone(),
+            server: s.peer.clone().unwrap_or_default(),
+        };
+        if !edges.contains(&e) {
+            edges.push(e);
+        }
+    }
+    // Edges in the order they degraded (their own baselines first, then their callers'
+    // series): the order the degradation spread in.
+    let edge_detected = |e: &EdgeRef| {
+        deviating
+            .iter()
+            .filter(|s| s.service == e.client && s.peer.as_deref() == Some(e.server.as_str()))
+            .map(|s| s.detected_at)
+            .min()
+    };
     edges.sort_by_key(|e| {
         (
+            edge_detected(e).unwrap_or(u64::MAX),
             first_detected
                 .get(e.client.as_str())
                 .copied()
@@ -545,6 +567,66 @@ fn describe(
             facts,
         },
     }
+}
+
+/// Edge symptoms that touch `service`: its calls out, calls into it, and calls to its
+/// uninstrumented `dependency`; earliest first.
+fn deviating_edges<'a>(
+    service: &str,
+    dependency: Option<&str>,
+    symptoms: &'a [Symptom],
+) -> Vec<&'a Symptom> {
+    let mut out: Vec<&Symptom> = symptoms
+        .iter()
+        .filter(|s| match s.peer.as_deref() {
+            Some(peer) => s.service == service || peer == service || Some(peer) == dependency,
+            None => false,
+        })
+        .collect();
+    out.sort_by_key(|s| (s.detected_at, s.service.clone(), s.peer.clone()));
+    out
+}
+
+/// "calls order → inventory: latency 3.2 ms → 152.0 ms, the first edge to degrade".
+fn edge_facts(deviating: &[&Symptom], all: &[Symptom]) -> Vec<String> {
+    let first_edge = all
+        .iter()
+        .filter(|s| s.peer.is_some())
+        .map(|s| s.detected_at)
+        .min();
+    deviating
+        .iter()
+        .take(MAX_CITED)
+        .map(|s| {
+            let (what, before, after) = match s.signal {
+                Signal::Latency => (
+                    "latency",
+                    format!("{:.1} ms", s.baseline / 1e3),
+                    format!("{:.1} ms", s.observed / 1e3),
+                ),
+                Signal::Errors => (
+                    "failed calls",
+                    format!("{:.1}%", s.baseline * 100.0),
+                    format!("{:.1}%", s.observed * 100.0),
+                ),
+                Signal::Throughput => (
+                    "calls",
+                    format!("{:.2}/s", s.baseline),
+                    format!("{:.2}/s", s.observed),
+                ),
+            };
+            let first = if Some(s.detected_at) == first_edge {
+                ", the first edge to degrade"
+            } else {
+                ""
+            };
+            format!(
+                "calls {} → {}: {what} {before} → {after} against the edge's baseline{first}",
+                s.service,
+                s.peer.as_deref().unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 /// The `n` longest spans of `key` in `traces`.

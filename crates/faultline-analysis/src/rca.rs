@@ -75,15 +75,18 @@ pub(crate) async fn rank_symptoms(
     cfg: &DetectionConfig,
 ) -> Result<Vec<RootCause>, AnalysisError> {
     let mut chosen: Vec<&Symptom> = symptoms.iter().collect();
-    chosen.sort_by_key(|s| s.detected_at);
+    // Entry points first: their slow or failed spans are the traces users saw. An edge's
+    // caller is sampled when there is room (or when only edges deviate).
+    chosen.sort_by_key(|s| (s.peer.is_some(), s.detected_at));
     chosen.truncate(MAX_SAMPLED_SYMPTOMS);
     let per = (cfg.max_rca_traces / (2 * chosen.len().max(1))).max(1);
     let half = cfg.max_rca_traces / 2;
     let (mut bad_ids, mut normal_ids) = (Vec::new(), Vec::new());
     for s in &chosen {
+        // An edge symptom has no operation: any slow or failed span of its caller will do.
         let base = SpanQuery {
             service: Some(s.service.clone()),
-            operation: Some(s.operation.clone()),
+            operation: (!s.operation.is_empty()).then(|| s.operation.clone()),
             limit: per,
             ..SpanQuery::default()
         };
@@ -200,6 +203,7 @@ pub(crate) async fn analyze_window(
         symptoms.push(Symptom {
             service: k.0.clone(),
             operation: k.1.clone(),
+            peer: None,
             signal,
             baseline,
             observed,

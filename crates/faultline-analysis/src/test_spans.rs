@@ -67,6 +67,9 @@ pub struct Shop {
     pub order_gives_up: bool,
     /// notification's own time consuming the order's message, after the checkout answered.
     pub notification_self: u64,
+    /// Extra network time on order's calls to inventory, half each way: order's client span
+    /// grows, inventory's server span does not.
+    pub inventory_network: u64,
 }
 
 impl Default for Shop {
@@ -84,6 +87,7 @@ impl Default for Shop {
             inventory_down: false,
             order_gives_up: false,
             notification_self: 2_000,
+            inventory_network: 0,
         }
     }
 }
@@ -123,7 +127,7 @@ pub fn shop_trace(trace: u64, start_us: u64, shop: &Shop) -> Vec<Span> {
     let inv_client = if shop.inventory_down {
         300
     } else {
-        inv_server + 2 * NET
+        inv_server + 2 * NET + shop.inventory_network
     };
     let pay_server = shop.payment_self + shop.provider;
     let pay_client = pay_server + 2 * NET;
@@ -189,7 +193,7 @@ pub fn shop_trace(trace: u64, start_us: u64, shop: &Shop) -> Vec<Span> {
         fail(&mut oic, "connection refused");
         failed = true;
     } else {
-        let s4 = s3 + NET;
+        let s4 = s3 + NET + shop.inventory_network / 2;
         let mut invs = shop_span(
             "inventory",
             "GetProduct",

@@ -47,6 +47,9 @@ describe('incident display model', () => {
     });
     expect(symptomText({ service: 'a', operation: '', signal: 'errors', baseline: 0, observed: 0.2, unit: 'ratio', detectedAt: 0 }).factor).toBe('new');
     expect(symptomText({ service: 'a', operation: '', signal: 'throughput', baseline: 100, observed: 25, unit: 'per_s', detectedAt: 0 }).factor).toBe('÷4.0');
+    expect(symptomText({ service: 'order', operation: '', peer: 'inventory', signal: 'latency', baseline: 3_000, observed: 150_000, unit: 'us', detectedAt: 0 }).where).toBe(
+      'order → inventory',
+    );
     expect(fmtSymptomValue(0.355, 'ratio')).toBe('36%');
     expect(fmtSymptomValue(0.0004, 'ratio')).toBe('<0.1%');
     expect(fmtSymptomValue(12.5, 'per_s')).toBe('12.5/s');
@@ -86,5 +89,7 @@ describe('incident display model', () => {
     expect([...m.keys()].sort()).toEqual(['bank', 'payments']);
     expect(m.get('payments')).toBe('o');
     expect([...symptomServices([open, resolved])]).toEqual(['frontend']);
+    open.symptoms.push({ service: 'cart', operation: '', peer: 'redis', signal: 'latency', baseline: 1_000, observed: 90_000, unit: 'us', detectedAt: 3 });
+    expect([...symptomServices([open, resolved])].sort()).toEqual(['cart', 'frontend', 'redis']);
   });
 });

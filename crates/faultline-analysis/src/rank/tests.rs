@@ -31,6 +31,7 @@ fn symptom(service: &str, operation: &str, signal: Signal, detected_at: u64) -> 
     Symptom {
         service: service.into(),
         operation: operation.into(),
+        peer: None,
         signal,
         baseline: 10_000.0,
         observed: 100_000.0,
@@ -302,4 +303,47 @@ fn numbers_are_rounded_for_people() {
     assert_eq!(round_sig(0.000_412_3), "0.000412");
     assert_eq!(round_sig(1234.5), "1230");
     assert_eq!(round_sig(0.0), "0");
+}
+
+#[test]
+fn a_slow_network_is_cited_from_the_edge_that_degraded_first() {
+    // inventory answers as fast as ever; the time is lost between order and inventory.
+    let fault = Shop {
+        inventory_network: 150_000,
+        ..Shop::default()
+    };
+    let mut symptoms = vec![
+        symptom("gateway", "GET /checkout", Signal::Latency, 20),
+        symptom("order", "POST /orders", Signal::Latency, 15),
+    ];
+    let mut edge = symptom("order", "", Signal::Latency, 10);
+    edge.peer = Some("inventory".into());
+    edge.baseline = 3_200.0;
+    edge.observed = 153_200.0;
+    symptoms.push(edge);
+    let causes = ranked(&symptoms, &fault);
+    let top = &causes[0];
+    // The lost time is the self time of order's client span: order's side of the call.
+    assert_eq!(top.service, "order", "{causes:#?}");
+    assert_eq!(top.operation.as_deref(), Some("GetProduct"), "{causes:#?}");
+    assert!(
+        top.evidence.facts.iter().any(|f| f
+            == "calls order → inventory: latency 3.2 ms → 153.2 ms against the edge's baseline, the first edge to degrade"),
+        "{:#?}",
+        top.evidence.facts
+    );
+    assert_eq!(
+        (
+            top.evidence.edges[0].client.as_str(),
+            top.evidence.edges[0].server.as_str()
+        ),
+        ("order", "inventory"),
+        "the degraded edge is cited first: {:#?}",
+        top.evidence.edges
+    );
+    // inventory's own series never moved, so it is not said to have deviated first.
+    assert!(causes
+        .iter()
+        .flat_map(|c| &c.evidence.facts)
+        .all(|f| !f.contains("inventory deviated first")));
 }
