@@ -99,7 +99,7 @@ def test_round_trip(echo_service, tracer, fmt):
         assert baggage.get_baggage("tenant", propagator.extract(body["headers"])) == "acme"
 
 
-@pytest.mark.parametrize("fmt", ["b3", "b3multi", "jaeger"])
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_unsampled_decision_is_honoured(echo_service, tracer, fmt):
     propagator = FORMATS[fmt]
     parent = trace.SpanContext(
@@ -113,8 +113,12 @@ def test_unsampled_decision_is_honoured(echo_service, tracer, fmt):
     body = requests.get(f"{echo_service}/echo", params={"format": fmt}, headers=headers, timeout=10).json()
     assert body["trace_id"] == "5b8efff798038103d269b633813fc60c"
     assert body["sampled"] is False
+    # The dropped server span still has an id of its own, and that is what it propagates.
+    assert body["span_id"] != "eee19b7ec3c1b174"
     extracted = trace.get_current_span(propagator.extract(body["headers"])).get_span_context()
+    assert extracted.is_valid
     assert format(extracted.trace_id, "032x") == body["trace_id"]
+    assert format(extracted.span_id, "016x") == body["span_id"]
     assert not extracted.trace_flags.sampled
 
 

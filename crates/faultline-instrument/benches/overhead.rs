@@ -1,5 +1,6 @@
 //! Added latency per request of the server layer, in process (tower `oneshot`, no sockets):
-//! no instrumentation; our layer sampled and unsampled; tower-http's `TraceLayer` feeding
+//! no instrumentation; our layer sampled and unsampled, from `Telemetry::server_layer` as users
+//! get it; tower-http's `TraceLayer` feeding
 //! `tracing-opentelemetry`, the common alternative; and `axum-tracing-opentelemetry`. Every variant exports to a discarding
 //! exporter through the same bounded batch processor, so only the request path is compared.
 
@@ -10,7 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use faultline_instrument::processor::{BatchSettings, BoundedBatchProcessor};
 use faultline_instrument::propagation::Propagation;
 use faultline_instrument::sampling::SamplerConfig;
-use faultline_instrument::server::ServerLayer;
+use faultline_instrument::Telemetry;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
@@ -26,15 +27,25 @@ impl SpanExporter for Discard {
     }
 }
 
+fn batch_settings() -> BatchSettings {
+    BatchSettings {
+        max_queue_size: 65_536,
+        ..BatchSettings::default()
+    }
+}
+
+fn telemetry(sampler: SamplerConfig) -> Telemetry {
+    Telemetry::builder("bench")
+        .sampler(sampler)
+        .propagation(Propagation::default())
+        .batch(batch_settings())
+        .install_global(false)
+        .install_with_exporter(Discard)
+        .expect("telemetry")
+}
+
 fn provider(sampler: SamplerConfig) -> SdkTracerProvider {
-    let processor = BoundedBatchProcessor::new(
-        Discard,
-        BatchSettings {
-            max_queue_size: 65_536,
-            ..BatchSettings::default()
-        },
-    )
-    .expect("export thread");
+    let processor = BoundedBatchProcessor::new(Discard, batch_settings()).expect("export thread");
     SdkTracerProvider::builder()
         .with_sampler(sampler.build("bench").expect("sampler"))
         .with_span_processor(processor)
@@ -68,20 +79,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(bare.clone().oneshot(request())))
     });
 
-    let sampled = provider(SamplerConfig::AlwaysOn);
-    let ours = app().layer(ServerLayer::new(
-        sampled.tracer("bench"),
-        Propagation::default(),
-    ));
+    let sampled = telemetry(SamplerConfig::AlwaysOn);
+    let ours = app().layer(sampled.server_layer());
     group.bench_function("faultline_sampled", |b| {
         b.iter(|| rt.block_on(ours.clone().oneshot(request())))
     });
 
-    let unsampled = provider(SamplerConfig::AlwaysOff);
-    let ours_off = app().layer(ServerLayer::new(
-        unsampled.tracer("bench"),
-        Propagation::default(),
-    ));
+    let unsampled = telemetry(SamplerConfig::AlwaysOff);
+    let ours_off = app().layer(unsampled.server_layer());
     group.bench_function("faultline_unsampled", |b| {
         b.iter(|| rt.block_on(ours_off.clone().oneshot(request())))
     });
@@ -110,8 +115,11 @@ fn bench(c: &mut Criterion) {
         });
     });
     group.finish();
-    for p in [sampled, unsampled, other, axum_tracing] {
+    for p in [other, axum_tracing] {
         let _ = p.shutdown();
+    }
+    for t in [sampled, unsampled] {
+        let _ = t.shutdown();
     }
 }
 

@@ -7,10 +7,12 @@
 //! valgrind --tool=callgrind target/release/examples/hello_world faultline-unsampled oneshot 10000
 //! ```
 //!
-//! Variants: `bare`, `faultline` (sampled), `faultline-unsampled`, `tower-http` (tower-http's
-//! `TraceLayer` feeding `tracing-opentelemetry`) and `axum-tracing` (`axum-tracing-opentelemetry`).
-//! Every traced variant exports through the same bounded batch processor to an exporter that
-//! discards, so only the request path differs.
+//! Variants: `bare`, `noop-layer` (a layer that does nothing: what axum charges for any layer),
+//! `faultline` (sampled), `faultline-unsampled` (built with `Telemetry`, as users do),
+//! `faultline-sdk` and `faultline-sdk-unsampled` (a hand-built `ServerLayer` on a plain provider,
+//! where the SDK decides), `tower-http` (tower-http's `TraceLayer` feeding `tracing-opentelemetry`)
+//! and `axum-tracing` (`axum-tracing-opentelemetry`). Every traced variant exports through the
+//! same bounded batch processor to an exporter that discards, so only the request path differs.
 
 use std::net::SocketAddr;
 
@@ -21,6 +23,7 @@ use faultline_instrument::processor::{BatchSettings, BoundedBatchProcessor};
 use faultline_instrument::propagation::Propagation;
 use faultline_instrument::sampling::SamplerConfig;
 use faultline_instrument::server::ServerLayer;
+use faultline_instrument::Telemetry;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
@@ -36,14 +39,15 @@ impl SpanExporter for Discard {
     }
 }
 
+fn batch_settings() -> BatchSettings {
+    BatchSettings {
+        max_queue_size: 65_536,
+        ..BatchSettings::default()
+    }
+}
+
 fn provider(sampler: SamplerConfig) -> Result<SdkTracerProvider, Box<dyn std::error::Error>> {
-    let processor = BoundedBatchProcessor::new(
-        Discard,
-        BatchSettings {
-            max_queue_size: 65_536,
-            ..BatchSettings::default()
-        },
-    )?;
+    let processor = BoundedBatchProcessor::new(Discard, batch_settings())?;
     Ok(SdkTracerProvider::builder()
         .with_sampler(sampler.build("hello")?)
         .with_span_processor(processor)
@@ -54,19 +58,38 @@ fn hello() -> Router {
     Router::new().route("/orders/{id}", get(|| async { "ok" }))
 }
 
-/// The app of `variant`, and the provider to shut down at the end.
-fn app(variant: &str) -> Result<(Router, Option<SdkTracerProvider>), Box<dyn std::error::Error>> {
+/// What to shut down at the end.
+enum Guard {
+    Provider(SdkTracerProvider),
+    Telemetry(Telemetry),
+}
+
+/// The app of `variant`, and what to shut down at the end.
+fn app(variant: &str) -> Result<(Router, Option<Guard>), Box<dyn std::error::Error>> {
+    let sampler = |sampled| {
+        if sampled {
+            SamplerConfig::AlwaysOn
+        } else {
+            SamplerConfig::AlwaysOff
+        }
+    };
     Ok(match variant {
         "bare" => (hello(), None),
+        "noop-layer" => (hello().layer(tower::layer::util::Identity::new()), None),
         "faultline" | "faultline-unsampled" => {
-            let sampler = if variant == "faultline" {
-                SamplerConfig::AlwaysOn
-            } else {
-                SamplerConfig::AlwaysOff
-            };
-            let provider = provider(sampler)?;
+            let telemetry = Telemetry::builder("hello")
+                .sampler(sampler(variant == "faultline"))
+                .propagation(Propagation::default())
+                .batch(batch_settings())
+                .install_global(false)
+                .install_with_exporter(Discard)?;
+            let layer = telemetry.server_layer();
+            (hello().layer(layer), Some(Guard::Telemetry(telemetry)))
+        }
+        "faultline-sdk" | "faultline-sdk-unsampled" => {
+            let provider = provider(sampler(variant == "faultline-sdk"))?;
             let layer = ServerLayer::new(provider.tracer("hello"), Propagation::default());
-            (hello().layer(layer), Some(provider))
+            (hello().layer(layer), Some(Guard::Provider(provider)))
         }
         "tower-http" | "axum-tracing" => {
             let provider = provider(SamplerConfig::AlwaysOn)?;
@@ -81,7 +104,7 @@ fn app(variant: &str) -> Result<(Router, Option<SdkTracerProvider>), Box<dyn std
                     .layer(axum_tracing_opentelemetry::middleware::OtelInResponseLayer)
                     .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
             };
-            (app, Some(provider))
+            (app, Some(Guard::Provider(provider)))
         }
         other => return Err(format!("unknown variant {other:?}").into()),
     })
@@ -100,12 +123,12 @@ fn request() -> Result<http::Request<Body>, http::Error> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: hello_world <bare|faultline|faultline-unsampled|tower-http|axum-tracing> \
-                 <serve ADDR | oneshot COUNT>";
+    let usage = "usage: hello_world <bare|noop-layer|faultline|faultline-unsampled|faultline-sdk|\
+                 faultline-sdk-unsampled|tower-http|axum-tracing> <serve ADDR | oneshot COUNT>";
     let [variant, mode, arg] = args.as_slice() else {
         return Err(usage.into());
     };
-    let (app, provider) = app(variant)?;
+    let (app, guard) = app(variant)?;
     match mode.as_str() {
         "serve" => {
             let addr: SocketAddr = arg.parse()?;
@@ -134,8 +157,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => return Err(usage.into()),
     }
-    if let Some(provider) = provider {
-        provider.shutdown()?;
+    match guard {
+        Some(Guard::Provider(provider)) => provider.shutdown()?,
+        Some(Guard::Telemetry(telemetry)) => telemetry.shutdown()?,
+        None => {}
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::logs::{BaggageAttributes, LogRoute, OtlpLogLayer, RuntimeLogExporter}
 use crate::messaging::Messaging;
 use crate::processor::{BatchSettings, BoundedBatchProcessor, ExportStats};
 use crate::propagation::Propagation;
-use crate::sampling::SamplerConfig;
+use crate::sampling::{ConfiguredSampler, HandoffIdGenerator, SamplerConfig};
 use crate::server::ServerLayer;
 use crate::Error;
 
@@ -250,9 +250,13 @@ impl TelemetryBuilder {
         };
         let processor = BoundedBatchProcessor::spawn(make_exporter, batch)?;
         let stats = processor.stats();
+        let sampler = sampler_config.build_configured(&service_name)?;
+        // The server layer decides requests with this same sampler before the SDK is asked,
+        // and hands its decision over through the id generator and the sampler.
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_sampler(sampler_config.build(&service_name)?)
+            .with_sampler(sampler.clone())
+            .with_id_generator(HandoffIdGenerator::default())
             .with_span_processor(processor)
             .build();
         let tracer = provider.tracer("faultline-instrument");
@@ -263,6 +267,7 @@ impl TelemetryBuilder {
         let log_route = logger_provider.as_ref().map(LogRoute::new);
         Ok(Telemetry {
             sampler_reads_name: sampler_config.reads_span_name(),
+            sampler,
             provider: Some(provider),
             logger_provider,
             log_route,
@@ -376,6 +381,7 @@ pub struct Telemetry {
     logger_provider: Option<SdkLoggerProvider>,
     log_route: Option<LogRoute>,
     sampler_reads_name: bool,
+    sampler: ConfiguredSampler,
     tracer: SdkTracer,
     propagation: Propagation,
     stats: Arc<ExportStats>,
@@ -455,6 +461,7 @@ impl Telemetry {
         ServerLayer::new(self.tracer.clone(), self.propagation.clone())
             .sampler_reads_name(self.sampler_reads_name)
             .log_route(self.log_route.clone())
+            .decide_with(self.sampler.clone())
     }
 
     /// A `reqwest-middleware` middleware tracing outgoing requests; see [`TracingMiddleware`].

@@ -23,6 +23,7 @@ pub use b3::{B3Encoding, B3Propagator};
 pub use carrier::{HeaderExtractor, HeaderInjector, MapExtractor, MapInjector};
 pub use jaeger::JaegerPropagator;
 
+use crate::sampling::Parent;
 use crate::Error;
 
 /// One propagation format, as named in `OTEL_PROPAGATORS`.
@@ -160,32 +161,81 @@ impl Propagation {
     /// runs only when its header is present, and a well-formed version-00 `traceparent` is
     /// parsed without allocating (anything else goes through the SDK's propagator).
     pub fn extract_headers(&self, headers: &http::HeaderMap) -> Context {
+        self.extract_incoming(headers).into_context()
+    }
+
+    /// Like [`extract_headers`](Self::extract_headers), but a `traceparent` parsed by the fast
+    /// path is kept beside the context instead of in it, so a request that is then dropped
+    /// by the sampler pays for one context allocation (its own span) instead of two.
+    pub(crate) fn extract_incoming(&self, headers: &http::HeaderMap) -> Incoming {
         let present = PresentFields::scan(headers);
-        let mut cx = Context::new();
+        let mut incoming = Incoming {
+            beside: None,
+            cx: Context::new(),
+        };
         if !present.any() {
-            return cx;
+            return incoming;
         }
         for (format, propagator) in self.extract_formats.iter() {
             if !present.has(*format) {
                 continue;
             }
-            if *format == Format::TraceContext {
-                if let Some(sc) = present
-                    .traceparent
-                    .and_then(|tp| fast_traceparent(tp.as_bytes(), present.tracestate))
-                {
-                    cx = cx.with_remote_span_context(sc);
-                    continue;
+            match format {
+                Format::TraceContext => {
+                    if let Some(sc) = present
+                        .traceparent
+                        .and_then(|tp| fast_traceparent(tp.as_bytes(), present.tracestate))
+                    {
+                        incoming.beside = Some(sc);
+                        continue;
+                    }
                 }
+                // Baggage neither reads nor replaces the span, so a span kept beside can stay there.
+                Format::Baggage => {}
+                // A later format sees, and may replace, the span an earlier one found.
+                _ => incoming.join(),
             }
-            cx = propagator.extract_with_context(&cx, &HeaderExtractor(headers));
+            incoming.cx = propagator.extract_with_context(&incoming.cx, &HeaderExtractor(headers));
         }
-        cx
+        incoming
     }
-
     /// Writes `cx` into `headers`.
     pub fn inject_headers(&self, cx: &Context, headers: &mut http::HeaderMap) {
         self.inject_context(cx, &mut HeaderInjector(headers));
+    }
+}
+
+/// The context extracted from a request, with its span context possibly kept beside it.
+pub(crate) struct Incoming {
+    /// The parent span context, when the fast path parsed it; it wins over any span in `cx`.
+    beside: Option<SpanContext>,
+    cx: Context,
+}
+
+impl Incoming {
+    /// The parent as a sampler sees it.
+    pub(crate) fn parent(&self) -> Parent<'_> {
+        match &self.beside {
+            Some(sc) => Parent::beside(sc, &self.cx),
+            None => Parent::context(Some(&self.cx)),
+        }
+    }
+
+    /// The extracted context, with the parent span in it.
+    pub(crate) fn into_context(mut self) -> Context {
+        self.join();
+        self.cx
+    }
+
+    /// The extracted context with `span_context` as its span instead of the parent's.
+    pub(crate) fn with_span_context(self, span_context: SpanContext) -> Context {
+        self.cx.with_remote_span_context(span_context)
+    }
+
+    fn join(&mut self) {
+        if let Some(sc) = self.beside.take() {
+            self.cx = self.cx.with_remote_span_context(sc);
+        }
     }
 }
 

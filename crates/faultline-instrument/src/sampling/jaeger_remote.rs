@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use opentelemetry::trace::{Link, SpanKind, TraceId};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
+use opentelemetry_sdk::trace::{Sampler, SamplingResult, ShouldSample};
 use serde::Deserialize;
 
-use super::rate_limited::{parent_trace_state, RateLimitingSampler};
+use super::configured::{ratio_keeps, result, Candidate, Parent};
+use super::rate_limited::RateLimitingSampler;
 use crate::{Error, TokenBucket};
 
 /// The JSON document a Jaeger sampling endpoint serves.
@@ -80,7 +81,10 @@ pub struct OperationStrategy {
 #[derive(Debug)]
 enum Active {
     Default,
-    Single(Box<dyn ShouldSample>),
+    /// A whole-service rate limit.
+    RateLimited(RateLimitingSampler),
+    /// A whole-service probability.
+    Probabilistic(f64),
     PerOperation {
         default: GuaranteedThroughput,
         operations: HashMap<String, GuaranteedThroughput>,
@@ -103,23 +107,11 @@ impl GuaranteedThroughput {
     }
 
     fn sample(&self, trace_id: TraceId) -> bool {
-        let by_probability = ratio_decision(self.probability, trace_id);
+        let by_probability = ratio_keeps(self.probability, trace_id);
         // The lower-bound bucket must only be drawn from when probability said no, or it would
         // throttle operations that are already sampled enough.
         by_probability || (self.lower_bound.rate_per_sec() > 0.0 && self.lower_bound.try_acquire())
     }
-}
-
-fn ratio_decision(probability: f64, trace_id: TraceId) -> bool {
-    let result = Sampler::TraceIdRatioBased(probability).should_sample(
-        None,
-        trace_id,
-        "",
-        &SpanKind::Internal,
-        &[],
-        &[],
-    );
-    result.decision == SamplingDecision::RecordAndSample
 }
 
 impl Active {
@@ -153,7 +145,7 @@ impl Active {
                     .as_ref()
                     .ok_or("RATE_LIMITING without rateLimitingSampling")?
                     .max_traces_per_second;
-                Ok(Active::Single(Box::new(RateLimitingSampler::new(rate))))
+                Ok(Active::RateLimited(RateLimitingSampler::new(rate)))
             }
             Some("PROBABILISTIC") | None => {
                 let rate = response
@@ -161,9 +153,7 @@ impl Active {
                     .as_ref()
                     .ok_or("PROBABILISTIC without probabilisticSampling")?
                     .sampling_rate;
-                Ok(Active::Single(Box::new(Sampler::TraceIdRatioBased(
-                    rate.clamp(0.0, 1.0),
-                ))))
+                Ok(Active::Probabilistic(rate.clamp(0.0, 1.0)))
             }
             Some(_) => Err("unknown strategyType"),
         }
@@ -341,6 +331,25 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Result<SamplingStrategyRe
     serde_json::from_slice(&body).map_err(|e| format!("bad strategy document: {e}"))
 }
 
+impl JaegerRemoteSampler {
+    /// The decision for `c`: the default sampler's until a strategy arrived, then the strategy's.
+    pub(crate) fn decide(&self, c: &Candidate<'_>) -> SamplingResult {
+        let Ok(active) = self.shared.active.read() else {
+            return c.parent.ask(self.shared.default.as_ref(), c);
+        };
+        let keep = match &*active {
+            Active::Default => return c.parent.ask(self.shared.default.as_ref(), c),
+            Active::RateLimited(sampler) => sampler.admit(),
+            Active::Probabilistic(ratio) => ratio_keeps(*ratio, c.trace_id),
+            Active::PerOperation {
+                default,
+                operations,
+            } => operations.get(c.name).unwrap_or(default).sample(c.trace_id),
+        };
+        result(keep, &c.parent)
+    }
+}
+
 impl ShouldSample for JaegerRemoteSampler {
     fn should_sample(
         &self,
@@ -351,50 +360,13 @@ impl ShouldSample for JaegerRemoteSampler {
         attributes: &[KeyValue],
         links: &[Link],
     ) -> SamplingResult {
-        let Ok(active) = self.shared.active.read() else {
-            return self.shared.default.should_sample(
-                parent_context,
-                trace_id,
-                name,
-                span_kind,
-                attributes,
-                links,
-            );
-        };
-        let decision = match &*active {
-            Active::Default => {
-                return self.shared.default.should_sample(
-                    parent_context,
-                    trace_id,
-                    name,
-                    span_kind,
-                    attributes,
-                    links,
-                )
-            }
-            Active::Single(sampler) => {
-                return sampler.should_sample(
-                    parent_context,
-                    trace_id,
-                    name,
-                    span_kind,
-                    attributes,
-                    links,
-                )
-            }
-            Active::PerOperation {
-                default,
-                operations,
-            } => operations.get(name).unwrap_or(default).sample(trace_id),
-        };
-        SamplingResult {
-            decision: if decision {
-                SamplingDecision::RecordAndSample
-            } else {
-                SamplingDecision::Drop
-            },
-            attributes: Vec::new(),
-            trace_state: parent_trace_state(parent_context),
-        }
+        self.decide(&Candidate {
+            parent: Parent::context(parent_context),
+            trace_id,
+            name,
+            kind: span_kind,
+            attributes,
+            links,
+        })
     }
 }

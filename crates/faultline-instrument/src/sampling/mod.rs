@@ -1,12 +1,15 @@
 //! Samplers: the specification's built-ins, a rate-limited sampler and a Jaeger remote sampler,
 //! chosen by `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
 
+mod configured;
 mod jaeger_remote;
 mod rate_limited;
 
 use std::time::Duration;
 
 use opentelemetry_sdk::trace::{Sampler, ShouldSample};
+
+pub(crate) use configured::{Candidate, ConfiguredSampler, Handoff, HandoffIdGenerator, Parent};
 
 pub use jaeger_remote::{
     JaegerRemoteSampler, JaegerRemoteSamplerBuilder, OperationStrategy, PerOperationStrategies,
@@ -103,25 +106,33 @@ impl SamplerConfig {
 
     /// Builds the sampler; a Jaeger remote sampler starts polling for `service`.
     pub fn build(&self, service: &str) -> Result<Box<dyn ShouldSample>, Error> {
+        Ok(Box::new(self.build_configured(service)?))
+    }
+
+    /// The sampler as one tree that the server layer can also ask before any span exists.
+    pub(crate) fn build_configured(&self, service: &str) -> Result<ConfiguredSampler, Error> {
+        Ok(ConfiguredSampler::new(self.node(service)?))
+    }
+
+    fn node(&self, service: &str) -> Result<configured::Node, Error> {
+        use configured::Node;
         Ok(match self {
-            SamplerConfig::AlwaysOn => Box::new(Sampler::AlwaysOn),
-            SamplerConfig::AlwaysOff => Box::new(Sampler::AlwaysOff),
-            SamplerConfig::TraceIdRatio(ratio) => Box::new(Sampler::TraceIdRatioBased(*ratio)),
-            SamplerConfig::RateLimited(rate) => Box::new(RateLimitingSampler::new(*rate)),
+            SamplerConfig::AlwaysOn => Node::AlwaysOn,
+            SamplerConfig::AlwaysOff => Node::AlwaysOff,
+            SamplerConfig::TraceIdRatio(ratio) => Node::TraceIdRatio(*ratio),
+            SamplerConfig::RateLimited(rate) => Node::RateLimited(RateLimitingSampler::new(*rate)),
             SamplerConfig::JaegerRemote {
                 endpoint,
                 poll_interval,
                 initial_sampling_rate,
-            } => Box::new(
+            } => Node::JaegerRemote(
                 JaegerRemoteSampler::builder(service)
                     .endpoint(endpoint.clone())
                     .poll_interval(*poll_interval)
                     .default_sampler(Sampler::TraceIdRatioBased(*initial_sampling_rate))
                     .build()?,
             ),
-            SamplerConfig::ParentBased(root) => {
-                Box::new(Sampler::parent_based(root.build(service)?))
-            }
+            SamplerConfig::ParentBased(root) => Node::ParentBased(Box::new(root.node(service)?)),
         })
     }
 }

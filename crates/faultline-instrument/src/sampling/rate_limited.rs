@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId, TraceState};
+use opentelemetry::trace::{Link, SpanKind, TraceId};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, ShouldSample};
+use opentelemetry_sdk::trace::{SamplingResult, ShouldSample};
+
+use super::configured::{result, Parent};
 
 use crate::TokenBucket;
 
@@ -37,6 +39,13 @@ impl RateLimitingSampler {
     }
 }
 
+impl RateLimitingSampler {
+    /// Whether a token was left: the whole decision, whatever the parent.
+    pub(crate) fn admit(&self) -> bool {
+        self.bucket.try_acquire()
+    }
+}
+
 impl ShouldSample for RateLimitingSampler {
     fn should_sample(
         &self,
@@ -47,21 +56,6 @@ impl ShouldSample for RateLimitingSampler {
         _attributes: &[KeyValue],
         _links: &[Link],
     ) -> SamplingResult {
-        let decision = if self.bucket.try_acquire() {
-            SamplingDecision::RecordAndSample
-        } else {
-            SamplingDecision::Drop
-        };
-        SamplingResult {
-            decision,
-            attributes: Vec::new(),
-            trace_state: parent_trace_state(parent_context),
-        }
+        result(self.admit(), &Parent::context(parent_context))
     }
-}
-
-pub(crate) fn parent_trace_state(parent_context: Option<&Context>) -> TraceState {
-    parent_context
-        .map(|cx| cx.span().span_context().trace_state().clone())
-        .unwrap_or_default()
 }

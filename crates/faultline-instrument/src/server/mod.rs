@@ -16,6 +16,7 @@ pub use service::TracedService;
 
 use crate::logs::LogRoute;
 use crate::propagation::Propagation;
+use crate::sampling::ConfiguredSampler;
 
 #[derive(Clone, Debug)]
 pub(crate) struct ServerConfig {
@@ -25,6 +26,9 @@ pub(crate) struct ServerConfig {
     pub(crate) traceresponse: bool,
     pub(crate) logs: Option<LogRoute>,
     pub(crate) sampler_reads_name: bool,
+    /// The provider's own sampler, when this crate built the provider: requests are then
+    /// decided before any SDK span is made.
+    pub(crate) sampler: Option<ConfiguredSampler>,
 }
 
 /// Traces every request through the wrapped service.
@@ -60,6 +64,7 @@ impl ServerLayer {
                 traceresponse: true,
                 logs: None,
                 sampler_reads_name: false,
+                sampler: None,
             }),
         }
     }
@@ -91,6 +96,13 @@ impl ServerLayer {
     /// [`Telemetry::server_layer`](crate::Telemetry::server_layer) sets it.
     pub fn log_route(mut self, route: Option<LogRoute>) -> Self {
         self.config_mut().logs = route;
+        self
+    }
+
+    /// Decides requests with `sampler` before starting any span; only for a tracer whose
+    /// provider has this same sampler and the [`HandoffIdGenerator`](crate::sampling::HandoffIdGenerator).
+    pub(crate) fn decide_with(mut self, sampler: ConfiguredSampler) -> Self {
+        self.config_mut().sampler = Some(sampler);
         self
     }
 

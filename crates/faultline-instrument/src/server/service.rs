@@ -8,13 +8,15 @@ use std::task::{Context as TaskContext, Poll};
 
 use axum::extract::{ConnectInfo, MatchedPath};
 use http::{HeaderName, Request, Response};
-use opentelemetry::trace::{Span, SpanKind, TraceContextExt, Tracer};
-use opentelemetry::{KeyValue, Value};
+use opentelemetry::trace::{Span, SpanContext, SpanKind, TraceContextExt, TraceFlags, Tracer};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SamplingDecision};
 use tower::Service;
 
 use super::future::ResponseFuture;
 use super::ServerConfig;
 use crate::logs::with_route;
+use crate::sampling::{Candidate, ConfiguredSampler, Handoff};
 use crate::semconv;
 
 /// Wraps a service so each request gets a SERVER span; built by [`ServerLayer`](super::ServerLayer).
@@ -46,44 +48,11 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
-        let parent = config.propagation.extract_headers(request.headers());
-        let known = semconv::known_method(request.method());
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str);
-        // Formatting `GET /orders/{id}` costs an allocation that an unsampled request does not
-        // need, so unless the sampler decides by name the span starts with the static method
-        // and is renamed once it is known to record.
-        let name: Cow<'static, str> = if config.sampler_reads_name {
-            span_name(known, route).into()
-        } else {
-            known.unwrap_or("HTTP").into()
+        let cx = match &config.sampler {
+            Some(sampler) => start_decided(config, sampler, &request),
+            None => start_with_sdk(config, &request),
         };
-        let mut span = config
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .start_with_context(&config.tracer, &parent);
-        if span.is_recording() {
-            if !config.sampler_reads_name && route.is_some() {
-                span.update_name(span_name(known, route));
-            }
-            // Straight into the span, which is not shared yet: no lock, no temporary vector.
-            let mut record = |attribute| span.set_attribute(attribute);
-            match known {
-                Some(method) => record(KeyValue::new("http.request.method", method)),
-                None => {
-                    record(KeyValue::new("http.request.method", "_OTHER"));
-                    record(KeyValue::new(
-                        "http.request.method_original",
-                        semconv::truncate(request.method().as_str(), 64).to_owned(),
-                    ));
-                }
-            }
-            request_attributes(&request, route, &mut record);
-        }
-        let cx = with_route(parent.with_span(span), config.logs.as_ref());
+        let cx = with_route(cx, config.logs.as_ref());
         let inner = &mut self.inner;
         let call = {
             let _attached = cx.clone().attach();
@@ -93,8 +62,112 @@ where
     }
 }
 
+/// Room for every attribute the layer records (request and response), so the span's vector
+/// is allocated once.
+const ATTRIBUTE_CAPACITY: usize = 16;
+
+/// The request's context, for a layer that holds the provider's sampler: the sampler is asked
+/// first, and a dropped request gets a non-recording span context without any SDK span.
+fn start_decided<B>(
+    config: &ServerConfig,
+    sampler: &ConfiguredSampler,
+    request: &Request<B>,
+) -> Context {
+    let incoming = config.propagation.extract_incoming(request.headers());
+    let known = semconv::known_method(request.method());
+    let route = matched_route(request);
+    // The full name costs an allocation that only a sampler reading names needs before the
+    // decision.
+    let decision_name = config.sampler_reads_name.then(|| span_name(known, route));
+    let (trace_id, root, decided) = {
+        let parent = incoming.parent();
+        let (trace_id, root) = match parent.valid_span_context() {
+            Some(sc) => (sc.trace_id(), false),
+            None => (RandomIdGenerator::default().new_trace_id(), true),
+        };
+        let decided = sampler.decide(&Candidate {
+            parent,
+            trace_id,
+            name: decision_name
+                .as_deref()
+                .unwrap_or_else(|| known.unwrap_or("HTTP")),
+            kind: &SpanKind::Server,
+            attributes: &[],
+            links: &[],
+        });
+        (trace_id, root, decided)
+    };
+    if decided.decision == SamplingDecision::Drop {
+        // What the SDK makes of a dropped span, without making the span: the trace continues
+        // (downstream calls carry this trace id, flagged unsampled), under a span id of its
+        // own as the specification requires of every span whatever the decision, so log lines
+        // of this hop are told apart from the caller's.
+        let sc = SpanContext::new(
+            trace_id,
+            RandomIdGenerator::default().new_span_id(),
+            TraceFlags::default(),
+            false,
+            decided.trace_state,
+        );
+        return incoming.with_span_context(sc);
+    }
+    let parent = incoming.into_context();
+    let name = decision_name.unwrap_or_else(|| span_name(known, route));
+    let mut attributes = Vec::with_capacity(ATTRIBUTE_CAPACITY);
+    let mut record = |attribute| attributes.push(attribute);
+    method_attributes(request, known, &mut record);
+    request_attributes(request, route, &mut record);
+    let builder = config
+        .tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes);
+    let span = Handoff::run(trace_id, root, decided, || {
+        builder.start_with_context(&config.tracer, &parent)
+    });
+    parent.with_span(span)
+}
+
+/// The request's context when the layer does not hold the provider's sampler: the SDK decides
+/// while starting the span.
+fn start_with_sdk<B>(config: &ServerConfig, request: &Request<B>) -> Context {
+    let parent = config.propagation.extract_headers(request.headers());
+    let known = semconv::known_method(request.method());
+    let route = matched_route(request);
+    // Formatting `GET /orders/{id}` costs an allocation that an unsampled request does not
+    // need, so unless the sampler decides by name the span starts with the static method
+    // and is renamed once it is known to record.
+    let name = if config.sampler_reads_name {
+        span_name(known, route)
+    } else {
+        known.unwrap_or("HTTP").into()
+    };
+    let mut span = config
+        .tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .start_with_context(&config.tracer, &parent);
+    if span.is_recording() {
+        if !config.sampler_reads_name && route.is_some() {
+            span.update_name(span_name(known, route));
+        }
+        // Straight into the span, which is not shared yet: no lock, no temporary vector.
+        let mut record = |attribute| span.set_attribute(attribute);
+        method_attributes(request, known, &mut record);
+        request_attributes(request, route, &mut record);
+    }
+    parent.with_span(span)
+}
+
+fn matched_route<B>(request: &Request<B>) -> Option<&str> {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+}
+
 /// `GET /orders/{id}`: the method and the route template, so names stay few.
-fn span_name(method: Option<&'static str>, route: Option<&str>) -> String {
+fn span_name(method: Option<&'static str>, route: Option<&str>) -> Cow<'static, str> {
     let method = method.unwrap_or("HTTP");
     match route {
         Some(route) => {
@@ -102,9 +175,27 @@ fn span_name(method: Option<&'static str>, route: Option<&str>) -> String {
             name.push_str(method);
             name.push(' ');
             name.push_str(route);
-            name
+            name.into()
         }
-        None => method.to_owned(),
+        None => method.into(),
+    }
+}
+
+/// `http.request.method`, and the original when it is not one of the known nine.
+fn method_attributes<B>(
+    request: &Request<B>,
+    known: Option<&'static str>,
+    record: &mut impl FnMut(KeyValue),
+) {
+    match known {
+        Some(method) => record(KeyValue::new("http.request.method", method)),
+        None => {
+            record(KeyValue::new("http.request.method", "_OTHER"));
+            record(KeyValue::new(
+                "http.request.method_original",
+                semconv::truncate(request.method().as_str(), 64).to_owned(),
+            ));
+        }
     }
 }
 
