@@ -21,16 +21,27 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, set_span_in_context
 
-from conftest import free_port
+from conftest import Faultline, free_port
 
 TRACES = 5
+
+
+@pytest.fixture(scope="module")
+def faultline():
+    """This module's server splits span metrics by two dimensions (a span attribute and a
+    resource attribute), so the labels Prometheus stores are checked too."""
+    server = Faultline(extra_args=["--red-dimensions", "http.response.status_code,deployment.environment"])
+    yield server
+    server.stop()
 
 
 def send_calls(server, count):
     """`count` traces of shopfront (SERVER, then CLIENT) calling pricing (SERVER); their IDs."""
 
     def provider(service):
-        p = TracerProvider(resource=Resource.create({"service.name": service}))
+        p = TracerProvider(
+            resource=Resource.create({"service.name": service, "deployment.environment": "staging"})
+        )
         endpoint = f"http://127.0.0.1:{server.otlp_http_port}/v1/traces"
         p.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         return p
@@ -43,8 +54,8 @@ def send_calls(server, count):
             with tracer.start_as_current_span("call pricing", kind=SpanKind.CLIENT) as client:
                 with pricing.get_tracer("test").start_as_current_span(
                     "GET /quote", kind=SpanKind.SERVER, context=set_span_in_context(client)
-                ):
-                    pass
+                ) as quote:
+                    quote.set_attribute("http.response.status_code", 200)
         ids.append(format(root.get_span_context().trace_id, "032x"))
     front.shutdown()
     pricing.shutdown()
@@ -156,6 +167,13 @@ def test_prometheus_scrapes_span_metrics_service_graph_and_exemplars(faultline, 
     assert labels["span_name"] == "GET /quote"
     assert labels["span_kind"] == "SPAN_KIND_SERVER"
     assert labels["status_code"] == "STATUS_CODE_UNSET"
+    # The configured dimensions, from the span and from the resource.
+    assert labels["http_response_status_code"] == "200"
+    assert labels["deployment_environment"] == "staging"
+    # shopfront's spans lack the status code: an empty label, which Prometheus drops.
+    front = query('traces_spanmetrics_calls_total{service="shopfront",deployment_environment="staging"}')
+    assert value(front) == 2 * TRACES
+    assert all("http_response_status_code" not in s["metric"] for s in front)
 
     edge = poll(
         "the shopfront -> pricing edge",

@@ -207,22 +207,48 @@ impl Analyzer {
         };
         let (series, overflow, red_names, series_held) = {
             let red = lock(&self.red);
-            let mut series: Vec<SeriesExport> = red
-                .all()
-                .map(|(service, op, kind, s)| SeriesExport {
-                    service: service.to_owned(),
-                    span_name: op.to_owned(),
-                    kind,
-                    status: s.status,
-                    latency: s.latency.total().clone(),
-                    exemplars: *s.latency.exemplars(),
-                })
-                .collect();
+            let export = |service: &str, op: &str, kind, s: &crate::red::RedSeries| SeriesExport {
+                service: service.to_owned(),
+                span_name: op.to_owned(),
+                kind,
+                status: s.status,
+                latency: s.latency.total().clone(),
+                exemplars: *s.latency.exemplars(),
+                dimensions: Vec::new(),
+            };
+            // With dimensions, every span is in exactly one dimensioned series: export those
+            // alone, so that sums over the labels do not count a span twice.
+            let mut series: Vec<SeriesExport> = if red.has_dimensions() {
+                let labels: Vec<String> = red
+                    .dimensions()
+                    .map(crate::exposition::label_name)
+                    .collect();
+                red.dimensioned()
+                    .map(|d| SeriesExport {
+                        dimensions: labels
+                            .iter()
+                            .cloned()
+                            .zip(d.values.iter().map(|v| (*v).to_owned()))
+                            .collect(),
+                        ..export(d.service, d.operation, d.kind, d.series)
+                    })
+                    .collect()
+            } else {
+                red.all()
+                    .map(|(service, op, kind, s)| export(service, op, kind, s))
+                    .collect()
+            };
             series.sort_by(|a, b| {
-                (&a.service, &a.span_name, a.kind).cmp(&(&b.service, &b.span_name, b.kind))
+                (&a.service, &a.span_name, a.kind, &a.dimensions).cmp(&(
+                    &b.service,
+                    &b.span_name,
+                    b.kind,
+                    &b.dimensions,
+                ))
             });
             let held = red.series_count() as u64;
-            (series, red.overflowed_spans(), red.names_overflowed(), held)
+            let overflowed = red.overflowed_spans() + red.dimensioned_overflowed_spans();
+            (series, overflowed, red.names_overflowed(), held)
         };
         let (incidents_opened, incidents_dropped) = lock(&self.incidents).counts();
         MetricsSnapshot {

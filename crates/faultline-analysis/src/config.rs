@@ -24,6 +24,12 @@ pub struct AnalysisConfig {
     pub max_series: usize,
     /// Distinct service and virtual node names at most.
     pub max_services: usize,
+    /// Attribute keys whose values split the RED series on `/metrics` (span attribute first,
+    /// then resource attribute; `""` when a span has neither), e.g.
+    /// `http.response.status_code` or `deployment.environment`. Each becomes a label named
+    /// after the key with every character outside `[A-Za-z0-9_]` replaced by `_`. Dimensioned
+    /// series count against `max_series`. At most 10.
+    pub red_dimensions: Vec<String>,
     /// Anomaly detection, incidents and root-cause ranking.
     pub detection: DetectionConfig,
 }
@@ -95,6 +101,9 @@ impl Default for DetectionConfig {
     }
 }
 
+/// Labels `/metrics` already uses on RED series; a dimension may not take them.
+const RESERVED_LABELS: [&str; 4] = ["service", "span_name", "span_kind", "status_code"];
+
 impl Default for AnalysisConfig {
     fn default() -> Self {
         Self {
@@ -105,6 +114,7 @@ impl Default for AnalysisConfig {
             max_edges: 2_000,
             max_series: 10_000,
             max_services: 1_000,
+            red_dimensions: Vec::new(),
             detection: DetectionConfig::default(),
         }
     }
@@ -133,6 +143,29 @@ impl AnalysisConfig {
             if v == 0 {
                 return bad(name, "must be positive");
             }
+        }
+        let mut labels: Vec<String> = Vec::new();
+        for key in &self.red_dimensions {
+            let label = crate::exposition::label_name(key);
+            if key.is_empty() {
+                return bad("red_dimensions", "an attribute key is empty");
+            }
+            if RESERVED_LABELS.contains(&label.as_str()) || label.starts_with("__") {
+                return bad(
+                    "red_dimensions",
+                    &format!("{key:?} would be the label {label}, which is reserved"),
+                );
+            }
+            if labels.contains(&label) {
+                return bad(
+                    "red_dimensions",
+                    &format!("{key:?} would be the label {label} twice"),
+                );
+            }
+            labels.push(label);
+        }
+        if labels.len() > 10 {
+            return bad("red_dimensions", "at most 10 dimensions");
         }
         let d = &self.detection;
         if d.tick < Duration::from_millis(100) {

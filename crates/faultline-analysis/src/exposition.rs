@@ -72,6 +72,8 @@ pub struct SeriesExport {
     pub latency: Histogram,
     /// Exemplars per bucket.
     pub exemplars: [Option<Exemplar>; BUCKETS],
+    /// Configured dimensions: (label name, value).
+    pub dimensions: Vec<(String, String)>,
 }
 
 /// Everything `/metrics` shows, copied out of the analyzer.
@@ -129,6 +131,26 @@ pub fn escape(value: &str, out: &mut String) {
             c => out.push(c),
         }
     }
+}
+
+/// The Prometheus label name for an attribute key: every character outside `[A-Za-z0-9_]`
+/// becomes `_`, and a leading digit gets a `_` before it (`http.response.status_code` →
+/// `http_response_status_code`).
+pub fn label_name(key: &str) -> String {
+    let mut out: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
 }
 
 fn labels(pairs: &[(&str, &str)]) -> String {
@@ -302,11 +324,13 @@ pub fn render(snap: &MetricsSnapshot, format: Format) -> String {
         .series
         .iter()
         .map(|s| {
-            labels(&[
-                ("service", &s.service),
-                ("span_name", &s.span_name),
+            let mut pairs = vec![
+                ("service", s.service.as_str()),
+                ("span_name", s.span_name.as_str()),
                 ("span_kind", kind_label(s.kind)),
-            ])
+            ];
+            pairs.extend(s.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            labels(&pairs)
         })
         .collect();
     for (s, l) in snap.series.iter().zip(&series_labels) {

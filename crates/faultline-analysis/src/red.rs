@@ -5,18 +5,31 @@
 //! span kind indexes a small array, so a span of a known series costs no allocation. Beyond
 //! `max_series` distinct series, spans count into one overflow series whose labels are all
 //! `__overflow__`, and the spans sent there are counted.
+//!
+//! **Dimensions.** `AnalysisConfig::red_dimensions` names attributes (span first, then
+//! resource) whose values split the series further for `/metrics`, as Tempo's span-metrics
+//! `dimensions` do. Each span then also counts into a dimensioned series keyed by (operation,
+//! kind, values); those share the `max_series` limit and have an overflow series of their own.
+//! The undimensioned series stay: the detector and the JSON API read them.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Arc;
 
-use faultline_model::{Resource, Span, SpanKind, StatusCode, UnixNanos};
+use faultline_model::{AttributeValue, Resource, Span, SpanKind, StatusCode, UnixNanos};
 
 use crate::config::AnalysisConfig;
 use crate::intern::{Interner, OVERFLOW};
 use crate::window::{Observation, WindowStats, WindowedSeries};
 
 const KINDS: usize = 6;
+
+/// Longest dimension value kept, in bytes; longer ones are cut at a character boundary.
+pub const MAX_DIMENSION_VALUE_LEN: usize = 128;
+
+/// Separates dimension values inside a series' key (a control character no label uses).
+const SEP: char = '\u{1f}';
 
 /// The series of one (service, operation, kind).
 #[derive(Clone, Debug, Default)]
@@ -84,8 +97,21 @@ pub enum SeriesRef {
 #[derive(Clone, Copy, Debug)]
 pub struct PreparedSpan {
     series: SeriesRef,
+    /// Its dimensioned series, when dimensions are configured: an index into `dimensioned`,
+    /// or `u32::MAX` for their overflow series.
+    dimensioned: Option<u32>,
     code: StatusCode,
     obs: Observation,
+}
+
+/// One (operation, kind, dimension values) series.
+#[derive(Debug)]
+struct DimensionedSeries {
+    operation: u32,
+    kind: u8,
+    /// The values joined by [`SEP`], in `dimensions` order; `""` when a span lacks one.
+    key: Box<str>,
+    series: RedSeries,
 }
 
 /// All RED series.
@@ -104,6 +130,28 @@ pub struct SpanMetrics {
     slot_nanos: u64,
     slots: usize,
     max_series: usize,
+    /// Attribute keys that split the dimensioned series.
+    dimensions: Vec<Box<str>>,
+    dim_index: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>>,
+    dimensioned: Vec<DimensionedSeries>,
+    dim_overflow: RedSeries,
+    dim_overflowed_spans: u64,
+    /// Reused to build a span's dimension key without allocating.
+    key_buf: String,
+}
+
+/// One dimensioned series, for `/metrics`.
+pub struct DimensionedRef<'a> {
+    /// Service name.
+    pub service: &'a str,
+    /// Span name.
+    pub operation: &'a str,
+    /// Span kind.
+    pub kind: SpanKind,
+    /// One value per configured dimension, in order (`""` when absent).
+    pub values: Vec<&'a str>,
+    /// The series.
+    pub series: &'a RedSeries,
 }
 
 /// One series over a window, for the JSON API.
@@ -135,6 +183,16 @@ impl SpanMetrics {
             slot_nanos: config.slot_nanos(),
             slots: config.slots,
             max_series: config.max_series,
+            dimensions: config
+                .red_dimensions
+                .iter()
+                .map(|d| d.as_str().into())
+                .collect(),
+            dim_index: HashMap::default(),
+            dimensioned: Vec::new(),
+            dim_overflow: RedSeries::default(),
+            dim_overflowed_spans: 0,
+            key_buf: String::new(),
         }
     }
 
@@ -163,8 +221,15 @@ impl SpanMetrics {
                 }
             };
             let code = span.status.code;
+            let series = self.resolve(service, &span.name, span.kind);
+            let dimensioned = if self.dimensions.is_empty() {
+                None
+            } else {
+                Some(self.resolve_dimensioned(series, span))
+            };
             out.push(PreparedSpan {
-                series: self.resolve(service, &span.name, span.kind),
+                series,
+                dimensioned,
                 code,
                 obs: Observation {
                     nanos: span.duration_nanos(),
@@ -195,7 +260,131 @@ impl SpanMetrics {
                 }
             };
             series.record(&p.obs, p.code, slot, slots);
+            if let Some(d) = p.dimensioned {
+                let series = match self.dimensioned.get_mut(d as usize) {
+                    Some(d) => &mut d.series,
+                    None => {
+                        self.dim_overflowed_spans += 1;
+                        &mut self.dim_overflow
+                    }
+                };
+                series.record(&p.obs, p.code, slot, slots);
+            }
         }
+    }
+
+    /// The dimensioned series of `span`, whose plain series is `base`: an index into
+    /// `dimensioned`, or `u32::MAX` (overflow).
+    fn resolve_dimensioned(&mut self, base: SeriesRef, span: &Span) -> u32 {
+        let SeriesRef::Series { operation, kind } = base else {
+            return u32::MAX;
+        };
+        let mut key = std::mem::take(&mut self.key_buf);
+        key.clear();
+        for (i, d) in self.dimensions.iter().enumerate() {
+            if i > 0 {
+                key.push(SEP);
+            }
+            let value = span.attribute(d).or_else(|| {
+                span.resource
+                    .attributes
+                    .iter()
+                    .find(|kv| *kv.key == **d)
+                    .map(|kv| &kv.value)
+            });
+            let start = key.len();
+            match value {
+                Some(AttributeValue::String(s)) => key.push_str(s),
+                Some(AttributeValue::Bool(b)) => key.push_str(if *b { "true" } else { "false" }),
+                Some(AttributeValue::Int(v)) => {
+                    let _ = write!(key, "{v}");
+                }
+                Some(AttributeValue::Double(v)) => {
+                    let _ = write!(key, "{v}");
+                }
+                Some(other) => key.push_str(&other.to_text()),
+                None => {}
+            }
+            // Bound the value, and keep the separator out of it.
+            let mut end = key.len().min(start + MAX_DIMENSION_VALUE_LEN);
+            while !key.is_char_boundary(end) {
+                end -= 1;
+            }
+            key.truncate(end);
+            if key[start..].contains(SEP) {
+                let cleaned = key[start..].replace(SEP, " ");
+                key.truncate(start);
+                key.push_str(&cleaned);
+            }
+        }
+        let hash = self.keys.hash_one((operation, kind, key.as_str()));
+        let all = &self.dimensioned;
+        let found = self.dim_index.get(&hash).and_then(|ids| {
+            ids.iter().copied().find(|&i| {
+                let d = &all[i as usize];
+                d.operation == operation && d.kind == kind && *d.key == *key
+            })
+        });
+        let index = match found {
+            Some(i) => i,
+            None => match u32::try_from(self.dimensioned.len()) {
+                Ok(i) if self.series < self.max_series && i < u32::MAX => {
+                    self.series += 1;
+                    self.dimensioned.push(DimensionedSeries {
+                        operation,
+                        kind,
+                        key: key.as_str().into(),
+                        series: RedSeries::default(),
+                    });
+                    self.dim_index.entry(hash).or_default().push(i);
+                    i
+                }
+                _ => u32::MAX,
+            },
+        };
+        self.key_buf = key;
+        index
+    }
+
+    /// Whether dimensions are configured (then `/metrics` shows [`Self::dimensioned`]).
+    pub fn has_dimensions(&self) -> bool {
+        !self.dimensions.is_empty()
+    }
+
+    /// The configured dimension keys.
+    pub fn dimensions(&self) -> impl Iterator<Item = &str> {
+        self.dimensions.iter().map(|d| &**d)
+    }
+
+    /// Spans counted into the dimensioned overflow series.
+    pub fn dimensioned_overflowed_spans(&self) -> u64 {
+        self.dim_overflowed_spans
+    }
+
+    /// Every dimensioned series, then their overflow series (all labels `__overflow__`) if it
+    /// counted anything.
+    pub fn dimensioned(&self) -> impl Iterator<Item = DimensionedRef<'_>> {
+        let n = self.dimensions.len();
+        let overflow = (self.dim_overflow.latency.total().count() > 0).then(|| DimensionedRef {
+            service: OVERFLOW,
+            operation: OVERFLOW,
+            kind: SpanKind::Unspecified,
+            values: vec![OVERFLOW; n],
+            series: &self.dim_overflow,
+        });
+        self.dimensioned
+            .iter()
+            .filter_map(move |d| {
+                let op = self.operations.get(d.operation as usize)?;
+                Some(DimensionedRef {
+                    service: &op.service,
+                    operation: &op.name,
+                    kind: SpanKind::from_i32(i32::from(d.kind)),
+                    values: d.key.split(SEP).collect(),
+                    series: &d.series,
+                })
+            })
+            .chain(overflow)
     }
 
     fn resolve(&mut self, service: &str, operation: &str, kind: SpanKind) -> SeriesRef {
@@ -250,7 +439,7 @@ impl SpanMetrics {
         self.names.overflowed()
     }
 
-    /// Distinct series held.
+    /// Distinct series held (plain and dimensioned).
     pub fn series_count(&self) -> usize {
         self.series
     }
@@ -366,5 +555,43 @@ mod tests {
         assert_eq!(overflow.stats.calls, 7);
         let first = snap.iter().find(|r| r.operation == "op-1").unwrap();
         assert_eq!(first.stats.calls, 2);
+    }
+
+    #[test]
+    fn dimensioned_series_share_the_limit_and_overflow_on_their_own() {
+        use faultline_model::{AttributeValue, KeyValue};
+        let mut m = SpanMetrics::new(&AnalysisConfig {
+            max_series: 3,
+            red_dimensions: vec!["user.id".into()],
+            ..AnalysisConfig::default()
+        });
+        let spans: Vec<Span> = (0..6u8)
+            .map(|i| {
+                let mut s = span("cart", 1, 1, None, SpanKind::Server, 0, 100);
+                // A value with the separator in it and one longer than the cap.
+                let value = match i {
+                    0 => "a\u{1f}b".to_owned(),
+                    1 => "x".repeat(500),
+                    _ => format!("user-{i}"),
+                };
+                s.attributes
+                    .push(KeyValue::new("user.id", AttributeValue::String(value)));
+                s
+            })
+            .collect();
+        m.observe(&spans, UnixNanos(S));
+        // One plain series, two dimensioned ones, then the limit.
+        assert_eq!(m.series_count(), 3);
+        assert_eq!(m.overflowed_spans(), 0, "plain series are never displaced");
+        assert_eq!(m.dimensioned_overflowed_spans(), 4);
+        let all: Vec<_> = m.dimensioned().collect();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].values, ["a b"]);
+        assert_eq!(all[1].values[0].len(), MAX_DIMENSION_VALUE_LEN);
+        assert_eq!(all[2].service, OVERFLOW);
+        assert_eq!(all[2].series.latency.total().count(), 4);
+        // The same value again finds its series.
+        m.observe(&spans[..1], UnixNanos(S));
+        assert_eq!(m.dimensioned().next().unwrap().series.status, [2, 0, 0]);
     }
 }

@@ -131,3 +131,105 @@ fn the_parser_rejects_broken_text() {
     }
     assert!(parse("# TYPE x_total counter\nx_total 1\n", false).is_ok());
 }
+
+#[test]
+fn configured_dimensions_split_the_span_metrics_and_each_span_counts_once() {
+    use faultline_analysis::{AnalysisConfig, Analyzer};
+    use faultline_model::{AttributeValue, KeyValue};
+    use std::sync::Arc;
+
+    let analyzer = Analyzer::new(AnalysisConfig {
+        red_dimensions: vec![
+            "http.response.status_code".into(),
+            "deployment.environment".into(),
+        ],
+        ..AnalysisConfig::default()
+    })
+    .unwrap();
+    let base = UnixNanos::now();
+    let mut spans = Vec::new();
+    for (i, status) in [200i64, 200, 503].into_iter().enumerate() {
+        let mut s = support::span(
+            base,
+            "cart",
+            "GET /cart",
+            1,
+            i as u8 + 1,
+            None,
+            SpanKind::Server,
+            0,
+            1_000,
+        );
+        s.attributes.push(KeyValue::new(
+            "http.response.status_code",
+            AttributeValue::Int(status),
+        ));
+        // The environment comes from the resource.
+        let mut resource = (*s.resource).clone();
+        resource.attributes.push(KeyValue::new(
+            "deployment.environment",
+            AttributeValue::String("prod".into()),
+        ));
+        s.resource = Arc::new(resource);
+        spans.push(s);
+    }
+    // A span without either attribute gets empty values.
+    spans.push(support::span(
+        base,
+        "cart",
+        "GET /cart",
+        1,
+        9,
+        None,
+        SpanKind::Server,
+        0,
+        1_000,
+    ));
+    analyzer.observe(&spans);
+    let text = analyzer.prometheus(Format::Prometheus);
+    let e = parse(&text, false).unwrap_or_else(|err| panic!("{err}\n{text}"));
+    let count = |status: &str, env: &str| {
+        e.value(
+            "traces_spanmetrics_latency_count",
+            &[
+                ("service", "cart"),
+                ("span_name", "GET /cart"),
+                ("http_response_status_code", status),
+                ("deployment_environment", env),
+            ],
+        )
+    };
+    assert_eq!(count("200", "prod"), 2.0);
+    assert_eq!(count("503", "prod"), 1.0);
+    assert_eq!(count("", ""), 1.0);
+    // Four spans, four counts: no undimensioned copy of the same spans.
+    let total: f64 = e
+        .find("traces_spanmetrics_latency_count", &[("service", "cart")])
+        .iter()
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(total, 4.0, "{text}");
+    // The JSON API and the detector still see one series per operation and kind.
+    let red = analyzer.red(Some("cart"), UnixNanos::now(), 6);
+    assert_eq!(red.len(), 1);
+    assert_eq!(red[0].stats.calls, 4);
+}
+
+#[test]
+fn dimensions_that_would_clash_with_labels_are_refused() {
+    use faultline_analysis::{AnalysisConfig, Analyzer};
+    for (dims, why) in [
+        (vec!["span.kind"], "reserved"),
+        (vec!["a.b", "a_b"], "twice"),
+        (vec![""], "empty"),
+        (vec!["__x"], "reserved"),
+    ] {
+        let err = Analyzer::new(AnalysisConfig {
+            red_dimensions: dims.iter().map(|d| d.to_string()).collect(),
+            ..AnalysisConfig::default()
+        })
+        .err()
+        .unwrap_or_else(|| panic!("{dims:?} accepted"));
+        assert!(err.to_string().contains(why), "{dims:?}: {err}");
+    }
+}

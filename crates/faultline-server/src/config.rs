@@ -101,6 +101,20 @@ pub struct ServeOptions {
     /// partial success. [default: 100000]
     #[arg(long, env = "FAULTLINE_MAX_LOG_RECORDS_PER_REQUEST", value_name = "N")]
     pub max_log_records_per_request: Option<usize>,
+
+    /// Attributes whose values split the span metrics on `/metrics`
+    /// (`traces_spanmetrics_*`), comma-separated, e.g.
+    /// `http.response.status_code,deployment.environment`. Span attribute first, then resource
+    /// attribute; each becomes a label with `.` and other characters outside `[A-Za-z0-9_]`
+    /// replaced by `_`. In the config file, a list: `red-dimensions = ["http.route"]`.
+    /// At most 10. [default: none]
+    #[arg(
+        long,
+        env = "FAULTLINE_RED_DIMENSIONS",
+        value_name = "KEYS",
+        value_delimiter = ','
+    )]
+    pub red_dimensions: Option<Vec<String>>,
 }
 
 /// Whether a span is acknowledged after fsync or on receipt.
@@ -149,6 +163,8 @@ pub struct ServeConfig {
     pub max_log_body_bytes: usize,
     /// Log records per request limit.
     pub max_log_records_per_request: usize,
+    /// Attribute keys that split the span metrics.
+    pub red_dimensions: Vec<String>,
 }
 
 impl ServeOptions {
@@ -179,6 +195,7 @@ impl ServeOptions {
             max_log_records_per_request: self
                 .max_log_records_per_request
                 .or(lower.max_log_records_per_request),
+            red_dimensions: self.red_dimensions.or(lower.red_dimensions),
         }
     }
 
@@ -265,7 +282,20 @@ impl ServeOptions {
                 "max-log-records-per-request",
                 merged.max_log_records_per_request.unwrap_or(100_000),
             )?,
+            red_dimensions: merged
+                .red_dimensions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| d.trim().to_owned())
+                .filter(|d| !d.is_empty())
+                .collect(),
         };
+        faultline_analysis::AnalysisConfig {
+            red_dimensions: cfg.red_dimensions.clone(),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ServerError::Config(format!("--red-dimensions: {e}")))?;
         Ok(cfg)
     }
 }
@@ -310,6 +340,49 @@ mod tests {
         );
         assert_eq!(c.ack, AckSetting::Durable);
         assert_eq!(c.max_request_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn red_dimensions_come_from_a_comma_list_flag_or_a_toml_list() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeOptions,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "faultline",
+            "--red-dimensions",
+            "http.response.status_code, deployment.environment",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.serve.resolve().unwrap().red_dimensions,
+            ["http.response.status_code", "deployment.environment"]
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "red-dimensions = [\"http.route\"]\n").unwrap();
+        let from_file = ServeOptions {
+            config: Some(file),
+            ..Default::default()
+        };
+        assert_eq!(from_file.resolve().unwrap().red_dimensions, ["http.route"]);
+        assert!(ServeOptions::default()
+            .resolve()
+            .unwrap()
+            .red_dimensions
+            .is_empty());
+
+        let clash = ServeOptions {
+            red_dimensions: Some(vec!["status.code".into()]),
+            ..Default::default()
+        };
+        let err = clash.resolve().unwrap_err().to_string();
+        assert!(
+            err.contains("--red-dimensions") && err.contains("status_code"),
+            "{err}"
+        );
     }
 
     #[test]

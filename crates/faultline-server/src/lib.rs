@@ -161,8 +161,11 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
         AckSetting::Received => AckMode::Received,
     };
     let analyzer = Arc::new(
-        faultline_analysis::Analyzer::new(faultline_analysis::AnalysisConfig::default())
-            .map_err(|e| ServerError::Config(e.to_string()))?,
+        faultline_analysis::Analyzer::new(faultline_analysis::AnalysisConfig {
+            red_dimensions: config.red_dimensions.clone(),
+            ..Default::default()
+        })
+        .map_err(|e| ServerError::Config(e.to_string()))?,
     );
     let tap: Arc<dyn faultline_ingest::SpanTap> = Arc::new(AnalysisTap(Arc::clone(&analyzer)));
     let ingest = faultline_ingest::IngestState::with_tap(
