@@ -9,6 +9,8 @@
 //!
 //! Variants: `bare`, `noop-layer` (a layer that does nothing: what axum charges for any layer),
 //! `faultline` (sampled), `faultline-unsampled` (built with `Telemetry`, as users do),
+//! `faultline-no-headers` (sampled, without the `traceresponse` and `X-Trace-Id` headers, which
+//! the other stacks do not write),
 //! `faultline-sdk` and `faultline-sdk-unsampled` (a hand-built `ServerLayer` on a plain provider,
 //! where the SDK decides), `tower-http` (tower-http's `TraceLayer` feeding `tracing-opentelemetry`)
 //! and `axum-tracing` (`axum-tracing-opentelemetry`). Every traced variant exports through the
@@ -76,14 +78,17 @@ fn app(variant: &str) -> Result<(Router, Option<Guard>), Box<dyn std::error::Err
     Ok(match variant {
         "bare" => (hello(), None),
         "noop-layer" => (hello().layer(tower::layer::util::Identity::new()), None),
-        "faultline" | "faultline-unsampled" => {
+        "faultline" | "faultline-unsampled" | "faultline-no-headers" => {
             let telemetry = Telemetry::builder("hello")
-                .sampler(sampler(variant == "faultline"))
+                .sampler(sampler(variant != "faultline-unsampled"))
                 .propagation(Propagation::default())
                 .batch(batch_settings())
                 .install_global(false)
                 .install_with_exporter(Discard)?;
-            let layer = telemetry.server_layer();
+            let mut layer = telemetry.server_layer();
+            if variant == "faultline-no-headers" {
+                layer = layer.trace_id_header(None).traceresponse(false);
+            }
             (hello().layer(layer), Some(Guard::Telemetry(telemetry)))
         }
         "faultline-sdk" | "faultline-sdk-unsampled" => {
@@ -123,12 +128,15 @@ fn request() -> Result<http::Request<Body>, http::Error> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: hello_world <bare|noop-layer|faultline|faultline-unsampled|faultline-sdk|\
+    let usage = "usage: hello_world <bare|noop-layer|faultline|faultline-unsampled|faultline-no-headers|faultline-sdk|\
                  faultline-sdk-unsampled|tower-http|axum-tracing> <serve ADDR | oneshot COUNT>";
     let [variant, mode, arg] = args.as_slice() else {
         return Err(usage.into());
     };
     let (app, guard) = app(variant)?;
+    // What `axum::serve` does first: handlers become routes (and layers wrap them) once,
+    // instead of on every request of a `Router` called directly.
+    let app = app.with_state(());
     match mode.as_str() {
         "serve" => {
             let addr: SocketAddr = arg.parse()?;

@@ -22,6 +22,7 @@ pub mod logs;
 pub mod messaging;
 pub mod processor;
 pub mod propagation;
+mod request_headers;
 pub mod resilience;
 pub mod sampling;
 mod semconv;

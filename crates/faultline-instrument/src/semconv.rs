@@ -1,6 +1,6 @@
 //! Helpers for the stable HTTP semantic conventions shared by the server and client layers.
 
-use http::{HeaderMap, Method, Version};
+use http::{HeaderMap, HeaderValue, Method, Version};
 use opentelemetry::trace::{SpanContext, Status};
 use opentelemetry::KeyValue;
 
@@ -79,19 +79,27 @@ pub(crate) fn header_str<K: http::header::AsHeaderName>(
     name: K,
     max: usize,
 ) -> Option<&str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| truncate(v, max))
+    value_str(headers.get(name), max)
 }
 
 /// `Content-Length` as a body size.
 pub(crate) fn content_length(headers: &HeaderMap) -> Option<i64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)
+    content_length_value(headers.get(http::header::CONTENT_LENGTH))
+}
+
+/// A `Content-Length` value as a body size.
+pub(crate) fn content_length_value(value: Option<&HeaderValue>) -> Option<i64> {
+    value
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .and_then(|v| i64::try_from(v).ok())
+}
+
+/// A header value as a string, capped so a hostile client cannot bloat the span.
+pub(crate) fn value_str(value: Option<&HeaderValue>, max: usize) -> Option<&str> {
+    value
+        .and_then(|v| v.to_str().ok())
+        .map(|v| truncate(v, max))
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary.
@@ -116,13 +124,23 @@ pub(crate) fn traceresponse(sc: &SpanContext) -> [u8; 55] {
     out
 }
 
+/// The two lowercase hex digits of every byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
+        i += 1;
+    }
+    pairs
+};
+
 /// Writes `bytes` as lowercase hex into `out`, which must be twice as long; the `fmt`
 /// machinery costs several times more per header.
 fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
     }
 }
 

@@ -210,3 +210,60 @@ async fn a_kept_root_has_the_trace_id_it_was_judged_by() {
         assert_eq!(decision, SamplingDecision::RecordAndSample, "{trace_id}");
     }
 }
+
+/// A `ServerLayer` built by hand on a provider this crate did not build cannot decide first:
+/// the SDK decides while starting the span, with the same outcome.
+#[tokio::test]
+async fn a_hand_built_layer_lets_the_sdk_decide() {
+    use faultline_instrument::server::ServerLayer;
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    for keep in [true, false] {
+        let exporter = InMemorySpanExporter::default();
+        let sampler = if keep {
+            Sampler::AlwaysOn
+        } else {
+            Sampler::AlwaysOff
+        };
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let app = Router::new()
+            .route("/orders/{id}", get(seen))
+            .layer(ServerLayer::new(
+                provider.tracer("hand-built"),
+                Propagation::default(),
+            ));
+        let parent = traceparent("01");
+        let (headers, seen) = call(
+            &app,
+            &[("traceparent", parent.as_str()), ("host", "shop:8080")],
+        )
+        .await;
+        assert_eq!(seen["trace_id"], PARENT_TRACE);
+        assert_ne!(seen["span_id"], PARENT_SPAN);
+        assert_eq!(seen["sampled"], keep);
+        assert_eq!(headers.contains_key("traceresponse"), keep);
+        let spans = exporter.get_finished_spans().expect("spans");
+        if keep {
+            assert_eq!(spans.len(), 1);
+            let span = &spans[0];
+            assert_eq!(span.name, "GET /orders/{id}");
+            let attr = |key: &str| {
+                span.attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| kv.value.to_string())
+            };
+            assert_eq!(attr("http.route").as_deref(), Some("/orders/{id}"));
+            assert_eq!(attr("server.address").as_deref(), Some("shop"));
+            assert_eq!(attr("server.port").as_deref(), Some("8080"));
+            assert_eq!(attr("http.response.status_code").as_deref(), Some("200"));
+        } else {
+            assert!(spans.is_empty());
+        }
+        provider.shutdown().expect("shutdown");
+    }
+}

@@ -24,6 +24,8 @@ pin_project! {
         inner: Option<F>,
         panic: Option<String>,
         cx: Context,
+        // Known when the span started; asking the span again would take its lock.
+        recording: bool,
         config: Arc<ServerConfig>,
     }
 }
@@ -32,6 +34,7 @@ impl<F> ResponseFuture<F> {
     pub(super) fn new(
         call: Result<F, Box<dyn Any + Send>>,
         cx: Context,
+        recording: bool,
         config: Arc<ServerConfig>,
     ) -> Self {
         let (inner, panic) = match call {
@@ -42,6 +45,7 @@ impl<F> ResponseFuture<F> {
             inner,
             panic,
             cx,
+            recording,
             config,
         }
     }
@@ -74,7 +78,7 @@ where
             Ok(Poll::Ready(result)) => {
                 this.inner.set(None);
                 Poll::Ready(match result {
-                    Ok(response) => Ok(finish(this.cx, this.config, response)),
+                    Ok(response) => Ok(finish(this.cx, *this.recording, this.config, response)),
                     Err(err) => {
                         let span = this.cx.span();
                         span.set_attribute(KeyValue::new("error.type", "_OTHER"));
@@ -94,12 +98,17 @@ where
     }
 }
 
-fn finish<B: Body>(cx: &Context, config: &ServerConfig, mut response: Response<B>) -> Response<B> {
-    let span = cx.span();
-    if !span.is_recording() {
+fn finish<B: Body>(
+    cx: &Context,
+    recording: bool,
+    config: &ServerConfig,
+    mut response: Response<B>,
+) -> Response<B> {
+    if !recording {
         // Nothing to record, and no trace to point the caller at.
         return response;
     }
+    let span = cx.span();
     let status = response.status();
     let status_code = KeyValue::new("http.response.status_code", i64::from(status.as_u16()));
     let body_size = semconv::content_length(response.headers()).or_else(|| {

@@ -4,6 +4,7 @@
 
 mod future;
 mod service;
+mod strings;
 
 use std::sync::Arc;
 
