@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body::Body;
 use opentelemetry::trace::{Status, TraceContextExt};
@@ -162,15 +161,16 @@ fn add_trace_headers(cx: &Context, config: &ServerConfig, headers: &mut http::He
     if !sc.is_valid() || !sc.is_sampled() {
         return;
     }
-    // One buffer for both headers: the trace id is a slice of `traceresponse`.
-    let traceresponse = Bytes::copy_from_slice(&semconv::traceresponse(sc));
+    let traceresponse = semconv::traceresponse(sc);
+    // Two small copies: one shared buffer sliced for both values costs more, because slicing
+    // promotes it to a reference-counted allocation of its own.
     if let Some(name) = &config.trace_id_header {
-        if let Ok(value) = HeaderValue::from_maybe_shared(traceresponse.slice(3..35)) {
+        if let Ok(value) = HeaderValue::from_bytes(&traceresponse[3..35]) {
             headers.insert(name.clone(), value);
         }
     }
     if config.traceresponse {
-        if let Ok(value) = HeaderValue::from_maybe_shared(traceresponse) {
+        if let Ok(value) = HeaderValue::from_bytes(&traceresponse) {
             headers.insert(TRACERESPONSE.clone(), value);
         }
     }
