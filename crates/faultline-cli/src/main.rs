@@ -3,6 +3,12 @@
 use clap::{Parser, Subcommand};
 use faultline_server::ServeOptions;
 
+/// The server allocates and frees millions of small strings per second across threads (spans
+/// decoded on one, freed after their block is written on another); glibc's malloc spent a
+/// quarter of ingest CPU on that, mimalloc far less (BENCHMARKS.md, ingest run 4).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Faultline: distributed tracing and fault localisation in one binary.
 ///
 /// Receives OpenTelemetry spans (OTLP gRPC :4317, OTLP HTTP :4318), stores them in Parquet
