@@ -71,6 +71,9 @@ pub struct IngestReport {
     pub spans_per_server_cpu_second: f64,
     /// Server CPU-seconds per million spans.
     pub server_cpu_seconds_per_million: f64,
+    /// Server CPU-seconds per million spans from the start until every span was in a block:
+    /// adds the last head's flush and the compactions still running when sending ended.
+    pub server_cpu_seconds_per_million_settled: f64,
     /// Server peak RSS in bytes.
     pub server_peak_rss_bytes: u64,
     /// Bytes of Parquet block data per span once every span is in a block.
@@ -317,6 +320,7 @@ pub async fn run(args: &IngestArgs, exe: &Path) -> Result<IngestReport, BenchErr
         Duration::from_secs(600),
     )
     .await;
+    let settled_cpu_seconds = process::cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
 
     eprintln!("bench ingest: timing queries");
     let http = reqwest::Client::new();
@@ -363,6 +367,7 @@ pub async fn run(args: &IngestArgs, exe: &Path) -> Result<IngestReport, BenchErr
         server_cpu_seconds,
         spans_per_server_cpu_second: spans as f64 / server_cpu_seconds.max(1e-9),
         server_cpu_seconds_per_million: server_cpu_seconds / (spans as f64 / 1e6),
+        server_cpu_seconds_per_million_settled: settled_cpu_seconds / (spans as f64 / 1e6),
         server_peak_rss_bytes: peak,
         block_bytes_per_span,
         blocks,
@@ -389,6 +394,7 @@ impl IngestReport {
              | wall-clock spans/s (client and server on the same 2 cores) | {:.0} |\n\
              | spans per server CPU-second | {:.0} |\n\
              | server CPU-seconds per million spans | {:.2} |\n\
+             | server CPU-seconds per million spans, until all are in blocks | {:.2} |\n\
              | server peak RSS | {:.0} MiB |\n\
              | bytes per span in Parquet blocks | {} |\n\
              | blocks | {} |\n\
@@ -399,6 +405,7 @@ impl IngestReport {
             self.spans_per_second,
             self.spans_per_server_cpu_second,
             self.server_cpu_seconds_per_million,
+            self.server_cpu_seconds_per_million_settled,
             self.server_peak_rss_bytes as f64 / (1 << 20) as f64,
             bps,
             self.blocks,

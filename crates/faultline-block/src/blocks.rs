@@ -2,7 +2,7 @@
 //! find orphans, delete (meta first).
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_model::{Span, SpanKind, TraceId, UnixNanos};
 use futures::{StreamExt, TryStreamExt};
@@ -49,14 +49,20 @@ fn stats<S: Borrow<Span>>(spans: &[S]) -> SpanStats {
         }
     }
     // Borrowed first, owned once per distinct triple: spans vastly outnumber operations.
-    let mut seen: HashSet<(&str, &str, SpanKind)> = HashSet::new();
+    let mut seen: foldhash::HashSet<(&str, &str, SpanKind)> = foldhash::HashSet::default();
+    // The service name by the address of the span's shared resource: looking it up in the
+    // resource's attributes for every span cost a cache miss each.
+    let mut services: crate::fasthash::FastMap<usize, &str> = Default::default();
     let mut min_start = UnixNanos(u64::MAX);
     let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
     for s in spans.iter().map(Borrow::borrow) {
         min_start = min_start.min(s.start);
         max_start = max_start.max(s.start);
         max_end = max_end.max(s.end);
-        seen.insert((s.service_name(), &s.name, s.kind));
+        let service = *services
+            .entry(std::sync::Arc::as_ptr(&s.resource) as usize)
+            .or_insert_with(|| s.service_name());
+        seen.insert((service, &s.name, s.kind));
     }
     let mut operations: BTreeMap<String, BTreeSet<(String, SpanKind)>> = BTreeMap::new();
     for (svc, name, kind) in seen {

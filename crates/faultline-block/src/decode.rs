@@ -208,6 +208,7 @@ pub(crate) enum AttrCells<'a> {
     Double(&'a Float64Array),
     Bool(&'a BooleanArray),
     Uuid(&'a FixedSizeBinaryArray),
+    Hex(&'a BinaryArray),
 }
 
 impl<'a> AttrCells<'a> {
@@ -218,6 +219,11 @@ impl<'a> AttrCells<'a> {
             ValueType::Double => Self::Double(f64s(b, &c.column)?),
             ValueType::Bool => Self::Bool(bools(b, &c.column)?),
             ValueType::Uuid => Self::Uuid(fixed(b, &c.column, 16)?),
+            ValueType::Hex => Self::Hex(
+                column(b, &c.column)?
+                    .as_binary_opt::<i32>()
+                    .ok_or_else(|| missing(&c.column))?,
+            ),
         })
     }
 
@@ -244,6 +250,8 @@ impl<'a> AttrCells<'a> {
             Self::Uuid(c) => c
                 .is_valid(row)
                 .then(|| AttributeValue::String(schema::uuid_string(c.value(row)))),
+            Self::Hex(c) => (row < c.len() && c.is_valid(row))
+                .then(|| AttributeValue::String(schema::hex_string(c.value(row)))),
         })
     }
 }

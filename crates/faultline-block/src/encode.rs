@@ -2,12 +2,11 @@
 
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BinaryDictionaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder,
-    Float64Builder, Int64Builder, StringDictionaryBuilder, UInt32Builder, UInt64Builder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, DictionaryArray, FixedSizeBinaryBuilder,
+    Float64Builder, Int32Builder, Int64Builder, StringBuilder, UInt32Builder, UInt64Builder,
     UInt8Builder,
 };
 use arrow::datatypes::{Int32Type, SchemaRef};
@@ -30,22 +29,128 @@ pub(crate) const LAYOUT_GENERIC: u8 = 0;
 /// with one type; rarer keys cost more in null bitmaps and footer than they save.
 const DYNAMIC_MIN_SHARE: usize = 200;
 
+/// A string map keyed by content with a per-process random seed: its keys are attribute keys
+/// and values that clients choose, so an unkeyed hash would let them force collisions.
+type ContentMap<K, V> = foldhash::HashMap<K, V>;
+
+/// Dictionary index of the `n`th distinct value.
+fn dict_key(n: usize) -> Result<i32, BlockError> {
+    i32::try_from(n).map_err(|_| BlockError::Settings("over 2^31 distinct values".into()))
+}
+
+/// A `Dictionary(Int32, Utf8)` column built by hand from strings that outlive the builder.
+///
+/// Arrow's dictionary builder hashes every appended value with a fresh `ahash` and copies it
+/// into its own table; this one keys its table by the borrowed strings. Values get indexes
+/// in first-seen order, as with Arrow's builder, so the files are the same.
+struct StrDict<'a> {
+    index: ContentMap<&'a str, i32>,
+    keys: Int32Builder,
+    values: StringBuilder,
+}
+
+impl<'a> StrDict<'a> {
+    fn new() -> Self {
+        Self {
+            index: ContentMap::default(),
+            keys: Int32Builder::new(),
+            values: StringBuilder::new(),
+        }
+    }
+
+    /// The dictionary index of `v`, adding it to the dictionary if new.
+    fn intern(&mut self, v: &'a str) -> Result<i32, BlockError> {
+        let next = self.index.len();
+        match self.index.entry(v) {
+            Entry::Occupied(e) => Ok(*e.get()),
+            Entry::Vacant(e) => {
+                let key = dict_key(next)?;
+                self.values.append_value(v);
+                Ok(*e.insert(key))
+            }
+        }
+    }
+
+    fn append(&mut self, v: &'a str) -> Result<(), BlockError> {
+        let key = self.intern(v)?;
+        self.keys.append_value(key);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, BlockError> {
+        self.index.clear();
+        let dict = DictionaryArray::<Int32Type>::try_new(
+            self.keys.finish(),
+            Arc::new(self.values.finish()),
+        )?;
+        Ok(Arc::new(dict))
+    }
+}
+
+/// A `Dictionary(Int32, Binary)` column of encoded cells (resources, scopes, layouts), built
+/// by hand like [`StrDict`]. Callers that can recognise a repeated value without its bytes
+/// (the same shared `Resource`) keep its index and call [`BinDict::append_key`].
+struct BinDict {
+    index: ContentMap<Box<[u8]>, i32>,
+    keys: Int32Builder,
+    values: BinaryBuilder,
+}
+
+impl BinDict {
+    fn new() -> Self {
+        Self {
+            index: ContentMap::default(),
+            keys: Int32Builder::new(),
+            values: BinaryBuilder::new(),
+        }
+    }
+
+    fn intern(&mut self, v: &[u8]) -> Result<i32, BlockError> {
+        if let Some(key) = self.index.get(v) {
+            return Ok(*key);
+        }
+        let key = dict_key(self.index.len())?;
+        self.values.append_value(v);
+        self.index.insert(v.into(), key);
+        Ok(key)
+    }
+
+    fn append_key(&mut self, key: i32) {
+        self.keys.append_value(key);
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, BlockError> {
+        self.index.clear();
+        let dict = DictionaryArray::<Int32Type>::try_new(
+            self.keys.finish(),
+            Arc::new(self.values.finish()),
+        )?;
+        Ok(Arc::new(dict))
+    }
+}
+
 enum AttrBuilder {
-    Str(StringDictionaryBuilder<Int32Type>),
+    /// Plain strings: the Parquet writer builds the column's dictionary itself (it interns
+    /// every value whatever the Arrow type), so an Arrow dictionary here only hashed each value
+    /// twice, and most of these columns' values are distinct (paths, addresses).
+    Str(StringBuilder),
     Int(Int64Builder),
     Double(Float64Builder),
     Bool(BooleanBuilder),
     Uuid(FixedSizeBinaryBuilder),
+    /// With a buffer for the decoded bytes, reused from value to value.
+    Hex(BinaryBuilder, Vec<u8>),
 }
 
 impl AttrBuilder {
     fn new(ty: ValueType) -> Self {
         match ty {
-            ValueType::Str => Self::Str(StringDictionaryBuilder::new()),
+            ValueType::Str => Self::Str(StringBuilder::new()),
             ValueType::Int => Self::Int(Int64Builder::new()),
             ValueType::Double => Self::Double(Float64Builder::new()),
             ValueType::Bool => Self::Bool(BooleanBuilder::new()),
             ValueType::Uuid => Self::Uuid(FixedSizeBinaryBuilder::new(16)),
+            ValueType::Hex => Self::Hex(BinaryBuilder::new(), Vec::new()),
         }
     }
 
@@ -60,6 +165,11 @@ impl AttrBuilder {
                 Some(bytes) => b.append_value(bytes)?,
                 None => return Ok(false),
             },
+            (Self::Hex(b, buf), AttributeValue::String(s)) if crate::schema::is_hex(s) => {
+                buf.clear();
+                crate::schema::hex_decode(s, buf);
+                b.append_value(&buf);
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -72,30 +182,32 @@ impl AttrBuilder {
             Self::Double(b) => b.append_null(),
             Self::Bool(b) => b.append_null(),
             Self::Uuid(b) => b.append_null(),
+            Self::Hex(b, _) => b.append_null(),
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
+    fn finish(&mut self) -> Result<ArrayRef, BlockError> {
+        Ok(match self {
             Self::Str(b) => Arc::new(b.finish()),
             Self::Int(b) => Arc::new(b.finish()),
             Self::Double(b) => Arc::new(b.finish()),
             Self::Bool(b) => Arc::new(b.finish()),
             Self::Uuid(b) => Arc::new(b.finish()),
-        }
+            Self::Hex(b, _) => Arc::new(b.finish()),
+        })
     }
 }
 
 /// Which attribute column (index into `AttrColumns::columns`) takes each attribute of a span:
 /// the first column for its key whose type holds the value and that the span has not used yet.
 struct AttrRouter {
-    by_key: FastMap<String, Vec<(usize, ValueType)>>,
+    by_key: ContentMap<String, Vec<(usize, ValueType)>>,
     columns: usize,
 }
 
 impl AttrRouter {
     fn new(cols: &AttrColumns) -> Self {
-        let mut by_key: FastMap<String, Vec<(usize, ValueType)>> = FastMap::default();
+        let mut by_key: ContentMap<String, Vec<(usize, ValueType)>> = ContentMap::default();
         for (i, c) in cols.columns.iter().enumerate() {
             by_key.entry(c.key.clone()).or_default().push((i, c.ty));
         }
@@ -105,22 +217,22 @@ impl AttrRouter {
         }
     }
 
-    /// Column per attribute (`None` = generic), in attribute order.
-    fn route(&self, attrs: &[KeyValue], used: &mut Vec<bool>) -> Vec<Option<usize>> {
+    /// Column per attribute (`None` = generic), in attribute order, into `slots` (reused
+    /// between spans, as is `used`, so routing allocates nothing).
+    fn route(&self, attrs: &[KeyValue], used: &mut Vec<bool>, slots: &mut Vec<Option<usize>>) {
         used.clear();
         used.resize(self.columns, false);
-        attrs
-            .iter()
-            .map(|kv| {
-                let slot = self.by_key.get(&kv.key)?.iter().find(|(i, ty)| {
+        slots.clear();
+        slots.extend(attrs.iter().map(|kv| {
+            let slot =
+                self.by_key.get(kv.key.as_str())?.iter().find(|(i, ty)| {
                     !used.get(*i).copied().unwrap_or(true) && ty.holds(&kv.value)
                 })?;
-                if let Some(u) = used.get_mut(slot.0) {
-                    *u = true;
-                }
-                Some(slot.0)
-            })
-            .collect()
+            if let Some(u) = used.get_mut(slot.0) {
+                *u = true;
+            }
+            Some(slot.0)
+        }));
     }
 }
 
@@ -131,15 +243,12 @@ fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
         return Vec::new();
     };
     let router = AttrRouter::new(&fixed);
-    let mut counts: HashMap<(&str, ValueType), usize> = HashMap::new();
-    let mut used = Vec::new();
+    let mut counts: ContentMap<(&str, ValueType), usize> = ContentMap::default();
+    let (mut used, mut slots) = (Vec::new(), Vec::new());
     for s in spans {
         let s = s.borrow();
-        for (kv, slot) in s
-            .attributes
-            .iter()
-            .zip(router.route(&s.attributes, &mut used))
-        {
+        router.route(&s.attributes, &mut used, &mut slots);
+        for (kv, slot) in s.attributes.iter().zip(&slots) {
             if let (None, Some(ty)) = (slot, ValueType::of(&kv.value)) {
                 *counts.entry((kv.key.as_str(), ty)).or_default() += 1;
             }
@@ -159,8 +268,8 @@ fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
     out
 }
 
-/// Column builders for one row group.
-struct RowGroupBuilder {
+/// Column builders for one row group, borrowing from the spans (`'a`) they are fed.
+struct RowGroupBuilder<'a> {
     schema: SchemaRef,
     rows: usize,
     trace_id: FixedSizeBinaryBuilder,
@@ -169,16 +278,16 @@ struct RowGroupBuilder {
     parent_span_id: FixedSizeBinaryBuilder,
     start: UInt64Builder,
     duration: UInt64Builder,
-    service: StringDictionaryBuilder<Int32Type>,
-    name: StringDictionaryBuilder<Int32Type>,
+    service: StrDict<'a>,
+    name: StrDict<'a>,
     kind: UInt8Builder,
     status_code: UInt8Builder,
-    status_message: StringDictionaryBuilder<Int32Type>,
+    status_message: StrDict<'a>,
     flags: UInt32Builder,
-    trace_state: StringDictionaryBuilder<Int32Type>,
-    resource: BinaryDictionaryBuilder<Int32Type>,
-    scope: BinaryDictionaryBuilder<Int32Type>,
-    attr_layout: BinaryDictionaryBuilder<Int32Type>,
+    trace_state: StrDict<'a>,
+    resource: BinDict,
+    scope: BinDict,
+    attr_layout: BinDict,
     attrs: BinaryBuilder,
     events: BinaryBuilder,
     links: BinaryBuilder,
@@ -187,15 +296,21 @@ struct RowGroupBuilder {
     dropped_links: UInt32Builder,
     attr_columns: Vec<AttrBuilder>,
     router: AttrRouter,
+    /// Buffers reused from span to span.
     used: Vec<bool>,
-    /// Encoded resources and scopes by `Arc` address: spans of one batch share them, so each is
-    /// encoded once. The spans outlive this builder, so addresses are not reused meanwhile.
-    /// Encoded resource and its service name, by the address of the shared `Resource`.
-    resource_cache: FastMap<usize, (Vec<u8>, String)>,
-    scope_cache: FastMap<usize, Vec<u8>>,
+    slots: Vec<Option<usize>>,
+    filled: Vec<bool>,
+    layout: Vec<u8>,
+    generic: Vec<&'a KeyValue>,
+    cell: Vec<u8>,
+    /// Dictionary indexes of each resource (and its service name) and scope by the address of
+    /// the shared `Arc`: the spans of one batch share them, so each is encoded and looked up
+    /// once. The spans outlive this builder, so addresses are not reused meanwhile.
+    resource_keys: FastMap<usize, (i32, i32)>,
+    scope_keys: FastMap<usize, i32>,
 }
 
-impl RowGroupBuilder {
+impl<'a> RowGroupBuilder<'a> {
     fn new(cols: &AttrColumns) -> Self {
         Self {
             schema: arrow_schema(cols),
@@ -206,16 +321,16 @@ impl RowGroupBuilder {
             parent_span_id: FixedSizeBinaryBuilder::new(8),
             start: UInt64Builder::new(),
             duration: UInt64Builder::new(),
-            service: StringDictionaryBuilder::new(),
-            name: StringDictionaryBuilder::new(),
+            service: StrDict::new(),
+            name: StrDict::new(),
             kind: UInt8Builder::new(),
             status_code: UInt8Builder::new(),
-            status_message: StringDictionaryBuilder::new(),
+            status_message: StrDict::new(),
             flags: UInt32Builder::new(),
-            trace_state: StringDictionaryBuilder::new(),
-            resource: BinaryDictionaryBuilder::new(),
-            scope: BinaryDictionaryBuilder::new(),
-            attr_layout: BinaryDictionaryBuilder::new(),
+            trace_state: StrDict::new(),
+            resource: BinDict::new(),
+            scope: BinDict::new(),
+            attr_layout: BinDict::new(),
             attrs: BinaryBuilder::new(),
             events: BinaryBuilder::new(),
             links: BinaryBuilder::new(),
@@ -229,13 +344,18 @@ impl RowGroupBuilder {
                 .collect(),
             router: AttrRouter::new(cols),
             used: Vec::new(),
-            resource_cache: FastMap::default(),
-            scope_cache: FastMap::default(),
+            slots: Vec::new(),
+            filled: Vec::new(),
+            layout: Vec::new(),
+            generic: Vec::new(),
+            cell: Vec::new(),
+            resource_keys: FastMap::default(),
+            scope_keys: FastMap::default(),
         }
     }
 
     /// Appends the spans of one trace (all with the same trace ID, in row order).
-    fn append_trace<S: Borrow<Span>>(&mut self, trace: &[S]) -> Result<(), BlockError> {
+    fn append_trace<S: Borrow<Span>>(&mut self, trace: &'a [S]) -> Result<(), BlockError> {
         // First row of each span ID within the trace: the parent ordinal points there. A
         // sorted list searched by bisection: no hashing, and traces are mostly small.
         let mut position: Vec<(SpanId, u32)> = Vec::with_capacity(trace.len());
@@ -253,7 +373,7 @@ impl RowGroupBuilder {
         Ok(())
     }
 
-    fn append_span(&mut self, s: &Span, position: &[(SpanId, u32)]) -> Result<(), BlockError> {
+    fn append_span(&mut self, s: &'a Span, position: &[(SpanId, u32)]) -> Result<(), BlockError> {
         self.rows += 1;
         self.trace_id.append_value(s.trace_id.0)?;
         self.span_id.append_value(s.span_id.0)?;
@@ -280,29 +400,38 @@ impl RowGroupBuilder {
         self.start.append_value(s.start.0);
         // Wrapping so that even an end before the start round-trips exactly.
         self.duration.append_value(s.end.0.wrapping_sub(s.start.0));
-        let key = Arc::as_ptr(&s.resource) as usize;
-        let (resource, service) = match self.resource_cache.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert((
-                codec::encode_resource(&s.resource)?,
-                s.service_name().to_owned(),
-            )),
+        let at = Arc::as_ptr(&s.resource) as usize;
+        let (resource, service) = match self.resource_keys.get(&at) {
+            Some(keys) => *keys,
+            None => {
+                let keys = (
+                    self.resource
+                        .intern(&codec::encode_resource(&s.resource)?)?,
+                    self.service.intern(s.service_name())?,
+                );
+                self.resource_keys.insert(at, keys);
+                keys
+            }
         };
-        self.service.append_value(service.as_str());
-        self.resource.append_value(resource);
-        self.name.append_value(&s.name);
+        self.service.keys.append_value(service);
+        self.resource.append_key(resource);
+        self.name.append(&s.name)?;
         self.kind.append_value(s.kind as u8);
         self.status_code.append_value(s.status.code as u8);
-        self.status_message.append_value(&s.status.message);
+        self.status_message.append(&s.status.message)?;
         self.flags.append_value(s.flags);
-        self.trace_state.append_value(&s.trace_state);
+        self.trace_state.append(&s.trace_state)?;
 
-        let key = Arc::as_ptr(&s.scope) as usize;
-        let bytes = match self.scope_cache.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(codec::encode_scope(&s.scope)?),
+        let at = Arc::as_ptr(&s.scope) as usize;
+        let scope = match self.scope_keys.get(&at) {
+            Some(key) => *key,
+            None => {
+                let key = self.scope.intern(&codec::encode_scope(&s.scope)?)?;
+                self.scope_keys.insert(at, key);
+                key
+            }
         };
-        self.scope.append_value(bytes);
+        self.scope.append_key(scope);
 
         self.append_attributes(&s.attributes)?;
         if s.events.is_empty() {
@@ -325,36 +454,42 @@ impl RowGroupBuilder {
 
     /// Splits attributes into typed columns and the generic list, recording the original order
     /// in `attr_layout` so that the list is rebuilt exactly.
-    fn append_attributes(&mut self, attrs: &[KeyValue]) -> Result<(), BlockError> {
-        let slots = self.router.route(attrs, &mut self.used);
-        let mut layout = Vec::with_capacity(attrs.len());
-        let mut generic: Vec<&KeyValue> = Vec::new();
-        let mut filled = vec![false; self.attr_columns.len()];
-        for (kv, slot) in attrs.iter().zip(slots) {
+    fn append_attributes(&mut self, attrs: &'a [KeyValue]) -> Result<(), BlockError> {
+        self.router.route(attrs, &mut self.used, &mut self.slots);
+        self.layout.clear();
+        self.generic.clear();
+        self.filled.clear();
+        self.filled.resize(self.attr_columns.len(), false);
+        for (kv, slot) in attrs.iter().zip(&self.slots) {
             let mut stored = false;
             if let Some((i, b)) = slot.and_then(|i| Some((i, self.attr_columns.get_mut(i)?))) {
                 if b.append(&kv.value)? {
-                    filled[i] = true;
+                    if let Some(f) = self.filled.get_mut(i) {
+                        *f = true;
+                    }
                     // At most MAX_ATTR_COLUMNS (255) columns, so `i + 1` fits in a byte.
-                    layout.push((i + 1) as u8);
+                    self.layout.push((i + 1) as u8);
                     stored = true;
                 }
             }
             if !stored {
-                layout.push(LAYOUT_GENERIC);
-                generic.push(kv);
+                self.layout.push(LAYOUT_GENERIC);
+                self.generic.push(kv);
             }
         }
-        for (b, filled) in self.attr_columns.iter_mut().zip(filled) {
+        for (b, filled) in self.attr_columns.iter_mut().zip(&self.filled) {
             if !filled {
                 b.append_null();
             }
         }
-        self.attr_layout.append_value(&layout);
-        if generic.is_empty() {
+        let layout = self.attr_layout.intern(&self.layout)?;
+        self.attr_layout.append_key(layout);
+        if self.generic.is_empty() {
             self.attrs.append_null();
         } else {
-            self.attrs.append_value(codec::encode_attrs(generic)?);
+            self.cell.clear();
+            codec::put_attrs(&mut self.cell, self.generic.iter().copied(), 0)?;
+            self.attrs.append_value(&self.cell);
         }
         Ok(())
     }
@@ -362,8 +497,8 @@ impl RowGroupBuilder {
     /// Takes the rows appended so far as one record batch.
     fn finish(&mut self) -> Result<RecordBatch, BlockError> {
         self.rows = 0;
-        self.resource_cache.clear();
-        self.scope_cache.clear();
+        self.resource_keys.clear();
+        self.scope_keys.clear();
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
@@ -371,16 +506,16 @@ impl RowGroupBuilder {
             Arc::new(self.parent_span_id.finish()),
             Arc::new(self.start.finish()),
             Arc::new(self.duration.finish()),
-            Arc::new(self.service.finish()),
-            Arc::new(self.name.finish()),
+            self.service.finish()?,
+            self.name.finish()?,
             Arc::new(self.kind.finish()),
             Arc::new(self.status_code.finish()),
-            Arc::new(self.status_message.finish()),
+            self.status_message.finish()?,
             Arc::new(self.flags.finish()),
-            Arc::new(self.trace_state.finish()),
-            Arc::new(self.resource.finish()),
-            Arc::new(self.scope.finish()),
-            Arc::new(self.attr_layout.finish()),
+            self.trace_state.finish()?,
+            self.resource.finish()?,
+            self.scope.finish()?,
+            self.attr_layout.finish()?,
             Arc::new(self.attrs.finish()),
             Arc::new(self.events.finish()),
             Arc::new(self.links.finish()),
@@ -389,7 +524,7 @@ impl RowGroupBuilder {
             Arc::new(self.dropped_links.finish()),
         ];
         for b in &mut self.attr_columns {
-            cols.push(b.finish());
+            cols.push(b.finish()?);
         }
         Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
     }

@@ -6,36 +6,80 @@
 //! The cache is owned by the caller (the store), not by this crate: the crate itself keeps no
 //! state between calls.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use arrow::datatypes::{DataType, FieldRef, Schema};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 
-use crate::schema::AttrColumns;
+use crate::schema::{AttrColumns, ValueType};
 use crate::BlockId;
 
 /// What opening a block's data file decodes from its footer.
 pub(crate) struct Footer {
     pub(crate) metadata: Arc<ParquetMetaData>,
     pub(crate) attr_columns: AttrColumns,
+    /// The metadata with the Arrow schema readers decode into (see [`read_schema`]).
+    pub(crate) reader: ArrowReaderMetadata,
     /// Approximate heap bytes, counted against the cache budget.
     bytes: usize,
 }
 
 impl Footer {
-    pub(crate) fn new(metadata: Arc<ParquetMetaData>, attr_columns: AttrColumns) -> Self {
+    pub(crate) fn new(
+        metadata: Arc<ParquetMetaData>,
+        attr_columns: AttrColumns,
+    ) -> Result<Self, ParquetError> {
         let bytes = metadata.memory_size()
             + attr_columns
                 .columns
                 .iter()
                 .map(|c| c.key.len() + c.column.len() + 64)
                 .sum::<usize>();
-        Self {
+        let reader = read_schema(Arc::clone(&metadata), &attr_columns)?;
+        Ok(Self {
             metadata,
             attr_columns,
+            reader,
             bytes,
-        }
+        })
     }
+}
+
+/// The file's own Arrow schema, except that string attribute columns are read as plain
+/// `Utf8` rather than dictionaries. Their values are mostly distinct (paths, addresses,
+/// request IDs), so their chunks fall back from dictionary to plain pages, and asking for a
+/// dictionary array then makes the reader hash and compare every value to rebuild one: that
+/// was a tenth of a compaction. Every value becomes its own `String` in a span anyway.
+fn read_schema(
+    metadata: Arc<ParquetMetaData>,
+    attr_columns: &AttrColumns,
+) -> Result<ArrowReaderMetadata, ParquetError> {
+    let as_written =
+        ArrowReaderMetadata::try_new(Arc::clone(&metadata), ArrowReaderOptions::new())?;
+    let strings: HashSet<&str> = attr_columns
+        .columns
+        .iter()
+        .filter(|c| c.ty == ValueType::Str)
+        .map(|c| c.column.as_str())
+        .collect();
+    let schema = as_written.schema();
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Dictionary(_, v)
+                if **v == DataType::Utf8 && strings.contains(f.name().as_str()) =>
+            {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8))
+            }
+            _ => Arc::clone(f),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new().with_schema(schema))
 }
 
 struct Entry {

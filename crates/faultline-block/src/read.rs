@@ -112,10 +112,11 @@ impl<'a> DataFile<'a> {
             .and_then(|kvs| kvs.iter().find(|kv| kv.key == DYNAMIC_KEY))
             .and_then(|kv| kv.value.as_deref());
         let attr_columns = AttrColumns::from_footer(dynamic)?;
+        let footer = guarded(&path, || Footer::new(Arc::new(metadata), attr_columns))?;
         Ok(Self {
             store,
             path,
-            footer: Arc::new(Footer::new(Arc::new(metadata), attr_columns)),
+            footer: Arc::new(footer),
         })
     }
 
@@ -165,11 +166,9 @@ impl<'a> DataFile<'a> {
         if row_groups.is_empty() {
             return Ok(());
         }
-        let mut builder = guarded(&self.path, || {
-            ParquetPushDecoderBuilder::try_new_decoder(Arc::clone(&self.footer.metadata))
-        })?
-        .with_batch_size(BATCH_ROWS)
-        .with_row_groups(row_groups);
+        let mut builder = ParquetPushDecoderBuilder::new_with_metadata(self.footer.reader.clone())
+            .with_batch_size(BATCH_ROWS)
+            .with_row_groups(row_groups);
         if let Some(cols) = columns {
             let leaves = cols
                 .iter()

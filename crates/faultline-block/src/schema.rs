@@ -51,6 +51,42 @@ pub(crate) enum ValueType {
     Bool,
     /// A string in canonical lower-case UUID form, stored as its 16 bytes.
     Uuid,
+    /// A string of at least [`HEX_MIN_DIGITS`] lower-case hex digits, even in number (request
+    /// IDs, hashes, container IDs), stored as the bytes they spell: half the size, and the
+    /// bytes are as random as the digits, so zstd gained nothing on the text.
+    Hex,
+}
+
+/// Fewest digits a string needs to go to a `hex` column: shorter digit strings are mostly
+/// numbers ("2024", "10"), which would split a key's values over two columns for no gain.
+pub(crate) const HEX_MIN_DIGITS: usize = 16;
+
+/// Whether `s` is a string a `hex` column holds (see [`ValueType::Hex`]).
+pub(crate) fn is_hex(s: &str) -> bool {
+    s.len() >= HEX_MIN_DIGITS
+        && s.len().is_multiple_of(2)
+        && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Appends the bytes that the hex digits of `s` spell (which [`is_hex`] accepted) to `out`.
+pub(crate) fn hex_decode(s: &str, out: &mut Vec<u8>) {
+    let digit = |c: u8| if c <= b'9' { c - b'0' } else { c - b'a' + 10 };
+    out.extend(
+        s.as_bytes()
+            .chunks_exact(2)
+            .map(|p| (digit(p[0]) << 4) | digit(p[1])),
+    );
+}
+
+/// The lower-case hex digits of `b`: the form [`is_hex`] accepts, so the round trip is exact.
+pub(crate) fn hex_string(b: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 * b.len());
+    for x in b {
+        s.push(char::from(DIGITS[usize::from(x >> 4)]));
+        s.push(char::from(DIGITS[usize::from(x & 15)]));
+    }
+    s
 }
 
 impl ValueType {
@@ -59,6 +95,7 @@ impl ValueType {
     pub(crate) fn of(v: &AttributeValue) -> Option<Self> {
         Some(match v {
             AttributeValue::String(s) if uuid_bytes(s).is_some() => Self::Uuid,
+            AttributeValue::String(s) if is_hex(s) => Self::Hex,
             AttributeValue::String(_) => Self::Str,
             AttributeValue::Int(_) => Self::Int,
             AttributeValue::Double(_) => Self::Double,
@@ -72,6 +109,7 @@ impl ValueType {
         match (self, v) {
             (Self::Str, AttributeValue::String(_)) => true,
             (Self::Uuid, AttributeValue::String(s)) => uuid_bytes(s).is_some(),
+            (Self::Hex, AttributeValue::String(s)) => is_hex(s),
             (Self::Int, AttributeValue::Int(_)) => true,
             (Self::Double, AttributeValue::Double(_)) => true,
             (Self::Bool, AttributeValue::Bool(_)) => true,
@@ -86,6 +124,7 @@ impl ValueType {
             Self::Double => "double",
             Self::Bool => "bool",
             Self::Uuid => "uuid",
+            Self::Hex => "hex",
         }
     }
 
@@ -96,17 +135,21 @@ impl ValueType {
             "double" => Self::Double,
             "bool" => Self::Bool,
             "uuid" => Self::Uuid,
+            "hex" => Self::Hex,
             _ => return None,
         })
     }
 
     fn data_type(self) -> DataType {
         match self {
-            Self::Str => dict_utf8(),
+            // Dictionary-encoded in Parquet all the same (see `writer_properties`); files
+            // written before said Dictionary(Int32, Utf8) here, and readers take both.
+            Self::Str => DataType::Utf8,
             Self::Int => DataType::Int64,
             Self::Double => DataType::Float64,
             Self::Bool => DataType::Boolean,
             Self::Uuid => DataType::FixedSizeBinary(16),
+            Self::Hex => DataType::Binary,
         }
     }
 }
@@ -431,6 +474,11 @@ impl BlockSettings {
                 RESOURCE_DICTIONARY_BYTES,
             );
         }
+        for col in [RESOURCE, SCOPE, ATTR_LAYOUT, ATTRS, EVENTS, LINKS] {
+            // Min/max of encoded cells prune nothing, and the writer compared every row's
+            // bytes to keep them: for the kilobyte resource cell that was a tenth of a flush.
+            b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
+        }
         for c in &attr_columns.columns {
             let path = || ColumnPath::from(c.column.as_str());
             // Attribute values repeat (methods, routes, ports); UUIDs and doubles rarely do.
@@ -456,6 +504,27 @@ impl BlockSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_strings_round_trip_only_in_lower_case_with_enough_digits() {
+        for h in ["0123456789abcdef", "00000000000000000000000000000000ff"] {
+            assert!(is_hex(h), "{h}");
+            let mut b = Vec::new();
+            hex_decode(h, &mut b);
+            assert_eq!(b.len(), h.len() / 2);
+            assert_eq!(hex_string(&b), h);
+        }
+        for not in [
+            "0123456789ABCDEF",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "0123456789abcdeg",
+            "2024",
+            "",
+        ] {
+            assert!(!is_hex(not), "{not}");
+        }
+    }
 
     #[test]
     fn uuids_round_trip_only_in_canonical_form() {

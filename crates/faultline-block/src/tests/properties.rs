@@ -32,6 +32,9 @@ fn arb_span_attrs() -> impl Strategy<Value = Vec<KeyValue>> {
         uuid.clone().prop_map(AttributeValue::String),
         // Almost-UUIDs must stay strings exactly as given.
         uuid.prop_map(|u| AttributeValue::String(u.to_uppercase())),
+        // Hex digit strings (`hex` columns) and near misses: upper case, odd, too short.
+        "[0-9a-f]{14,20}".prop_map(AttributeValue::String),
+        "[0-9A-F]{16}".prop_map(AttributeValue::String),
         arb_value(),
     ];
     proptest::collection::vec((key, value), 0..8)
