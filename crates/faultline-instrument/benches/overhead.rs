@@ -74,19 +74,21 @@ fn bench(c: &mut Criterion) {
         .expect("runtime");
     let mut group = c.benchmark_group("server_request");
 
-    let bare = app();
+    // Each app is finalised as `axum::serve` does it (handlers become routes and layers wrap
+    // them once), not on every request as a `Router` called directly would.
+    let bare = app().with_state(());
     group.bench_function("no_instrumentation", |b| {
         b.iter(|| rt.block_on(bare.clone().oneshot(request())))
     });
 
     let sampled = telemetry(SamplerConfig::AlwaysOn);
-    let ours = app().layer(sampled.server_layer());
+    let ours = app().layer(sampled.server_layer()).with_state(());
     group.bench_function("faultline_sampled", |b| {
         b.iter(|| rt.block_on(ours.clone().oneshot(request())))
     });
 
     let unsampled = telemetry(SamplerConfig::AlwaysOff);
-    let ours_off = app().layer(unsampled.server_layer());
+    let ours_off = app().layer(unsampled.server_layer()).with_state(());
     group.bench_function("faultline_unsampled", |b| {
         b.iter(|| rt.block_on(ours_off.clone().oneshot(request())))
     });
@@ -94,7 +96,9 @@ fn bench(c: &mut Criterion) {
     let other = provider(SamplerConfig::AlwaysOn);
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(other.tracer("bench")));
-    let tower_http = app().layer(tower_http::trace::TraceLayer::new_for_http());
+    let tower_http = app()
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(());
     tracing::subscriber::with_default(subscriber, || {
         group.bench_function("tower_http_tracing_opentelemetry", |b| {
             b.iter(|| rt.block_on(tower_http.clone().oneshot(request())))
@@ -108,7 +112,8 @@ fn bench(c: &mut Criterion) {
         .with(tracing_opentelemetry::layer().with_tracer(axum_tracing.tracer("bench")));
     let axum_app = app()
         .layer(axum_tracing_opentelemetry::middleware::OtelInResponseLayer)
-        .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default());
+        .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
+        .with_state(());
     tracing::subscriber::with_default(subscriber, || {
         group.bench_function("axum_tracing_opentelemetry", |b| {
             b.iter(|| rt.block_on(axum_app.clone().oneshot(request())))
