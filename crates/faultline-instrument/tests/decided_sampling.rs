@@ -60,11 +60,20 @@ async fn seen() -> String {
 fn app(telemetry: &Telemetry) -> Router {
     Router::new()
         .route("/orders/{id}", get(seen))
+        .route("/health", get(seen))
         .layer(telemetry.server_layer())
 }
 
 async fn call(app: &Router, headers: &[(&str, &str)]) -> (http::HeaderMap, serde_json::Value) {
-    let mut request = http::Request::get("/orders/42");
+    call_path(app, "/orders/42", headers).await
+}
+
+async fn call_path(
+    app: &Router,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (http::HeaderMap, serde_json::Value) {
+    let mut request = http::Request::get(path);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -266,4 +275,68 @@ async fn a_hand_built_layer_lets_the_sdk_decide() {
         }
         provider.shutdown().expect("shutdown");
     }
+}
+
+/// A sampler that decides by span name (Jaeger per-operation strategies) is asked with the full
+/// `GET /route` name, before the span exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sampler_reading_names_gets_the_route_name() {
+    let doc = serde_json::json!({
+        "strategyType": "PROBABILISTIC",
+        "probabilisticSampling": {"samplingRate": 0.0},
+        "operationSampling": {
+            "defaultSamplingProbability": 0.0,
+            "defaultLowerBoundTracesPerSecond": 0.0,
+            "perOperationStrategies": [
+                {"operation": "GET /orders/{id}", "probabilisticSampling": {"samplingRate": 1.0}}
+            ]
+        }
+    });
+    let strategies = Router::new().route(
+        "/",
+        get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, strategies).await;
+    });
+    let (telemetry, exporter) = telemetry(SamplerConfig::ParentBased(Box::new(
+        SamplerConfig::JaegerRemote {
+            endpoint,
+            poll_interval: Duration::from_millis(50),
+            initial_sampling_rate: 0.0,
+        },
+    )));
+    let app = app(&telemetry);
+    // Until the first poll answers, the initial rate (0) drops everything.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, seen) = call_path(&app, "/orders/42", &[]).await;
+        if seen["sampled"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "strategy never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..5 {
+        let (_, seen) = call_path(&app, "/health", &[]).await;
+        assert_eq!(seen["sampled"], false, "GET /health has probability 0");
+        let (_, seen) = call_path(&app, "/orders/7", &[]).await;
+        assert_eq!(
+            seen["sampled"], true,
+            "GET /orders/{{id}} has probability 1"
+        );
+    }
+    telemetry.force_flush().expect("flush");
+    let spans = exporter.get_finished_spans().expect("spans");
+    assert!(spans.iter().all(|s| s.name == "GET /orders/{id}"));
 }
