@@ -335,11 +335,15 @@ pub fn rank(input: &RankInput<'_>) -> Vec<RootCause> {
 }
 
 /// Gives each throughput symptom whose callers kept their rate a share; returns its weight.
+///
+/// Only a series' own drop counts: an edge's calls fall with either end (a stalled consumer
+/// completes fewer pairs with its producer), so an edge symptom is cited as evidence, never
+/// taken as its caller's drop.
 fn throughput_origins(input: &RankInput<'_>, cands: &mut HashMap<Key, Candidate>) -> f64 {
     let dropped: Vec<&Symptom> = input
         .symptoms
         .iter()
-        .filter(|s| s.signal == Signal::Throughput)
+        .filter(|s| s.signal == Signal::Throughput && s.peer.is_none())
         .collect();
     let dropped_services: HashSet<&str> = dropped.iter().map(|s| s.service.as_str()).collect();
     let origins: Vec<&Symptom> = dropped
@@ -437,7 +441,10 @@ fn describe(
     }
     if top.throughput_share > 0.0 {
         if let Some(s) = input.symptoms.iter().find(|s| {
-            s.signal == Signal::Throughput && s.service == service && &s.operation == operation
+            s.signal == Signal::Throughput
+                && s.peer.is_none()
+                && s.service == service
+                && &s.operation == operation
         }) {
             facts.push(format!(
                 "{label}: throughput fell from {:.2}/s to {:.2}/s while its callers kept theirs",

@@ -239,6 +239,19 @@ fn a_stalled_consumer_is_the_series_whose_rate_fell_while_its_callers_did_not() 
     let causes = ranked(&symptoms, &Shop::default());
     assert_eq!(causes[0].service, "notification", "{causes:#?}");
     assert!(causes[0].evidence.facts[0].contains("throughput fell"));
+    // The producer's edge to the stalled consumer drops too (fewer pairs complete): that is
+    // the consumer's symptom seen from the producer, not the producer's own drop.
+    let mut edge = symptom("order", "", Signal::Throughput, 12);
+    edge.peer = Some("notification".into());
+    let with_edge = vec![symptoms[0].clone(), edge];
+    let causes = ranked(&with_edge, &Shop::default());
+    assert_eq!(causes[0].service, "notification", "{causes:#?}");
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert!(causes[0]
+        .evidence
+        .facts
+        .iter()
+        .any(|f| f.starts_with("calls order → notification: calls")));
     // A drop that its caller shares is inherited, not caused.
     let both = vec![
         symptoms[0].clone(),
