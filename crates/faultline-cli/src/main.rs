@@ -4,10 +4,11 @@ use clap::{Parser, Subcommand};
 use faultline_server::ServeOptions;
 
 /// The server allocates and frees millions of small strings per second across threads (spans
-/// decoded on one, freed after their block is written on another); glibc's malloc spent a
-/// quarter of ingest CPU on that, mimalloc far less (BENCHMARKS.md, ingest run 4).
+/// decoded on one, freed after their block is written on another). glibc's malloc spent a
+/// quarter of ingest CPU on that; mimalloc kept the kernel busy zeroing re-faulted pages (13%
+/// of samples); jemalloc did best (BENCHMARKS.md, ingest run 4).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Faultline: distributed tracing and fault localisation in one binary.
 ///
