@@ -12,16 +12,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use faultline_model::{
-    AttributeValue, Resource, Span, SpanId, SpanKind, StatusCode, TraceId, UnixNanos,
-};
+use faultline_model::{Resource, Span, SpanId, SpanKind, StatusCode, TraceId, UnixNanos};
 
 use crate::config::AnalysisConfig;
 use crate::intern::{Interner, OVERFLOW};
 use crate::window::{Observation, WindowStats, WindowedSeries};
-
-/// Attributes naming the callee of a client span, in the order they are preferred.
-pub const PEER_ATTRIBUTES: [&str; 3] = ["peer.service", "db.system.name", "server.address"];
 
 /// Which side of a call a span is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,12 +209,7 @@ impl ServiceGraph {
     }
 
     fn peer_of(&mut self, span: &Span) -> Option<(Arc<str>, &'static str)> {
-        PEER_ATTRIBUTES
-            .iter()
-            .find_map(|&key| match span.attribute(key) {
-                Some(AttributeValue::String(s)) if !s.is_empty() => Some((self.names.get(s), key)),
-                _ => None,
-            })
+        faultline_model::query::peer_of(span).map(|(key, peer)| (self.names.get(peer), key))
     }
 
     fn offer(
@@ -488,7 +478,7 @@ mod tests {
         let mut db = span("cart", 5, 20, Some(1), SpanKind::Client, 0, 3_000);
         db.attributes.push(faultline_model::KeyValue::new(
             "db.system.name",
-            AttributeValue::String("postgresql".into()),
+            faultline_model::AttributeValue::String("postgresql".into()),
         ));
         g.observe(&[db], UnixNanos(100 * S));
         g.expire(UnixNanos(120 * S));

@@ -24,7 +24,6 @@ use std::collections::{HashMap, HashSet};
 
 use faultline_model::{AttributeValue, Span, SpanId, SpanKind, StatusCode};
 
-use crate::graph::PEER_ATTRIBUTES;
 use crate::incident::{
     AttributeEvidence, AttributeRef, CauseKind, EdgeRef, Evidence, RootCause, Signal, SpanRef,
     Symptom,
@@ -77,12 +76,7 @@ struct SideAgg {
 }
 
 fn peer(span: &Span) -> Option<&str> {
-    PEER_ATTRIBUTES
-        .iter()
-        .find_map(|&key| match span.attribute(key) {
-            Some(AttributeValue::String(s)) if !s.is_empty() => Some(s.as_str()),
-            _ => None,
-        })
+    faultline_model::query::peer_of(span).map(|(_, p)| p)
 }
 
 fn key(span: &Span) -> Key {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::BooleanArray;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use faultline_model::query::{service_edges, SpanQuery};
+use faultline_model::query::{service_edges, SpanQuery, PEER_ATTRIBUTES};
 use faultline_model::{
     AttributeValue, KeyValue, Resource, Span, SpanKind, Status, StatusCode, TraceId, UnixNanos,
 };
@@ -513,14 +513,22 @@ async fn dependencies_in(
     }
     let file = DataFile::open_cached(store, data_path(root, &meta.id), &meta.id, footers).await?;
     let groups = groups_in_time(&file, start, end)?;
-    let columns = [
+    // The callee of a client span nobody instruments is named by its peer attributes, whose
+    // dedicated columns every file has.
+    let peer_columns: Vec<String> = PEER_ATTRIBUTES
+        .iter()
+        .map(|k| format!("attr.{k}"))
+        .collect();
+    let mut columns = vec![
         schema::TRACE_ID,
         schema::SPAN_ID,
         schema::PARENT_INDEX,
         schema::PARENT_SPAN_ID,
         schema::START,
         schema::SERVICE,
+        schema::KIND,
     ];
+    columns.extend(peer_columns.iter().map(String::as_str));
     let mut services: HashMap<String, Arc<Resource>> = HashMap::new();
     let mut trace: Vec<(Span, ParentRef)> = Vec::new();
     file.read(Some(&columns), groups, None, |batch| {
@@ -530,6 +538,11 @@ async fn dependencies_in(
         let parent_ids = decode::fixed(&batch, schema::PARENT_SPAN_ID, 8)?;
         let starts = decode::u64s(&batch, schema::START)?;
         let service = Cells::new(&batch, schema::SERVICE)?;
+        let kinds = decode::u8s(&batch, schema::KIND)?;
+        let peers = peer_columns
+            .iter()
+            .map(|c| Cells::new(&batch, c))
+            .collect::<Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
             let trace_id = decode::trace_id_at(trace_ids, row)?;
             if trace.first().is_some_and(|(s, _)| s.trace_id != trace_id) {
@@ -547,6 +560,19 @@ async fn dependencies_in(
             let at = UnixNanos(starts.value(row));
             let mut span = partial_span(trace_id, at, at, resource);
             span.span_id = decode::span_id_at(span_ids, row);
+            span.kind = SpanKind::from_i32(i32::from(kinds.value(row)));
+            if matches!(span.kind, SpanKind::Client | SpanKind::Producer) {
+                let named = PEER_ATTRIBUTES.iter().zip(&peers).find_map(|(key, cells)| {
+                    cells
+                        .get(row)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (*key, String::from_utf8_lossy(v).into_owned()))
+                });
+                if let Some((key, value)) = named {
+                    span.attributes
+                        .push(KeyValue::new(key, AttributeValue::String(value)));
+                }
+            }
             trace.push((span, decode::parent_at(parent_index, parent_ids, row)));
         }
         Ok(())

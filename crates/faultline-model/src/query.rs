@@ -1,8 +1,8 @@
 //! Span predicates shared by the head, the blocks and the query API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::{KeyValue, Span, SpanKind, StatusCode, UnixNanos};
+use crate::{AttributeValue, KeyValue, Span, SpanId, SpanKind, StatusCode, UnixNanos};
 
 /// A span search: a trace matches when one of its spans satisfies every condition.
 #[derive(Clone, Debug, Default)]
@@ -71,7 +71,31 @@ fn tag_matches(span: &Span, key: &str, value: &str) -> bool {
         || span.events.iter().any(|e| hit(&e.attributes))
 }
 
-/// Adds the cross-service parent→child edges of one trace's spans to `edges`.
+/// Span attributes that name the callee of a CLIENT or PRODUCER span, in the order they are
+/// preferred. The callee is a node of the dependency graph even when nothing instruments it (a
+/// database, a queue, a third-party API): a *virtual node*.
+pub const PEER_ATTRIBUTES: [&str; 3] = ["peer.service", "db.system.name", "server.address"];
+
+/// The callee named by `span`'s attributes (see [`PEER_ATTRIBUTES`]) and the key that named
+/// it: the first key whose first string value is not empty. (The first string value of a key
+/// is the one a block's dedicated column keeps, so spans read back from a block name the same
+/// callee.)
+pub fn peer_of(span: &Span) -> Option<(&'static str, &str)> {
+    PEER_ATTRIBUTES.iter().find_map(|&key| {
+        span.attributes
+            .iter()
+            .find_map(|kv| match &kv.value {
+                AttributeValue::String(s) if kv.key == key => Some(s.as_str()),
+                _ => None,
+            })
+            .filter(|s| !s.is_empty())
+            .map(|s| (key, s))
+    })
+}
+
+/// Adds the edges of one trace's spans that started in `[start, end]` to `edges`: each
+/// cross-service parent→child pair, and each CLIENT or PRODUCER span whose callee has no span
+/// here but is named by its attributes (an edge to a virtual node, see [`PEER_ATTRIBUTES`]).
 pub fn service_edges(
     spans: &[Span],
     start: UnixNanos,
@@ -79,16 +103,136 @@ pub fn service_edges(
     edges: &mut BTreeMap<(String, String), u64>,
 ) {
     let by_id: HashMap<_, _> = spans.iter().map(|s| (s.span_id, s)).collect();
+    // Calls whose callee is here: their edge is the parent→child pair.
+    let mut answered: HashSet<SpanId> = HashSet::new();
     for s in spans {
-        if s.start < start || s.start > end {
-            continue;
-        }
         let Some(parent) = s.parent_span_id.and_then(|p| by_id.get(&p)) else {
             continue;
         };
         let (ps, cs) = (parent.service_name(), s.service_name());
         if ps != cs {
-            *edges.entry((ps.to_owned(), cs.to_owned())).or_default() += 1;
+            answered.insert(parent.span_id);
+            if s.start >= start && s.start <= end {
+                *edges.entry((ps.to_owned(), cs.to_owned())).or_default() += 1;
+            }
         }
+    }
+    for s in spans {
+        if s.start < start
+            || s.start > end
+            || !matches!(s.kind, SpanKind::Client | SpanKind::Producer)
+            || answered.contains(&s.span_id)
+        {
+            continue;
+        }
+        let service = s.service_name();
+        if let Some((_, peer)) = peer_of(s).filter(|(_, p)| *p != service) {
+            *edges
+                .entry((service.to_owned(), peer.to_owned()))
+                .or_default() += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{InstrumentationScope, Resource, TraceId};
+
+    fn span(service: &str, id: u8, parent: Option<u8>, kind: SpanKind) -> Span {
+        Span {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: parent.map(|p| SpanId([p; 8])),
+            trace_state: String::new(),
+            flags: 0,
+            name: format!("op-{id}"),
+            kind,
+            start: UnixNanos(1_000),
+            end: UnixNanos(2_000),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status: Default::default(),
+            resource: Arc::new(Resource {
+                attributes: vec![KeyValue::new(
+                    "service.name",
+                    AttributeValue::String(service.into()),
+                )],
+                dropped_attributes_count: 0,
+                schema_url: String::new(),
+            }),
+            scope: Arc::new(InstrumentationScope::default()),
+        }
+    }
+
+    fn with(mut s: Span, key: &str, value: &str) -> Span {
+        s.attributes
+            .push(KeyValue::new(key, AttributeValue::String(value.into())));
+        s
+    }
+
+    #[test]
+    fn edges_are_cross_service_pairs_and_calls_to_virtual_nodes() {
+        let spans = vec![
+            span("gateway", 1, None, SpanKind::Server),
+            // Answered by order: the pair is the edge, not the peer name.
+            with(
+                span("gateway", 2, Some(1), SpanKind::Client),
+                "server.address",
+                "10.0.0.7",
+            ),
+            span("order", 3, Some(2), SpanKind::Server),
+            // Nobody instruments the database or the provider: their names are the nodes.
+            with(
+                with(
+                    span("order", 4, Some(3), SpanKind::Client),
+                    "server.address",
+                    "db.internal",
+                ),
+                "db.system.name",
+                "postgresql",
+            ),
+            with(
+                span("order", 5, Some(3), SpanKind::Producer),
+                "peer.service",
+                "orders-queue",
+            ),
+            // Unnamed, naming itself, or not a call: no edge.
+            span("order", 6, Some(3), SpanKind::Client),
+            with(
+                span("order", 7, Some(3), SpanKind::Client),
+                "peer.service",
+                "order",
+            ),
+            with(
+                span("order", 8, Some(3), SpanKind::Internal),
+                "peer.service",
+                "cache",
+            ),
+        ];
+        let mut edges = BTreeMap::new();
+        service_edges(&spans, UnixNanos(0), UnixNanos(10_000), &mut edges);
+        let got: Vec<(&str, &str, u64)> = edges
+            .iter()
+            .map(|((a, b), n)| (a.as_str(), b.as_str(), *n))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("gateway", "order", 1),
+                ("order", "orders-queue", 1),
+                ("order", "postgresql", 1),
+            ]
+        );
+        // Outside the window nothing counts.
+        let mut none = BTreeMap::new();
+        service_edges(&spans, UnixNanos(5_000), UnixNanos(10_000), &mut none);
+        assert!(none.is_empty());
     }
 }

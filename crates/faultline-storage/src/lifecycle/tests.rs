@@ -120,26 +120,35 @@ async fn dependencies_merge_head_and_blocks() {
     let store = Store::open(config(dir.path(), Arc::new(InMemory::new())))
         .await
         .unwrap();
-    let parent = span(1, 1, 100, "front", "GET");
-    let mut child = span(1, 2, 150, "back", "query");
-    child.parent_span_id = Some(parent.span_id);
-    store
-        .append(batch(vec![parent, child]), AckMode::Durable)
-        .await
-        .unwrap();
+    // Each trace: front calls back, and back queries a database nobody instruments (a
+    // virtual node named by the client span's `db.system.name`).
+    let call = |trace: u64| {
+        let parent = span(trace, 1, 100, "front", "GET");
+        let mut child = span(trace, 2, 150, "back", "query");
+        child.parent_span_id = Some(parent.span_id);
+        let mut db = span(trace, 3, 160, "back", "SELECT");
+        db.parent_span_id = Some(child.span_id);
+        db.kind = faultline_model::SpanKind::Client;
+        db.attributes.push(faultline_model::KeyValue::new(
+            "db.system.name",
+            faultline_model::AttributeValue::String("postgresql".into()),
+        ));
+        batch(vec![parent, child, db])
+    };
+    store.append(call(1), AckMode::Durable).await.unwrap();
     store.flush().await.unwrap();
-    let parent = span(2, 1, 100, "front", "GET");
-    let mut child = span(2, 2, 150, "back", "query");
-    child.parent_span_id = Some(parent.span_id);
-    store
-        .append(batch(vec![parent, child]), AckMode::Durable)
-        .await
-        .unwrap();
+    store.append(call(2), AckMode::Durable).await.unwrap();
     let deps = store
         .dependencies(UnixNanos(0), UnixNanos(u64::MAX))
         .await
         .unwrap();
-    assert_eq!(deps, vec![("front".to_owned(), "back".to_owned(), 2)]);
+    assert_eq!(
+        deps,
+        vec![
+            ("back".to_owned(), "postgresql".to_owned(), 2),
+            ("front".to_owned(), "back".to_owned(), 2)
+        ]
+    );
 }
 
 #[tokio::test]
