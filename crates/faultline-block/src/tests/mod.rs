@@ -79,6 +79,7 @@ fn model_search(spans: &[Span], q: &SpanQuery) -> Vec<(UnixNanos, TraceId)> {
     hits
 }
 
+mod compat;
 mod damaged;
 mod io;
 mod lifecycle;
