@@ -148,6 +148,8 @@ fn detection_cost_at_10k_operations_and_1k_edges() {
         analysis_kib,
         total_kib.saturating_sub(analysis_kib)
     );
-    assert_eq!(stats.series, 10_000);
+    // Every SERVER series and every edge has a baseline.
+    assert_eq!(stats.series, 10_000 + snapshot.edges.len() as u64);
+    assert_eq!(snapshot.edges.len(), 1_000);
     assert_eq!(stats.series_overflow, 0);
 }
