@@ -27,6 +27,7 @@ use faultline_model::{SpanKind, UnixNanos};
 use crate::analyzer::Analyzer;
 use crate::config::DetectionConfig;
 use crate::incident::{Incident, IncidentStatus, Signal, Symptom};
+use crate::intern::OVERFLOW;
 use crate::window::{WindowStats, WindowedSeries};
 
 /// Exponentially weighted statistics of one series' closed slots.
@@ -370,6 +371,11 @@ impl Detector {
         let edge_map = &mut self.edges;
         analyzer.with_graph(now, |graph| {
             for ((client, server), edge) in graph.edges() {
+                // The overflow edge (and edges to names beyond the limit) mixes unrelated
+                // calls: no baseline describes it, as the RED overflow series has none.
+                if &**client == OVERFLOW || &**server == OVERFLOW {
+                    continue;
+                }
                 let state = edge_map
                     .entry((Arc::clone(client), Arc::clone(server)))
                     .or_default();
@@ -876,6 +882,33 @@ mod tests {
         }
         assert!(again);
         assert_eq!(a.incidents(None, 10).len(), 2);
+    }
+
+    #[test]
+    fn the_overflow_edge_has_no_baseline() {
+        // Room for one edge only: every later edge counts into the overflow edge.
+        let a = Analyzer::new(AnalysisConfig {
+            max_edges: 1,
+            ..AnalysisConfig::default()
+        })
+        .unwrap();
+        let mut d = Detector::new(&a);
+        let mut s = Stream::new();
+        for t in T0..T0 + 120 {
+            s.second(&a, t, &Shop::default(), false);
+            if t % 5 == 0 {
+                d.tick_at(&a, UnixNanos(t * 1_000_000_000));
+            }
+        }
+        let edges = a.edges(UnixNanos((T0 + 120) * 1_000_000_000), 6);
+        assert!(edges.iter().any(|e| &*e.client == OVERFLOW), "{edges:?}");
+        // The RED entry points plus the one real edge.
+        let entry_points = a
+            .red(None, UnixNanos((T0 + 120) * 1_000_000_000), 60)
+            .iter()
+            .filter(|r| matches!(r.kind, SpanKind::Server | SpanKind::Consumer))
+            .count() as u64;
+        assert_eq!(d.stats().series, entry_points + 1);
     }
 
     #[test]
