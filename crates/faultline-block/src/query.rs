@@ -8,7 +8,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use faultline_model::query::{service_edges, SpanQuery, PEER_ATTRIBUTES};
 use faultline_model::{
-    AttributeValue, KeyValue, Resource, Span, SpanKind, Status, StatusCode, TraceId, UnixNanos,
+    AttributeValue, KeyValue, Resource, Span, SpanKind, StatusCode, TraceId, UnixNanos,
 };
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -152,23 +152,10 @@ fn partial_span(
 ) -> Span {
     Span {
         trace_id,
-        span_id: Default::default(),
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 0,
-        name: String::new(),
-        kind: SpanKind::Unspecified,
         start,
         end,
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Status::default(),
         resource,
-        scope: Default::default(),
+        ..Default::default()
     }
 }
 

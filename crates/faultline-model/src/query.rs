@@ -139,26 +139,17 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{InstrumentationScope, Resource, TraceId};
+    use crate::{Resource, TraceId};
 
     fn span(service: &str, id: u8, parent: Option<u8>, kind: SpanKind) -> Span {
         Span {
             trace_id: TraceId([1; 16]),
             span_id: SpanId([id; 8]),
             parent_span_id: parent.map(|p| SpanId([p; 8])),
-            trace_state: String::new(),
-            flags: 0,
             name: format!("op-{id}"),
             kind,
             start: UnixNanos(1_000),
             end: UnixNanos(2_000),
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status: Default::default(),
             resource: Arc::new(Resource {
                 attributes: vec![KeyValue::new(
                     "service.name",
@@ -167,7 +158,7 @@ mod tests {
                 dropped_attributes_count: 0,
                 schema_url: String::new(),
             }),
-            scope: Arc::new(InstrumentationScope::default()),
+            ..Default::default()
         }
     }
 

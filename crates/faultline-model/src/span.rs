@@ -275,7 +275,10 @@ pub struct InstrumentationScope {
 }
 
 /// One span as Faultline stores and serves it.
-#[derive(Clone, PartialEq, Debug)]
+///
+/// `Span::default()` is an empty span (all-zero IDs, no attributes, an empty resource): a base
+/// for building one field by field with `..Default::default()`, not a valid span by itself.
+#[derive(Clone, PartialEq, Debug, Default)]
 pub struct Span {
     /// The trace this span belongs to.
     pub trace_id: TraceId,

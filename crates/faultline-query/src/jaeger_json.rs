@@ -358,22 +358,12 @@ mod tests {
         Span {
             trace_id: TraceId([7; 16]),
             span_id: SpanId([id; 8]),
-            parent_span_id: None,
-            trace_state: String::new(),
             flags: 0x301,
             name: format!("op{id}"),
-            kind: SpanKind::Unspecified,
             start: UnixNanos(start),
             end: UnixNanos(start + 2_500),
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status: Status::default(),
             resource: Arc::clone(resource),
-            scope: Arc::new(InstrumentationScope::default()),
+            ..Default::default()
         }
     }
 

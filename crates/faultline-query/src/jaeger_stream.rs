@@ -530,22 +530,13 @@ mod tests {
             .map(|i| Span {
                 trace_id: TraceId([1; 16]),
                 span_id: SpanId([i + 1; 8]),
-                parent_span_id: None,
-                trace_state: String::new(),
                 flags: 1,
                 name: "x".into(),
                 kind: SpanKind::Server,
                 start: UnixNanos(u64::from(i)),
                 end: UnixNanos(u64::from(i) + 1),
-                attributes: Vec::new(),
-                dropped_attributes_count: 0,
-                events: Vec::new(),
-                dropped_events_count: 0,
-                links: Vec::new(),
-                dropped_links_count: 0,
-                status: Status::default(),
                 resource: Arc::clone(&resources[usize::from(i)]),
-                scope: Arc::new(InstrumentationScope::default()),
+                ..Default::default()
             })
             .collect();
         let id = TraceId([1; 16]);

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use faultline_model::{
-    AttributeValue, InstrumentationScope, KeyValue, Resource, Span, SpanId, SpanKind, Status,
-    TraceId, UnixNanos,
+    AttributeValue, KeyValue, Resource, Span, SpanId, SpanKind, TraceId, UnixNanos,
 };
 use prost::Message;
 
@@ -20,20 +19,12 @@ pub(crate) fn span(trace: u64, id: u64, start: u64, service: &str, name: &str) -
     Span {
         trace_id: TraceId(t),
         span_id: SpanId(id.max(1).to_be_bytes()),
-        parent_span_id: None,
-        trace_state: String::new(),
         flags: 1,
         name: name.to_owned(),
         kind: SpanKind::Server,
         start: UnixNanos(start),
         end: UnixNanos(start + 1_000),
         attributes: vec![KeyValue::new("n", AttributeValue::Int(id as i64))],
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Status::default(),
         resource: Arc::new(Resource {
             attributes: vec![KeyValue::new(
                 "service.name",
@@ -41,7 +32,7 @@ pub(crate) fn span(trace: u64, id: u64, start: u64, service: &str, name: &str) -
             )],
             ..Resource::default()
         }),
-        scope: Arc::new(InstrumentationScope::default()),
+        ..Default::default()
     }
 }
 

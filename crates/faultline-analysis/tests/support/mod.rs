@@ -9,8 +9,7 @@ use std::time::Duration;
 use faultline_analysis::{AnalysisConfig, Analyzer};
 use faultline_model::otlp::{spans_to_otlp, TracesData};
 use faultline_model::{
-    AttributeValue, InstrumentationScope, KeyValue, Resource, Span, SpanId, SpanKind, TraceId,
-    UnixNanos,
+    AttributeValue, KeyValue, Resource, Span, SpanId, SpanKind, TraceId, UnixNanos,
 };
 use faultline_storage::{AckMode, AppendBatch, Store, StoreConfig};
 use prost::Message;
@@ -32,19 +31,10 @@ pub fn span(
         trace_id: TraceId([trace; 16]),
         span_id: SpanId([id; 8]),
         parent_span_id: parent.map(|p| SpanId([p; 8])),
-        trace_state: String::new(),
-        flags: 0,
         name: name.to_owned(),
         kind,
         start: UnixNanos(base.0 + start_us * 1_000),
         end: UnixNanos(base.0 + end_us * 1_000),
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Default::default(),
         resource: Arc::new(Resource {
             attributes: vec![KeyValue::new(
                 "service.name",
@@ -53,7 +43,7 @@ pub fn span(
             dropped_attributes_count: 0,
             schema_url: String::new(),
         }),
-        scope: Arc::new(InstrumentationScope::default()),
+        ..Default::default()
     }
 }
 

@@ -56,22 +56,14 @@ fn base_span(
     Span {
         trace_id: TraceId([trace; 16]),
         span_id: SpanId([id; 8]),
-        parent_span_id: None,
-        trace_state: String::new(),
         flags: 1,
         name: name.to_owned(),
         kind,
         start: UnixNanos(start),
         end: UnixNanos(start + duration),
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Status::default(),
         resource: Arc::clone(resource),
         scope: Arc::clone(scope),
+        ..Default::default()
     }
 }
 
