@@ -16,9 +16,11 @@
 //! and `axum-tracing` (`axum-tracing-opentelemetry`). Every traced variant exports through the
 //! same bounded batch processor to an exporter that discards, so only the request path differs.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use axum::body::Body;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use faultline_instrument::processor::{BatchSettings, BoundedBatchProcessor};
@@ -66,8 +68,47 @@ enum Guard {
     Telemetry(Telemetry),
 }
 
+/// Where a variant's layer sits: on the routes (`Router::layer`) or around the whole router.
+enum Application {
+    Routes(Router),
+    Around(faultline_instrument::server::TracedService<Router>),
+}
+
 /// The app of `variant`, and what to shut down at the end.
-fn app(variant: &str) -> Result<(Router, Option<Guard>), Box<dyn std::error::Error>> {
+fn app(variant: &str) -> Result<(Application, Option<Guard>), Box<dyn std::error::Error>> {
+    if let Some(inner) = variant.strip_suffix("-around") {
+        // The same layer applied with `Layer::layer` to the finished router: routing happens
+        // inside it, so axum does not wrap every route again.
+        let telemetry = Telemetry::builder("hello")
+            .sampler(if inner == "faultline-unsampled" {
+                SamplerConfig::AlwaysOff
+            } else {
+                SamplerConfig::AlwaysOn
+            })
+            .propagation(Propagation::default())
+            .batch(batch_settings())
+            .install_global(false)
+            .install_with_exporter(Discard)?;
+        let mut layer = telemetry.server_layer();
+        match inner {
+            "faultline" | "faultline-unsampled" => {}
+            "faultline-no-headers" => layer = layer.trace_id_header(None).traceresponse(false),
+            other => return Err(format!("unknown variant {other:?}-around").into()),
+        }
+        let service = tower::Layer::layer(&layer, hello().with_state(()));
+        return Ok((
+            Application::Around(service),
+            Some(Guard::Telemetry(telemetry)),
+        ));
+    }
+    let (router, guard) = routes_app(variant)?;
+    // What `axum::serve` does first: handlers become routes (and layers wrap them) once,
+    // instead of on every request of a `Router` called directly.
+    Ok((Application::Routes(router.with_state(())), guard))
+}
+
+/// The app of a variant whose layer (if any) axum applies to every route.
+fn routes_app(variant: &str) -> Result<(Router, Option<Guard>), Box<dyn std::error::Error>> {
     let sampler = |sampled| {
         if sampled {
             SamplerConfig::AlwaysOn
@@ -134,10 +175,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(usage.into());
     };
     let (app, guard) = app(variant)?;
-    // What `axum::serve` does first: handlers become routes (and layers wrap them) once,
-    // instead of on every request of a `Router` called directly.
-    let app = app.with_state(());
-    match mode.as_str() {
+    match app {
+        Application::Routes(router) => drive(router, variant, mode, arg)?,
+        Application::Around(service) => drive(service, variant, mode, arg)?,
+    }
+    match guard {
+        Some(Guard::Provider(provider)) => provider.shutdown()?,
+        Some(Guard::Telemetry(telemetry)) => telemetry.shutdown()?,
+        None => {}
+    }
+    Ok(())
+}
+
+/// Serves `app` over TCP or runs `COUNT` requests through it in process.
+fn drive<S>(app: S, variant: &str, mode: &str, arg: &str) -> Result<(), Box<dyn std::error::Error>>
+where
+    S: tower::Service<http::Request<Body>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    let usage = "mode must be `serve ADDR` or `oneshot COUNT`";
+    match mode {
         "serve" => {
             let addr: SocketAddr = arg.parse()?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -146,7 +207,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 eprintln!("{variant} listening on {}", listener.local_addr()?);
-                axum::serve(listener, app)
+                axum::serve(listener, axum::ServiceExt::into_make_service(app))
                     .with_graceful_shutdown(async {
                         let _ = tokio::signal::ctrl_c().await;
                     })
@@ -164,11 +225,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         _ => return Err(usage.into()),
-    }
-    match guard {
-        Some(Guard::Provider(provider)) => provider.shutdown()?,
-        Some(Guard::Telemetry(telemetry)) => telemetry.shutdown()?,
-        None => {}
     }
     Ok(())
 }

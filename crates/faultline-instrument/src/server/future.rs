@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body::Body;
 use opentelemetry::trace::{Status, TraceContextExt};
@@ -23,9 +24,10 @@ pin_project! {
         inner: Option<F>,
         panic: Option<String>,
         cx: Context,
-        // Known when the span started; asking the span again would take its lock.
-        recording: bool,
-        config: Arc<ServerConfig>,
+        // Present when the span records (known when it started; asking the span again
+        // would take its lock): only then is there anything to record or a trace to
+        // point the caller at.
+        config: Option<Arc<ServerConfig>>,
     }
 }
 
@@ -33,8 +35,7 @@ impl<F> ResponseFuture<F> {
     pub(super) fn new(
         call: Result<F, Box<dyn Any + Send>>,
         cx: Context,
-        recording: bool,
-        config: Arc<ServerConfig>,
+        config: Option<Arc<ServerConfig>>,
     ) -> Self {
         let (inner, panic) = match call {
             Ok(future) => (Some(future), None),
@@ -44,7 +45,6 @@ impl<F> ResponseFuture<F> {
             inner,
             panic,
             cx,
-            recording,
             config,
         }
     }
@@ -61,7 +61,11 @@ where
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let Some(message) = this.panic.take() {
-            return Poll::Ready(Ok(panic_response(this.cx, this.config, &message)));
+            return Poll::Ready(Ok(panic_response(
+                this.cx,
+                this.config.as_deref(),
+                &message,
+            )));
         }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             // Polled after completion: the caller broke the Future contract, but a hostile
@@ -77,7 +81,11 @@ where
             Ok(Poll::Ready(result)) => {
                 this.inner.set(None);
                 Poll::Ready(match result {
-                    Ok(response) => Ok(finish(this.cx, *this.recording, this.config, response)),
+                    Ok(response) => Ok(match this.config.as_deref() {
+                        Some(config) => finish(this.cx, config, response),
+                        // Nothing to record, and no trace to point the caller at.
+                        None => response,
+                    }),
                     Err(err) => {
                         let span = this.cx.span();
                         span.set_attribute(KeyValue::new("error.type", "_OTHER"));
@@ -91,22 +99,17 @@ where
                 // The handler's future is unusable after a panic; drop it before answering.
                 this.inner.set(None);
                 let message = panic_message(payload.as_ref());
-                Poll::Ready(Ok(panic_response(this.cx, this.config, &message)))
+                Poll::Ready(Ok(panic_response(
+                    this.cx,
+                    this.config.as_deref(),
+                    &message,
+                )))
             }
         }
     }
 }
 
-fn finish<B: Body>(
-    cx: &Context,
-    recording: bool,
-    config: &ServerConfig,
-    mut response: Response<B>,
-) -> Response<B> {
-    if !recording {
-        // Nothing to record, and no trace to point the caller at.
-        return response;
-    }
+fn finish<B: Body>(cx: &Context, config: &ServerConfig, mut response: Response<B>) -> Response<B> {
     let span = cx.span();
     let status = response.status();
     let status_code = KeyValue::new("http.response.status_code", i64::from(status.as_u16()));
@@ -132,7 +135,11 @@ fn finish<B: Body>(
     response
 }
 
-fn panic_response<B: Default>(cx: &Context, config: &ServerConfig, message: &str) -> Response<B> {
+fn panic_response<B: Default>(
+    cx: &Context,
+    config: Option<&ServerConfig>,
+    message: &str,
+) -> Response<B> {
     let span = cx.span();
     span.add_event(
         "exception",
@@ -146,7 +153,9 @@ fn panic_response<B: Default>(cx: &Context, config: &ServerConfig, message: &str
     span.set_status(Status::error(message.to_owned()));
     let mut response = Response::new(B::default());
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    add_trace_headers(cx, config, response.headers_mut());
+    if let Some(config) = config {
+        add_trace_headers(cx, config, response.headers_mut());
+    }
     span.end();
     response
 }
@@ -161,16 +170,17 @@ fn add_trace_headers(cx: &Context, config: &ServerConfig, headers: &mut http::He
     if !sc.is_valid() || !sc.is_sampled() {
         return;
     }
-    let traceresponse = semconv::traceresponse(sc);
-    // Two small copies: one shared buffer sliced for both values costs more, because slicing
-    // promotes it to a reference-counted allocation of its own.
+    // One allocation holds both values: the buffer is moved into a reference-counted owner,
+    // and the trace id is a slice of it (copying each value cost an allocation apiece, and
+    // slicing a `Bytes` made from a `Vec` promoted it to a second allocation).
+    let traceresponse = Bytes::from_owner(semconv::traceresponse(sc));
     if let Some(name) = &config.trace_id_header {
-        if let Ok(value) = HeaderValue::from_bytes(&traceresponse[3..35]) {
+        if let Ok(value) = HeaderValue::from_maybe_shared(traceresponse.slice(3..35)) {
             headers.insert(name.clone(), value);
         }
     }
     if config.traceresponse {
-        if let Ok(value) = HeaderValue::from_bytes(&traceresponse) {
+        if let Ok(value) = HeaderValue::from_maybe_shared(traceresponse) {
             headers.insert(TRACERESPONSE.clone(), value);
         }
     }

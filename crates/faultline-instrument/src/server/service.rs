@@ -24,16 +24,25 @@ use crate::semconv;
 #[derive(Clone, Debug)]
 pub struct TracedService<S> {
     inner: S,
+    // One `Arc`: axum clones a route's service for every request.
+    shared: Arc<Shared>,
+}
+
+/// What every request of one wrapped service reads.
+#[derive(Debug)]
+struct Shared {
     config: Arc<ServerConfig>,
-    strings: Arc<RouteStrings>,
+    strings: RouteStrings,
 }
 
 impl<S> TracedService<S> {
     pub(super) fn new(inner: S, config: Arc<ServerConfig>) -> Self {
         TracedService {
             inner,
-            config,
-            strings: Arc::default(),
+            shared: Arc::new(Shared {
+                config,
+                strings: RouteStrings::default(),
+            }),
         }
     }
 }
@@ -53,10 +62,10 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let config = &*self.config;
+        let Shared { config, strings } = &*self.shared;
         let start = Start {
             config,
-            strings: &self.strings,
+            strings,
             request: &request,
             headers: RequestHeaders::scan(request.headers()),
             known: semconv::known_method(request.method()),
@@ -75,7 +84,9 @@ where
             let _attached = cx.clone().attach();
             catch_unwind(AssertUnwindSafe(|| inner.call(request)))
         };
-        ResponseFuture::new(call, cx, recording, Arc::clone(&self.config))
+        // Only a recorded span writes response headers, so only it needs the configuration.
+        let config = recording.then(|| Arc::clone(config));
+        ResponseFuture::new(call, cx, config)
     }
 }
 
@@ -208,15 +219,15 @@ impl<B> Start<'_, B> {
             other => other.to_owned().into(),
         };
         record(KeyValue::new("url.scheme", scheme));
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| semconv::value_str(headers.host, 256));
-        if let Some((host, port)) = authority.and_then(semconv::split_host_port) {
-            record(KeyValue::new(
-                "server.address",
-                self.strings.host_value(host),
-            ));
+        // The URI's authority (absolute-form requests, HTTP/2) before the `Host` header.
+        let authority = match uri.authority() {
+            Some(authority) => Some((authority.as_str().as_bytes(), usize::MAX)),
+            None => headers.host.map(|host| (host.as_bytes(), 256)),
+        };
+        if let Some((host, port)) =
+            authority.and_then(|(raw, max)| self.strings.host_port(raw, max))
+        {
+            record(KeyValue::new("server.address", host));
             if let Some(port) = port {
                 record(KeyValue::new("server.port", i64::from(port)));
             }
@@ -242,8 +253,11 @@ impl<B> Start<'_, B> {
             (None, Some(ip)) => record(KeyValue::new("client.address", ip)),
             (None, None) => {}
         }
-        if let Some(agent) = semconv::value_str(headers.user_agent, 512) {
-            record(KeyValue::new("user_agent.original", agent.to_owned()));
+        if let Some(agent) = headers
+            .user_agent
+            .and_then(|agent| self.strings.user_agent(agent.as_bytes(), 512))
+        {
+            record(KeyValue::new("user_agent.original", agent));
         }
         if let Some(version) = semconv::protocol_version(request.version()) {
             record(KeyValue::new("network.protocol.version", version));

@@ -7,14 +7,34 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use opentelemetry::{StringValue, Value};
 
+use crate::semconv;
+
+/// The bytes `HeaderValue::to_str` accepts: visible ASCII, spaces and tabs.
+fn is_visible_ascii(b: u8) -> bool {
+    (32..127).contains(&b) || b == b'\t'
+}
+
 /// The strings of one wrapped service. axum's `Router::layer` wraps each route on its own, so
 /// a service normally sees one route template; the first one seen is kept, and any other
 /// (a layer around a whole router, say) is copied per span as before.
 #[derive(Debug, Default)]
 pub(crate) struct RouteStrings {
     route: OnceLock<Route>,
-    host: OnceLock<Arc<str>>,
+    authority: OnceLock<Authority>,
+    user_agent: OnceLock<Arc<str>>,
 }
+
+/// The first valid authority seen, split: the next request naming the same bytes reuses the
+/// split (and the validation, the search for the port and its parse).
+#[derive(Debug)]
+struct Authority {
+    raw: Box<[u8]>,
+    host: Arc<str>,
+    port: Option<u16>,
+}
+
+/// `server.address` and `server.port`.
+pub(crate) type HostPort = (Value, Option<u16>);
 
 #[derive(Debug)]
 struct Route {
@@ -51,14 +71,56 @@ impl RouteStrings {
         }
     }
 
-    /// `server.address`: the first host seen is shared, others are copied.
-    pub(crate) fn host_value(&self, host: &str) -> Value {
-        let first = self.host.get_or_init(|| host.into());
-        if **first == *host {
-            StringValue::from(Arc::clone(first)).into()
+    /// `server.address` and `server.port` from the raw authority (of the URI or the `Host`
+    /// header, capped at `max` bytes): the first valid authority seen is kept split and shared,
+    /// others are validated, split and copied on every request.
+    pub(crate) fn host_port(&self, raw: &[u8], max: usize) -> Option<HostPort> {
+        if let Some(first) = self.authority.get() {
+            if *first.raw == *raw {
+                return Some((
+                    StringValue::from(Arc::clone(&first.host)).into(),
+                    first.port,
+                ));
+            }
+        }
+        if !raw.iter().copied().all(is_visible_ascii) {
+            return None;
+        }
+        let text = std::str::from_utf8(raw).ok()?;
+        let (host, port) = semconv::split_host_port(semconv::truncate(text, max))?;
+        let first = self.authority.get_or_init(|| Authority {
+            raw: raw.into(),
+            host: host.into(),
+            port,
+        });
+        let host = if *first.host == *host {
+            StringValue::from(Arc::clone(&first.host)).into()
         } else {
             host.to_owned().into()
+        };
+        Some((host, port))
+    }
+
+    /// `user_agent.original` from the raw header value (capped at `max` bytes): the first
+    /// valid value seen is shared, as a service's callers are usually a few programs sending
+    /// the same string every time; others are validated and copied.
+    pub(crate) fn user_agent(&self, raw: &[u8], max: usize) -> Option<Value> {
+        if let Some(first) = self.user_agent.get() {
+            if first.as_bytes() == raw {
+                return Some(StringValue::from(Arc::clone(first)).into());
+            }
         }
+        if !raw.iter().copied().all(is_visible_ascii) {
+            return None;
+        }
+        let text = std::str::from_utf8(raw).ok()?;
+        if text.len() <= max {
+            let first = self.user_agent.get_or_init(|| text.into());
+            if **first == *text {
+                return Some(StringValue::from(Arc::clone(first)).into());
+            }
+        }
+        Some(semconv::truncate(text, max).to_owned().into())
     }
 
     fn route(&self, template: &str) -> Option<&Route> {
@@ -136,9 +198,23 @@ mod tests {
         assert_eq!(strings.span_name(Some("GET"), None), "GET");
         assert_eq!(strings.route_value("/orders/{id}").as_str(), "/orders/{id}");
         assert_eq!(strings.route_value("/carts").as_str(), "/carts");
-        assert_eq!(strings.host_value("shop").as_str(), "shop");
-        assert_eq!(strings.host_value("other").as_str(), "other");
-        assert_eq!(strings.host_value("shop").as_str(), "shop");
+        let host = |raw: &str| {
+            strings
+                .host_port(raw.as_bytes(), 256)
+                .map(|(host, port)| (host.as_str().into_owned(), port))
+        };
+        assert_eq!(host("shop:8080"), Some(("shop".into(), Some(8080))));
+        assert_eq!(host("other"), Some(("other".into(), None)));
+        assert_eq!(host("shop:8080"), Some(("shop".into(), Some(8080))));
+        assert_eq!(host("shop:99999"), None);
+        assert_eq!(host("sh\u{7f}op"), None);
+        assert_eq!(host("[::1]:443"), Some(("::1".into(), Some(443))));
+        let agent = |raw: &[u8]| strings.user_agent(raw, 8).map(|v| v.as_str().into_owned());
+        assert_eq!(agent(b"curl/8"), Some("curl/8".into()));
+        assert_eq!(agent(b"curl/8"), Some("curl/8".into()));
+        assert_eq!(agent(b"wget/1.21.4"), Some("wget/1.2".into()));
+        assert_eq!(agent(b"bad\xff"), None);
+        assert_eq!(agent(b"bad\x01"), None);
         // Another service with the same route gets the same interned name.
         let elsewhere = RouteStrings::default().span_name(Some("GET"), Some("/orders/{id}"));
         assert!(std::ptr::eq(first.as_ref(), elsewhere.as_ref()));
