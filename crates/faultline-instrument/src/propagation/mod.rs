@@ -248,32 +248,52 @@ impl Incoming {
 /// `None` means "not that shape": the caller then asks the SDK's propagator, which decides
 /// every other case exactly as before.
 fn fast_traceparent(value: &[u8], tracestate: Option<&HeaderValue>) -> Option<SpanContext> {
-    let value = value.trim_ascii();
-    if value.len() != 55 || &value[..3] != b"00-" || value[35] != b'-' || value[52] != b'-' {
+    // Fixed-size pieces, so the digit loops unroll without bounds checks.
+    let (version, rest) = value.trim_ascii().split_first_chunk::<3>()?;
+    let (trace_id, rest) = rest.split_first_chunk::<32>()?;
+    let (dash, rest) = rest.split_first_chunk::<1>()?;
+    let (span_id, rest) = rest.split_first_chunk::<16>()?;
+    let [b'-', f1, f2] = *rest else {
+        return None;
+    };
+    if *version != *b"00-" || *dash != *b"-" {
         return None;
     }
-    let trace_id =
-        u128::from(lower_hex(&value[3..19])?) << 64 | u128::from(lower_hex(&value[19..35])?);
-    let span_id = lower_hex(&value[36..52])?;
-    let flags = u8::try_from(lower_hex(&value[53..55])?).ok()?;
+    // Digits eight at a time (see `hex8`); the two flag digits through the table.
+    let mut valid = SWAR_HIGH_BITS;
+    let [t0, t1, t2, t3] = split8(trace_id);
+    let trace_id = u128::from(hex8(t0, &mut valid)) << 96
+        | u128::from(hex8(t1, &mut valid)) << 64
+        | u128::from(hex8(t2, &mut valid)) << 32
+        | u128::from(hex8(t3, &mut valid));
+    let [s0, s1] = split8(span_id);
+    let span_id = u64::from(hex8(s0, &mut valid)) << 32 | u64::from(hex8(s1, &mut valid));
+    let (high, low) = (HEX_DIGITS[usize::from(f1)], HEX_DIGITS[usize::from(f2)]);
+    if valid != SWAR_HIGH_BITS || (high | low) > 0x0F {
+        return None;
+    }
+    let flags = high << 4 | low;
+    // All-zero ids are invalid (the SDK then ignores the header).
+    if trace_id == 0 || span_id == 0 {
+        return None;
+    }
     let trace_state = match tracestate.map(|v| v.to_str()) {
         None => TraceState::default(),
         Some(Ok(text)) => TraceState::from_str(text).unwrap_or_default(),
         // The SDK's extractor ignores a value that is not visible ASCII.
         Some(Err(_)) => TraceState::default(),
     };
-    let sc = SpanContext::new(
+    Some(SpanContext::new(
         TraceId::from(trace_id),
         SpanId::from(span_id),
         // Unknown flags are accepted but cleared, as the W3C specification requires.
         TraceFlags::new(flags) & TraceFlags::SAMPLED,
         true,
         trace_state,
-    );
-    sc.is_valid().then_some(sc)
+    ))
 }
 
-/// The value of each lowercase hex digit, and 0xFF for every other byte.
+/// The value of each lowercase hex digit, and 0xFF for every other byte (for the flags).
 const HEX_DIGITS: [u8; 256] = {
     let mut table = [0xFF; 256];
     let mut i = 0;
@@ -289,18 +309,44 @@ const HEX_DIGITS: [u8; 256] = {
     table
 };
 
-/// Lowercase hex digits only (W3C forbids uppercase), at most 16 of them. One table lookup a
-/// digit and a single check at the end: a third of the instructions of a range match per digit.
-fn lower_hex(digits: &[u8]) -> Option<u64> {
-    debug_assert!(digits.len() <= 16);
-    let mut value: u64 = 0;
-    let mut seen: u8 = 0;
-    for &b in digits {
-        let nibble = HEX_DIGITS[usize::from(b)];
-        seen |= nibble;
-        value = (value << 4) | u64::from(nibble & 0x0F);
-    }
-    (seen <= 0x0F).then_some(value)
+/// The top bit of every byte of a `u64`.
+const SWAR_HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// `b` in every byte of a `u64`.
+const fn every_byte(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+/// `N` consecutive eight-byte pieces of `bytes`.
+fn split8<const N: usize>(bytes: &[u8]) -> [&[u8; 8]; N] {
+    std::array::from_fn(|i| {
+        bytes[i * 8..i * 8 + 8]
+            .try_into()
+            .expect("callers pass exactly N * 8 bytes")
+    })
+}
+
+/// The value of eight lowercase hex digits (W3C forbids uppercase), all in one `u64` at once:
+/// about 27 instructions instead of 50 for eight table lookups. Every byte that is not a
+/// lowercase hex digit clears its top bit in `valid`, which the caller starts at
+/// [`SWAR_HIGH_BITS`] and checks once.
+#[inline(always)]
+fn hex8(digits: &[u8; 8], valid: &mut u64) -> u32 {
+    // Big-endian, so the first digit lands in the top byte, where its value belongs.
+    let x = u64::from_be_bytes(*digits);
+    // Adding 0x80 - c sets a byte's top bit exactly when the byte is at least c. Bytes of
+    // 0x80 and above are invalid anyway (`& !x`); their carry only reaches the next byte up,
+    // whose verdict no longer matters once any byte has failed.
+    let at_least = |c: u8| x.wrapping_add(every_byte(0x80 - c));
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    *valid &= (digit | letter) & !x;
+    // '0'..'9' keep their low nibble; 'a'..'f' (bit 6 set) add 9 to theirs.
+    let nibbles = (x & every_byte(0x0F)) + ((x >> 6) & every_byte(0x01)) * 9;
+    // Pack the eight nibbles (one a byte) into four bytes, two bytes, then one `u32`.
+    let v = (nibbles | nibbles >> 4) & 0x00FF_00FF_00FF_00FF;
+    let v = (v | v >> 8) & 0x0000_FFFF_0000_FFFF;
+    ((v | v >> 16) & 0xFFFF_FFFF) as u32
 }
 
 /// Whether the configured `formats` already extract what `format` would; both B3 propagators
@@ -335,6 +381,34 @@ impl TextMapPropagator for Propagation {
 mod tests {
     use super::*;
     use opentelemetry::trace::TraceContextExt;
+
+    /// Every byte value in every kind of position (first, inner and last digit of each id,
+    /// and the flags) is read as the SDK reads it: the eight-digits-at-once decoding must not
+    /// accept a byte the SDK rejects, nor misread one it accepts.
+    #[test]
+    fn fast_extraction_matches_the_sdk_for_every_byte() {
+        let propagation = Propagation::default();
+        let base = *b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for position in [3, 4, 10, 11, 18, 19, 26, 34, 36, 40, 43, 44, 51, 53, 54] {
+            for byte in 0..=255u8 {
+                let mut value = base;
+                value[position] = byte;
+                let Ok(header) = http::HeaderValue::from_bytes(&value) else {
+                    continue;
+                };
+                let mut headers = http::HeaderMap::new();
+                headers.insert("traceparent", header);
+                let fast = propagation.extract_headers(&headers);
+                let slow =
+                    propagation.extract_with_context(&Context::new(), &HeaderExtractor(&headers));
+                assert_eq!(
+                    fast.span().span_context(),
+                    slow.span().span_context(),
+                    "byte {byte:#04x} at {position}"
+                );
+            }
+        }
+    }
 
     /// The hand-written `traceparent` path must decide exactly as the SDK's propagator does.
     #[test]
