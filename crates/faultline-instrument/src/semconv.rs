@@ -124,30 +124,44 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 pub(crate) fn traceresponse(sc: &SpanContext) -> [u8; 55] {
     let mut out = [b'-'; 55];
     out[..2].copy_from_slice(b"00");
-    hex_into(&mut out[3..35], &sc.trace_id().to_bytes());
-    hex_into(&mut out[36..52], &sc.span_id().to_bytes());
-    hex_into(&mut out[53..55], &[sc.trace_flags().to_u8()]);
+    let trace_id = sc.trace_id().to_bytes();
+    let span_id = sc.span_id().to_bytes();
+    for (i, four) in trace_id.chunks_exact(4).enumerate() {
+        let at = 3 + 8 * i;
+        out[at..at + 8].copy_from_slice(&hex4(four));
+    }
+    for (i, four) in span_id.chunks_exact(4).enumerate() {
+        let at = 36 + 8 * i;
+        out[at..at + 8].copy_from_slice(&hex4(four));
+    }
+    let flags = sc.trace_flags().to_u8();
+    out[53] = HEX_DIGITS[usize::from(flags >> 4)];
+    out[54] = HEX_DIGITS[usize::from(flags & 0x0F)];
     out
 }
 
-/// The two lowercase hex digits of every byte.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut pairs = [[0; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
-        i += 1;
-    }
-    pairs
-};
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
-/// Writes `bytes` as lowercase hex into `out`, which must be twice as long; the `fmt`
-/// machinery costs several times more per header.
-fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
+/// Four bytes as eight lowercase hex digits, all in one `u64` at once (about half the
+/// instructions of a table lookup per byte).
+#[inline(always)]
+fn hex4(bytes: &[u8]) -> [u8; 8] {
+    const fn every_byte(b: u8) -> u64 {
+        u64::from_ne_bytes([b; 8])
     }
+    let mut four = [0; 4];
+    four.copy_from_slice(bytes);
+    // Little-endian throughout (no byte swaps): the first byte is the lowest, and its high
+    // nibble must become the lowest output byte.
+    let x = u64::from(u32::from_le_bytes(four));
+    // Spread the bytes two apart, then split each into (high nibble, low nibble) bytes.
+    let x = (x | x << 16) & 0x0000_FFFF_0000_FFFF;
+    let x = (x | x << 8) & 0x00FF_00FF_00FF_00FF;
+    let nibbles = (x >> 4 & 0x000F_000F_000F_000F) | (x & 0x000F_000F_000F_000F) << 8;
+    // '0' + n, and 39 more for n >= 10 ('a' is '0' + 49): adding 0x76 sets bit 7 exactly
+    // when n >= 10.
+    let letters = ((nibbles + every_byte(0x76)) >> 7) & every_byte(0x01);
+    (nibbles + every_byte(b'0') + letters * 39).to_le_bytes()
 }
 
 /// An error status without a description, as the conventions prescribe for status codes.
@@ -188,17 +202,38 @@ mod tests {
     #[test]
     fn traceresponse_matches_the_formatted_ids() {
         use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
-        let sc = SpanContext::new(
-            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
-            SpanId::from(0x00f0_67aa_0ba9_02b7),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        );
-        assert_eq!(
-            std::str::from_utf8(&traceresponse(&sc)).expect("ascii"),
-            format!("00-{}-{}-01", sc.trace_id(), sc.span_id())
-        );
+        let ids = [
+            (
+                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+                0x00f0_67aa_0ba9_02b7,
+            ),
+            (u128::MAX, u64::MAX),
+            (1, 1),
+            (
+                0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+                0x9a9a_0f0f_a0a0_f9f9,
+            ),
+        ];
+        for (trace_id, span_id) in ids {
+            for flags in [TraceFlags::SAMPLED, TraceFlags::new(0xab)] {
+                let sc = SpanContext::new(
+                    TraceId::from(trace_id),
+                    SpanId::from(span_id),
+                    flags,
+                    false,
+                    TraceState::default(),
+                );
+                assert_eq!(
+                    std::str::from_utf8(&traceresponse(&sc)).expect("ascii"),
+                    format!(
+                        "00-{}-{}-{:02x}",
+                        sc.trace_id(),
+                        sc.span_id(),
+                        sc.trace_flags().to_u8()
+                    )
+                );
+            }
+        }
     }
 
     #[test]

@@ -37,15 +37,20 @@ impl<F> ResponseFuture<F> {
         cx: Context,
         config: Option<Arc<ServerConfig>>,
     ) -> Self {
-        let (inner, panic) = match call {
-            Ok(future) => (Some(future), None),
-            Err(payload) => (None, Some(panic_message(payload.as_ref()))),
-        };
-        ResponseFuture {
-            inner,
-            panic,
-            cx,
-            config,
+        // Built in each arm: a tuple of the two first cost one more copy of the inner future.
+        match call {
+            Ok(future) => ResponseFuture {
+                inner: Some(future),
+                panic: None,
+                cx,
+                config,
+            },
+            Err(payload) => ResponseFuture {
+                inner: None,
+                panic: Some(panic_message(payload.as_ref())),
+                cx,
+                config,
+            },
         }
     }
 }
@@ -81,11 +86,14 @@ where
             Ok(Poll::Ready(result)) => {
                 this.inner.set(None);
                 Poll::Ready(match result {
-                    Ok(response) => Ok(match this.config.as_deref() {
-                        Some(config) => finish(this.cx, config, response),
-                        // Nothing to record, and no trace to point the caller at.
-                        None => response,
-                    }),
+                    Ok(mut response) => {
+                        // Nothing to record, and no trace to point the caller at, without a
+                        // configuration. In place: the response is large to move.
+                        if let Some(config) = this.config.as_deref() {
+                            finish(this.cx, config, &mut response);
+                        }
+                        Ok(response)
+                    }
                     Err(err) => {
                         let span = this.cx.span();
                         span.set_attribute(KeyValue::new("error.type", "_OTHER"));
@@ -109,7 +117,7 @@ where
     }
 }
 
-fn finish<B: Body>(cx: &Context, config: &ServerConfig, mut response: Response<B>) -> Response<B> {
+fn finish<B: Body>(cx: &Context, config: &ServerConfig, response: &mut Response<B>) {
     let span = cx.span();
     let status = response.status();
     let status_code = KeyValue::new("http.response.status_code", i64::from(status.as_u16()));
@@ -120,11 +128,14 @@ fn finish<B: Body>(cx: &Context, config: &ServerConfig, mut response: Response<B
             .exact()
             .and_then(|n| i64::try_from(n).ok())
     });
-    // One call, so the span's lock is taken once.
-    span.set_attributes(
-        std::iter::once(status_code)
-            .chain(body_size.map(|size| KeyValue::new("http.response.body.size", size))),
-    );
+    // One call, so the span's lock is taken once; an array rather than a chain of iterators,
+    // which moved each attribute several more times.
+    match body_size {
+        Some(size) => {
+            span.set_attributes([status_code, KeyValue::new("http.response.body.size", size)])
+        }
+        None => span.set_attributes([status_code]),
+    }
     // 4xx is the client's fault and is not an error of this server.
     if status.is_server_error() {
         span.set_attribute(KeyValue::new("error.type", status.as_u16().to_string()));
@@ -132,7 +143,6 @@ fn finish<B: Body>(cx: &Context, config: &ServerConfig, mut response: Response<B
     }
     add_trace_headers(cx, config, response.headers_mut());
     span.end();
-    response
 }
 
 fn panic_response<B: Default>(

@@ -7,7 +7,9 @@ use std::task::{Context as TaskContext, Poll};
 
 use axum::extract::{ConnectInfo, MatchedPath};
 use http::{Request, Response};
-use opentelemetry::trace::{Span, SpanContext, SpanKind, TraceContextExt, TraceFlags, Tracer};
+use opentelemetry::trace::{
+    Span, SpanBuilder, SpanContext, SpanKind, TraceContextExt, TraceFlags, Tracer,
+};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SamplingDecision};
 use tower::Service;
@@ -153,11 +155,10 @@ impl<B> Start<'_, B> {
         let name = decision_name.unwrap_or_else(|| self.strings.span_name(self.known, self.route));
         let mut attributes = Vec::with_capacity(ATTRIBUTE_CAPACITY);
         self.attributes(&mut |attribute| attributes.push(attribute));
-        let builder = config
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_attributes(attributes);
+        // Fields set in place: each `with_*` call moves the whole (large) builder.
+        let mut builder = SpanBuilder::from_name(name);
+        builder.span_kind = Some(SpanKind::Server);
+        builder.attributes = Some(attributes);
         let span = Handoff::run(trace_id, root, decided, || {
             builder.start_with_context(&config.tracer, &parent)
         });

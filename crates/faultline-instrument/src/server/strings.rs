@@ -39,6 +39,9 @@ pub(crate) type HostPort = (Value, Option<u16>);
 #[derive(Debug)]
 struct Route {
     template: Arc<str>,
+    /// Where the template the route was first seen with lives: axum hands every request of a
+    /// route the same shared string, so comparing addresses usually saves comparing bytes.
+    seen_at: usize,
     /// `{METHOD} {template}`, by [`method_slot`].
     names: [OnceLock<&'static str>; METHOD_SLOTS],
 }
@@ -126,9 +129,13 @@ impl RouteStrings {
     fn route(&self, template: &str) -> Option<&Route> {
         let route = self.route.get_or_init(|| Route {
             template: template.into(),
+            seen_at: template.as_ptr() as usize,
             names: Default::default(),
         });
-        (*route.template == *template).then_some(route)
+        let same = (route.seen_at == template.as_ptr() as usize
+            && route.template.len() == template.len())
+            || *route.template == *template;
+        same.then_some(route)
     }
 }
 
@@ -136,16 +143,18 @@ impl RouteStrings {
 const METHOD_SLOTS: usize = 10;
 
 fn method_slot(method: Option<&'static str>) -> usize {
-    match method {
-        Some("GET") => 0,
-        Some("POST") => 1,
-        Some("PUT") => 2,
-        Some("DELETE") => 3,
-        Some("PATCH") => 4,
-        Some("HEAD") => 5,
-        Some("OPTIONS") => 6,
-        Some("CONNECT") => 7,
-        Some("TRACE") => 8,
+    // Only the nine names of `semconv::known_method` arrive here, and their lengths and first
+    // letters tell them apart: cheaper than comparing strings one after another.
+    match method.map(|m| (m.len(), m.as_bytes()[0])) {
+        Some((3, b'G')) => 0,
+        Some((4, b'P')) => 1,
+        Some((3, b'P')) => 2,
+        Some((6, b'D')) => 3,
+        Some((5, b'P')) => 4,
+        Some((4, b'H')) => 5,
+        Some((7, b'O')) => 6,
+        Some((7, b'C')) => 7,
+        Some((5, b'T')) => 8,
         _ => 9,
     }
 }
@@ -179,6 +188,18 @@ fn intern(name: String) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_known_method_has_its_own_slot() {
+        let slots: HashSet<usize> = [
+            "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+        ]
+        .into_iter()
+        .map(|m| method_slot(Some(m)))
+        .chain([method_slot(None)])
+        .collect();
+        assert_eq!(slots.len(), METHOD_SLOTS);
+    }
 
     #[test]
     fn shares_the_first_route_and_copies_others() {
