@@ -1,5 +1,6 @@
 //! The request headers that tracing reads, found in one pass over the header map.
 
+use http::header::{CONTENT_LENGTH, HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue};
 
 use crate::propagation::Format;
@@ -26,27 +27,34 @@ impl<'a> RequestHeaders<'a> {
     pub(crate) fn scan(headers: &'a HeaderMap) -> Self {
         let mut found = RequestHeaders::default();
         for (name, value) in headers {
-            let slot = match name.as_str() {
-                "traceparent" => &mut found.traceparent,
-                "tracestate" => &mut found.tracestate,
-                "host" => &mut found.host,
-                "user-agent" => &mut found.user_agent,
-                "content-length" => &mut found.content_length,
-                "x-forwarded-for" => &mut found.x_forwarded_for,
-                "x-forwarded-proto" => &mut found.x_forwarded_proto,
-                "baggage" => {
-                    found.baggage = true;
-                    continue;
+            // Standard names first, compared as the enum `http` keeps them as (a byte compare
+            // each); then the custom ones by their text.
+            let slot = if *name == HOST {
+                &mut found.host
+            } else if *name == USER_AGENT {
+                &mut found.user_agent
+            } else if *name == CONTENT_LENGTH {
+                &mut found.content_length
+            } else {
+                match name.as_str() {
+                    "traceparent" => &mut found.traceparent,
+                    "tracestate" => &mut found.tracestate,
+                    "x-forwarded-for" => &mut found.x_forwarded_for,
+                    "x-forwarded-proto" => &mut found.x_forwarded_proto,
+                    "baggage" => {
+                        found.baggage = true;
+                        continue;
+                    }
+                    "b3" | "x-b3-traceid" => {
+                        found.b3 = true;
+                        continue;
+                    }
+                    "uber-trace-id" => {
+                        found.jaeger = true;
+                        continue;
+                    }
+                    _ => continue,
                 }
-                "b3" | "x-b3-traceid" => {
-                    found.b3 = true;
-                    continue;
-                }
-                "uber-trace-id" => {
-                    found.jaeger = true;
-                    continue;
-                }
-                _ => continue,
             };
             slot.get_or_insert(value);
         }

@@ -456,3 +456,63 @@ async fn response_headers_are_configurable() {
     assert!(!response.headers().contains_key("x-trace-id"));
     assert!(!response.headers().contains_key("traceresponse"));
 }
+
+/// The layer applied with `Layer::layer` around a whole router (which spares axum wrapping
+/// every route again) traces every request, but sees it before the router matches: the span is
+/// named by the method alone and has no `http.route`, and everything else is as usual.
+#[tokio::test]
+async fn around_a_whole_router_names_spans_by_method() {
+    use tower::{Layer, ServiceExt};
+    let (telemetry, spans) = telemetry("orders");
+    let router = Router::new()
+        .route("/orders/{id}", get(|| async { "order" }))
+        .route("/panics", get(panics));
+    let app = telemetry.server_layer().layer(router);
+    let response = app
+        .clone()
+        .oneshot(
+            http::Request::get("/orders/42")
+                .header("host", "shop:8080")
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["x-trace-id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let panicked = app
+        .oneshot(
+            http::Request::get("/panics")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(panicked.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    telemetry.force_flush().expect("flush");
+    let spans = spans.get_finished_spans().expect("spans");
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let order = &spans[0];
+    assert_eq!(order.name, "GET");
+    assert_eq!(order.span_kind, SpanKind::Server);
+    assert_eq!(attr(order, "http.route"), None);
+    assert_eq!(attr_str(order, "url.path").as_deref(), Some("/orders/42"));
+    assert_eq!(attr_str(order, "server.address").as_deref(), Some("shop"));
+    assert_eq!(
+        attr(order, "http.response.status_code"),
+        Some(&Value::I64(200))
+    );
+    assert_eq!(
+        order.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(order.parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert!(spans[1].events.iter().any(|e| e.name == "exception"));
+}
