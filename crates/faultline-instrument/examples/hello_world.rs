@@ -13,8 +13,12 @@
 //! the other stacks do not write),
 //! `faultline-sdk` and `faultline-sdk-unsampled` (a hand-built `ServerLayer` on a plain provider,
 //! where the SDK decides), `tower-http` (tower-http's `TraceLayer` feeding `tracing-opentelemetry`)
-//! and `axum-tracing` (`axum-tracing-opentelemetry`). Every traced variant exports through the
-//! same bounded batch processor to an exporter that discards, so only the request path differs.
+//! and `axum-tracing` (`axum-tracing-opentelemetry`). Those are applied with `Router::layer`,
+//! which wraps every route; `faultline-around`, `faultline-unsampled-around`,
+//! `faultline-no-headers-around` and `tower-http-around` apply the same layers with
+//! `Layer::layer` to the finished router instead (no route template is known there). Every
+//! traced variant exports through the same bounded batch processor to an exporter that
+//! discards, so only the request path differs.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -138,11 +142,7 @@ fn routes_app(variant: &str) -> Result<(Router, Option<Guard>), Box<dyn std::err
             (hello().layer(layer), Some(Guard::Provider(provider)))
         }
         "tower-http" | "axum-tracing" => {
-            let provider = provider(SamplerConfig::AlwaysOn)?;
-            opentelemetry::global::set_text_map_propagator(Propagation::default());
-            let subscriber = tracing_subscriber::registry()
-                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("hello")));
-            tracing::subscriber::set_global_default(subscriber)?;
+            let provider = tracing_stack()?;
             let app = if variant == "tower-http" {
                 hello().layer(tower_http::trace::TraceLayer::new_for_http())
             } else {
@@ -154,6 +154,16 @@ fn routes_app(variant: &str) -> Result<(Router, Option<Guard>), Box<dyn std::err
         }
         other => return Err(format!("unknown variant {other:?}").into()),
     })
+}
+
+/// A provider feeding `tracing-opentelemetry`, installed as the global subscriber.
+fn tracing_stack() -> Result<SdkTracerProvider, Box<dyn std::error::Error>> {
+    let provider = provider(SamplerConfig::AlwaysOn)?;
+    opentelemetry::global::set_text_map_propagator(Propagation::default());
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("hello")));
+    tracing::subscriber::set_global_default(subscriber)?;
+    Ok(provider)
 }
 
 fn request() -> Result<http::Request<Body>, http::Error> {
@@ -170,10 +180,26 @@ fn request() -> Result<http::Request<Body>, http::Error> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: hello_world <bare|noop-layer|faultline|faultline-unsampled|faultline-no-headers|faultline-sdk|\
-                 faultline-sdk-unsampled|tower-http|axum-tracing> <serve ADDR | oneshot COUNT>";
+                 faultline-sdk-unsampled|tower-http|axum-tracing|faultline-around|faultline-unsampled-around|\
+                 faultline-no-headers-around|tower-http-around> <serve ADDR | oneshot COUNT>";
     let [variant, mode, arg] = args.as_slice() else {
         return Err(usage.into());
     };
+    if variant == "tower-http-around" {
+        // tower-http's layer around the finished router, for comparison with ours there.
+        let provider = tracing_stack()?;
+        let traced = tower::Layer::layer(
+            &tower_http::trace::TraceLayer::new_for_http(),
+            hello().with_state(()),
+        );
+        let service = ServiceExt::<http::Request<Body>>::map_response(
+            traced,
+            |response: http::Response<_>| response.map(Body::new),
+        );
+        drive(service, variant, mode, arg)?;
+        provider.shutdown()?;
+        return Ok(());
+    }
     let (app, guard) = app(variant)?;
     match app {
         Application::Routes(router) => drive(router, variant, mode, arg)?,

@@ -90,7 +90,17 @@ pub(crate) fn header_str<K: http::header::AsHeaderName>(
 
 /// `Content-Length` as a body size.
 pub(crate) fn content_length(headers: &HeaderMap) -> Option<i64> {
-    content_length_value(headers.get(http::header::CONTENT_LENGTH))
+    // A response usually has a handful of headers: comparing each name (one byte for a
+    // standard one) is cheaper than hashing and probing, which a long map still gets.
+    let value = if headers.len() <= 8 {
+        headers
+            .iter()
+            .find(|(name, _)| **name == http::header::CONTENT_LENGTH)
+            .map(|(_, value)| value)
+    } else {
+        headers.get(http::header::CONTENT_LENGTH)
+    };
+    content_length_value(value)
 }
 
 /// A `Content-Length` value as a body size.
