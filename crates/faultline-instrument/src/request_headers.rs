@@ -66,6 +66,11 @@ impl<'a> RequestHeaders<'a> {
         self.traceparent.is_some() || self.baggage || self.b3 || self.jaeger
     }
 
+    /// Whether any propagation field other than `traceparent` is there.
+    pub(crate) fn others(&self) -> bool {
+        self.baggage || self.b3 || self.jaeger
+    }
+
     /// Whether anything `format` would read is there.
     pub(crate) fn has(&self, format: Format) -> bool {
         match format {

@@ -181,6 +181,14 @@ impl Propagation {
         if !present.any() {
             return incoming;
         }
+        // The usual case, a W3C parent and nothing else: every format is read, and the other
+        // formats' headers are absent, so the loop below would come to the same.
+        if let (Some(traceparent), false) = (present.traceparent, present.others()) {
+            if let Some(sc) = fast_traceparent(traceparent.as_bytes(), present.tracestate) {
+                incoming.beside = Some(sc);
+                return incoming;
+            }
+        }
         for (format, propagator) in self.extract_formats.iter() {
             if !present.has(*format) {
                 continue;

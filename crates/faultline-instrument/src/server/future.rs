@@ -32,6 +32,8 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
+    // Inlined into `call`, so the (large) inner future is moved into place once.
+    #[inline(always)]
     pub(super) fn new(
         call: Result<F, Box<dyn Any + Send>>,
         cx: Context,
