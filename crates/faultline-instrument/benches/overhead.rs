@@ -1,8 +1,9 @@
 //! Added latency per request of the server layer, in process (tower `oneshot`, no sockets):
 //! no instrumentation; our layer sampled and unsampled, from `Telemetry::server_layer` as users
-//! get it; tower-http's `TraceLayer` feeding
-//! `tracing-opentelemetry`, the common alternative; and `axum-tracing-opentelemetry`. Every variant exports to a discarding
-//! exporter through the same bounded batch processor, so only the request path is compared.
+//! get it, on every route and around the whole router; tower-http's `TraceLayer` feeding
+//! `tracing-opentelemetry`, the common alternative; and `axum-tracing-opentelemetry`. Every
+//! variant exports to a discarding exporter through the same bounded batch processor, so only
+//! the request path is compared.
 
 use axum::body::Body;
 use axum::routing::get;
@@ -91,6 +92,17 @@ fn bench(c: &mut Criterion) {
     let ours_off = app().layer(unsampled.server_layer()).with_state(());
     group.bench_function("faultline_unsampled", |b| {
         b.iter(|| rt.block_on(ours_off.clone().oneshot(request())))
+    });
+
+    // The same layers applied around the finished router (`Layer::layer`), which spares axum
+    // wrapping every route again but leaves spans named by method alone.
+    let around = tower::Layer::layer(&sampled.server_layer(), app().with_state(()));
+    group.bench_function("faultline_sampled_around_router", |b| {
+        b.iter(|| rt.block_on(around.clone().oneshot(request())))
+    });
+    let around_off = tower::Layer::layer(&unsampled.server_layer(), app().with_state(()));
+    group.bench_function("faultline_unsampled_around_router", |b| {
+        b.iter(|| rt.block_on(around_off.clone().oneshot(request())))
     });
 
     let other = provider(SamplerConfig::AlwaysOn);

@@ -34,7 +34,12 @@ pub(crate) struct ServerConfig {
 
 /// Traces every request through the wrapped service.
 ///
-/// Add it with axum's `Router::layer` so the route template (`MatchedPath`) is known.
+/// Add it with axum's `Router::layer` so the route template (`MatchedPath`) is known and spans
+/// are named `GET /orders/{id}`. axum then wraps every route in it, which costs each request
+/// about 880 instructions whatever the layer does. Applied around the finished router instead
+/// (`Layer::layer(&layer, router)`), it is spared that, but it sees each request before the
+/// router has matched it: spans are named by the method alone and have no `http.route`, as
+/// axum shows `MatchedPath` only to services inside the router.
 ///
 /// ```
 /// use axum::{routing::get, Router};
