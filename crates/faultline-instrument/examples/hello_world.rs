@@ -10,7 +10,7 @@
 //! Variants: `bare`, `noop-layer` (a layer that does nothing: what axum charges for any layer),
 //! `faultline` (sampled), `faultline-unsampled` (built with `Telemetry`, as users do),
 //! `faultline-no-headers` (sampled, without the `traceresponse` and `X-Trace-Id` headers, which
-//! the other stacks do not write),
+//! the other stacks do not write), `faultline-no-trace-id` (sampled, `traceresponse` only),
 //! `faultline-sdk` and `faultline-sdk-unsampled` (a hand-built `ServerLayer` on a plain provider,
 //! where the SDK decides), `tower-http` (tower-http's `TraceLayer` feeding `tracing-opentelemetry`)
 //! and `axum-tracing` (`axum-tracing-opentelemetry`). Those are applied with `Router::layer`,
@@ -123,7 +123,7 @@ fn routes_app(variant: &str) -> Result<(Router, Option<Guard>), Box<dyn std::err
     Ok(match variant {
         "bare" => (hello(), None),
         "noop-layer" => (hello().layer(tower::layer::util::Identity::new()), None),
-        "faultline" | "faultline-unsampled" | "faultline-no-headers" => {
+        "faultline" | "faultline-unsampled" | "faultline-no-headers" | "faultline-no-trace-id" => {
             let telemetry = Telemetry::builder("hello")
                 .sampler(sampler(variant != "faultline-unsampled"))
                 .propagation(Propagation::default())
@@ -133,6 +133,8 @@ fn routes_app(variant: &str) -> Result<(Router, Option<Guard>), Box<dyn std::err
             let mut layer = telemetry.server_layer();
             if variant == "faultline-no-headers" {
                 layer = layer.trace_id_header(None).traceresponse(false);
+            } else if variant == "faultline-no-trace-id" {
+                layer = layer.trace_id_header(None);
             }
             (hello().layer(layer), Some(Guard::Telemetry(telemetry)))
         }
@@ -179,7 +181,7 @@ fn request() -> Result<http::Request<Body>, http::Error> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: hello_world <bare|noop-layer|faultline|faultline-unsampled|faultline-no-headers|faultline-sdk|\
+    let usage = "usage: hello_world <bare|noop-layer|faultline|faultline-unsampled|faultline-no-headers|faultline-no-trace-id|faultline-sdk|\
                  faultline-sdk-unsampled|tower-http|axum-tracing|faultline-around|faultline-unsampled-around|\
                  faultline-no-headers-around|tower-http-around> <serve ADDR | oneshot COUNT>";
     let [variant, mode, arg] = args.as_slice() else {

@@ -468,6 +468,15 @@ async fn around_a_whole_router_names_spans_by_method() {
         .route("/orders/{id}", get(|| async { "order" }))
         .route("/panics", get(panics));
     let app = telemetry.server_layer().layer(router);
+    // `axum::serve` takes it as docs/instrumenting.md shows (built, not awaited).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let make_service =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
+            app.clone(),
+        );
+    drop(axum::serve(listener, make_service));
     let response = app
         .clone()
         .oneshot(
