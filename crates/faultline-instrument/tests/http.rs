@@ -525,3 +525,48 @@ async fn around_a_whole_router_names_spans_by_method() {
     assert_eq!(order.parent_span_id.to_string(), "00f067aa0ba902b7");
     assert!(spans[1].events.iter().any(|e| e.name == "exception"));
 }
+
+/// A router nested as a service under two prefixes shares its traced routes, and axum builds
+/// each request's `MatchedPath` (`/a/orders/{id}`, `/b/orders/{id}`) anew: every span must
+/// still carry its own route, not the one first seen.
+#[tokio::test]
+async fn routes_nested_under_two_prefixes_keep_their_own_names() {
+    use tower::ServiceExt;
+    let (telemetry, spans) = telemetry("orders");
+    let inner = Router::new()
+        .route("/orders/{id}", get(|| async { "order" }))
+        .layer(telemetry.server_layer());
+    let app = Router::new()
+        .nest_service("/a", inner.clone())
+        .nest_service("/b", inner);
+    for prefix in ["a", "b", "a", "b", "b", "a"] {
+        let response = app
+            .clone()
+            .oneshot(
+                http::Request::get(format!("/{prefix}/orders/7"))
+                    .body(axum::body::Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    telemetry.force_flush().expect("flush");
+    let names: Vec<String> = spans
+        .get_finished_spans()
+        .expect("spans")
+        .iter()
+        .map(|span| {
+            format!(
+                "{} {}",
+                span.name,
+                attr_str(span, "http.route").unwrap_or_default()
+            )
+        })
+        .collect();
+    let expected: Vec<String> = ["a", "b", "a", "b", "b", "a"]
+        .iter()
+        .map(|p| format!("GET /{p}/orders/{{id}} /{p}/orders/{{id}}"))
+        .collect();
+    assert_eq!(names, expected);
+}

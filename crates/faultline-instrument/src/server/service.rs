@@ -15,7 +15,7 @@ use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SamplingDecision}
 use tower::Service;
 
 use super::future::ResponseFuture;
-use super::strings::RouteStrings;
+use super::strings::{RouteStrings, Template};
 use super::ServerConfig;
 use crate::logs::with_route;
 use crate::request_headers::RequestHeaders;
@@ -74,7 +74,7 @@ where
             route: request
                 .extensions()
                 .get::<MatchedPath>()
-                .map(MatchedPath::as_str),
+                .map(Template::matched),
         };
         let (cx, recording) = match &config.sampler {
             Some(sampler) => start.decided(sampler),
@@ -103,7 +103,7 @@ struct Start<'a, B> {
     request: &'a Request<B>,
     headers: RequestHeaders<'a>,
     known: Option<&'static str>,
-    route: Option<&'a str>,
+    route: Option<Template<'a>>,
 }
 
 impl<B> Start<'_, B> {

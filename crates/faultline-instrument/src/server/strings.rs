@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use axum::extract::MatchedPath;
 use opentelemetry::{StringValue, Value};
 
 use crate::semconv;
@@ -36,22 +37,49 @@ struct Authority {
 /// `server.address` and `server.port`.
 pub(crate) type HostPort = (Value, Option<u16>);
 
+/// A route template as a request carries it: its text, and (from axum) the shared string that
+/// holds it, whose address identifies it while someone keeps the string alive.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Template<'a> {
+    text: &'a str,
+    shared: Option<&'a MatchedPath>,
+}
+
+impl<'a> Template<'a> {
+    /// The template axum matched.
+    pub(crate) fn matched(path: &'a MatchedPath) -> Self {
+        Template {
+            text: path.as_str(),
+            shared: Some(path),
+        }
+    }
+
+    /// A template known only by its text.
+    #[cfg(test)]
+    fn text(text: &'a str) -> Self {
+        Template { text, shared: None }
+    }
+}
+
 #[derive(Debug)]
 struct Route {
     template: Arc<str>,
-    /// Where the template the route was first seen with lives: axum hands every request of a
-    /// route the same shared string, so comparing addresses usually saves comparing bytes.
-    seen_at: usize,
+    /// The shared string the route was first seen with, kept alive here: axum hands every
+    /// request of a route that same string, so a template at its address (`first_seen_at`,
+    /// 0 when there is none) is this route without comparing bytes. While it is kept, no other
+    /// string can live at that address.
+    _first_seen: Option<MatchedPath>,
+    first_seen_at: usize,
     /// `{METHOD} {template}`, by [`method_slot`].
     names: [OnceLock<&'static str>; METHOD_SLOTS],
 }
 
 impl RouteStrings {
     /// `http.route`.
-    pub(crate) fn route_value(&self, template: &str) -> Value {
+    pub(crate) fn route_value(&self, template: Template<'_>) -> Value {
         match self.route(template) {
             Some(route) => StringValue::from(Arc::clone(&route.template)).into(),
-            None => template.to_owned().into(),
+            None => template.text.to_owned().into(),
         }
     }
 
@@ -59,7 +87,7 @@ impl RouteStrings {
     pub(crate) fn span_name(
         &self,
         method: Option<&'static str>,
-        template: Option<&str>,
+        template: Option<Template<'_>>,
     ) -> Cow<'static, str> {
         let method_name = method.unwrap_or("HTTP");
         let Some(template) = template else {
@@ -68,9 +96,9 @@ impl RouteStrings {
         match self.route(template) {
             Some(route) => Cow::Borrowed(
                 route.names[method_slot(method)]
-                    .get_or_init(|| intern(join(method_name, template))),
+                    .get_or_init(|| intern(join(method_name, template.text))),
             ),
-            None => join(method_name, template).into(),
+            None => join(method_name, template.text).into(),
         }
     }
 
@@ -126,16 +154,18 @@ impl RouteStrings {
         Some(semconv::truncate(text, max).to_owned().into())
     }
 
-    fn route(&self, template: &str) -> Option<&Route> {
+    fn route(&self, template: Template<'_>) -> Option<&Route> {
         let route = self.route.get_or_init(|| Route {
-            template: template.into(),
-            seen_at: template.as_ptr() as usize,
+            template: template.text.into(),
+            _first_seen: template.shared.cloned(),
+            first_seen_at: template
+                .shared
+                .map_or(0, |shared| shared.as_str().as_ptr() as usize),
             names: Default::default(),
         });
-        let same = (route.seen_at == template.as_ptr() as usize
-            && route.template.len() == template.len())
-            || *route.template == *template;
-        same.then_some(route)
+        let same_string = route.first_seen_at == template.text.as_ptr() as usize
+            && route.template.len() == template.text.len();
+        (same_string || *route.template == *template.text).then_some(route)
     }
 }
 
@@ -204,21 +234,27 @@ mod tests {
     #[test]
     fn shares_the_first_route_and_copies_others() {
         let strings = RouteStrings::default();
-        let first = strings.span_name(Some("GET"), Some("/orders/{id}"));
+        let first = strings.span_name(Some("GET"), Some(Template::text("/orders/{id}")));
         assert_eq!(first, "GET /orders/{id}");
         assert!(matches!(first, Cow::Borrowed(_)));
-        let again = strings.span_name(Some("GET"), Some("/orders/{id}"));
+        let again = strings.span_name(Some("GET"), Some(Template::text("/orders/{id}")));
         assert!(std::ptr::eq(first.as_ref(), again.as_ref()));
         assert_eq!(
-            strings.span_name(None, Some("/orders/{id}")),
+            strings.span_name(None, Some(Template::text("/orders/{id}"))),
             "HTTP /orders/{id}"
         );
-        let other = strings.span_name(Some("POST"), Some("/carts"));
+        let other = strings.span_name(Some("POST"), Some(Template::text("/carts")));
         assert_eq!(other, "POST /carts");
         assert!(matches!(other, Cow::Owned(_)));
         assert_eq!(strings.span_name(Some("GET"), None), "GET");
-        assert_eq!(strings.route_value("/orders/{id}").as_str(), "/orders/{id}");
-        assert_eq!(strings.route_value("/carts").as_str(), "/carts");
+        assert_eq!(
+            strings.route_value(Template::text("/orders/{id}")).as_str(),
+            "/orders/{id}"
+        );
+        assert_eq!(
+            strings.route_value(Template::text("/carts")).as_str(),
+            "/carts"
+        );
         let host = |raw: &str| {
             strings
                 .host_port(raw.as_bytes(), 256)
@@ -237,7 +273,8 @@ mod tests {
         assert_eq!(agent(b"bad\xff"), None);
         assert_eq!(agent(b"bad\x01"), None);
         // Another service with the same route gets the same interned name.
-        let elsewhere = RouteStrings::default().span_name(Some("GET"), Some("/orders/{id}"));
+        let elsewhere =
+            RouteStrings::default().span_name(Some("GET"), Some(Template::text("/orders/{id}")));
         assert!(std::ptr::eq(first.as_ref(), elsewhere.as_ref()));
     }
 }
