@@ -256,7 +256,7 @@ impl Incoming {
 /// `None` means "not that shape": the caller then asks the SDK's propagator, which decides
 /// every other case exactly as before.
 fn fast_traceparent(value: &[u8], tracestate: Option<&HeaderValue>) -> Option<SpanContext> {
-    // Fixed-size pieces, so the digit loops unroll without bounds checks.
+    // Fixed-size pieces, so nothing below needs a bounds check.
     let (version, rest) = value.trim_ascii().split_first_chunk::<3>()?;
     let (trace_id, rest) = rest.split_first_chunk::<32>()?;
     let (dash, rest) = rest.split_first_chunk::<1>()?;
@@ -335,7 +335,8 @@ fn split8<const N: usize>(bytes: &[u8]) -> [&[u8; 8]; N] {
 }
 
 /// The value of eight lowercase hex digits (W3C forbids uppercase), all in one `u64` at once:
-/// about 27 instructions instead of 50 for eight table lookups. Every byte that is not a
+/// about 240 instructions for a `traceparent`'s 48 id digits, where a table lookup per digit
+/// took about 400 (callgrind). Every byte that is not a
 /// lowercase hex digit clears its top bit in `valid`, which the caller starts at
 /// [`SWAR_HIGH_BITS`] and checks once.
 #[inline(always)]
