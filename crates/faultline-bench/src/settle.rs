@@ -36,7 +36,8 @@ struct Observed {
     seen: HashMap<String, SeenBlock>,
     /// The IDs committed at the last poll.
     live: HashSet<String>,
-    /// When the live set last changed, and the server's CPU-seconds at that poll.
+    /// When the live set last changed (first: the first poll), and the server's CPU-seconds
+    /// at that poll.
     last_change: Option<(Instant, f64)>,
     /// The server's CPU-seconds at each recent poll, for its recent CPU rate.
     recent_cpu: Vec<(Instant, f64)>,
@@ -128,13 +129,14 @@ impl Observed {
     /// and the server used under `IDLE_CORES` over the last `quiet`.
     fn conclude(&self, now: Instant, quiet: Duration) -> Quiescence {
         let (changed_at, cpu_at_change) = self.last_change.unwrap_or((now, 0.0));
-        let window: Vec<&(Instant, f64)> = self
+        // The CPU rate from the newest poll at least `quiet` old to the newest poll.
+        let since = self
             .recent_cpu
             .iter()
-            .filter(|(t, _)| now.duration_since(*t) <= quiet + POLL)
-            .collect();
-        let idle = match (window.first(), window.last()) {
-            (Some(&&(t0, c0)), Some(&&(t1, c1))) if t1.duration_since(t0) >= quiet => {
+            .rev()
+            .find(|(t, _)| now.duration_since(*t) >= quiet);
+        let idle = match (since, self.recent_cpu.last()) {
+            (Some(&(t0, c0)), Some(&(t1, c1))) if t1 > t0 => {
                 (c1 - c0) / t1.duration_since(t0).as_secs_f64() < IDLE_CORES
             }
             _ => false,
@@ -151,10 +153,10 @@ impl Observed {
         }
     }
 
-    /// Takes one poll's committed blocks, seen at `now` with the server at `cpu` seconds.
+    /// Takes one poll's committed blocks (`live`), seen at `now` with the server at `cpu` seconds.
     fn record(&mut self, live: HashMap<String, SeenBlock>, now: Instant, cpu: f64) {
         let ids: HashSet<String> = live.keys().cloned().collect();
-        if ids != self.live {
+        if ids != self.live || self.last_change.is_none() {
             self.last_change = Some((now, cpu));
             self.live = ids;
         }
@@ -170,33 +172,44 @@ impl Observed {
     }
 }
 
-/// The committed blocks under `dir` (those whose `meta.json` parses), by directory name.
+/// The committed blocks anywhere under `dir` (those whose `meta.json` parses), by the name of
+/// the directory holding `meta.json`.
 fn read_blocks(dir: &Path, count_key: &str) -> HashMap<String, SeenBlock> {
     let mut out = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let path = e.path().join("meta.json");
-        let Some(id) = e.file_name().to_str().map(str::to_owned) else {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
         };
-        let meta: Option<serde_json::Value> = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let Some(meta) = meta else { continue };
-        let Some(items) = meta[count_key].as_u64() else {
-            continue;
-        };
-        let sources = meta["sources"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.insert(id, SeenBlock { items, sources });
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if e.file_name() != "meta.json" {
+                continue;
+            }
+            let Some(id) = d.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let meta: Option<serde_json::Value> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let Some(meta) = meta else { continue };
+            let Some(items) = meta[count_key].as_u64() else {
+                continue;
+            };
+            let sources = meta["sources"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.insert(id, SeenBlock { items, sources });
+        }
     }
     out
 }
@@ -241,6 +254,27 @@ mod tests {
         assert_eq!(q.blocks_missed, 1);
         assert_eq!(q.cpu_seconds_at_last_change, 3.0);
         assert!(!q.reached, "changed just now");
+    }
+
+    #[test]
+    fn reads_nested_block_directories() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let write = |rel: &str, body: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap_or(dir.path()))
+                .unwrap_or_else(|e| panic!("mkdir: {e}"));
+            std::fs::write(p, body).unwrap_or_else(|e| panic!("write: {e}"));
+        };
+        write("blocks/a/meta.json", r#"{"span_count": 3, "sources": []}"#);
+        write("blocks/b/meta.json", r#"{"span_count": 4, "sources": ["x"]}"#);
+        write("blocks/c/data.parquet", "no meta: not committed");
+        write("blocks/d/meta.json", "{ half-written");
+        let seen = read_blocks(dir.path(), "span_count");
+        let mut ids: Vec<_> = seen.keys().cloned().collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(seen["b"].items, 4);
+        assert_eq!(seen["b"].sources, ["x"]);
     }
 
     #[test]
