@@ -381,9 +381,9 @@ pub async fn run(args: &IngestArgs, exe: &Path) -> Result<IngestReport, BenchErr
         spans_per_server_cpu_second: spans as f64 / server_cpu_seconds.max(1e-9),
         server_cpu_seconds_per_million: server_cpu_seconds / (spans as f64 / 1e6),
         server_cpu_seconds_per_million_settled: settled_cpu_seconds / (spans as f64 / 1e6),
-        server_cpu_seconds_per_million_quiescent: quiescence.reached.then(|| {
-            (quiescence.cpu_seconds_at_last_change - cpu_before) / (spans as f64 / 1e6)
-        }),
+        server_cpu_seconds_per_million_quiescent: quiescence
+            .reached
+            .then(|| (quiescence.cpu_seconds_at_last_change - cpu_before) / (spans as f64 / 1e6)),
         write_amplification: quiescence.items_written as f64 / (spans as f64).max(1.0),
         blocks_missed: quiescence.blocks_missed,
         server_peak_rss_bytes: peak,

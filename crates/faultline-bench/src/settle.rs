@@ -234,7 +234,11 @@ mod tests {
                 .map(|(id, b)| ((*id).to_owned(), b.clone()))
                 .collect::<HashMap<_, _>>()
         };
-        o.record(live(&[("a", block(10, &[])), ("b", block(10, &[]))]), t0, 1.0);
+        o.record(
+            live(&[("a", block(10, &[])), ("b", block(10, &[]))]),
+            t0,
+            1.0,
+        );
         // The same blocks again change nothing.
         o.record(
             live(&[("a", block(10, &[])), ("b", block(10, &[]))]),
@@ -266,7 +270,10 @@ mod tests {
             std::fs::write(p, body).unwrap_or_else(|e| panic!("write: {e}"));
         };
         write("blocks/a/meta.json", r#"{"span_count": 3, "sources": []}"#);
-        write("blocks/b/meta.json", r#"{"span_count": 4, "sources": ["x"]}"#);
+        write(
+            "blocks/b/meta.json",
+            r#"{"span_count": 4, "sources": ["x"]}"#,
+        );
         write("blocks/c/data.parquet", "no meta: not committed");
         write("blocks/d/meta.json", "{ half-written");
         let seen = read_blocks(dir.path(), "span_count");
