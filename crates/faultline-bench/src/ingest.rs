@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::generator::{service_name, SpanGenerator, SERVICES};
 use crate::process;
+use crate::settle::BlockWatcher;
 
 /// Settings of `faultline bench ingest`.
 #[derive(clap::Args, Debug, Clone)]
@@ -74,6 +75,16 @@ pub struct IngestReport {
     /// Server CPU-seconds per million spans from the start until every span was in a block:
     /// adds the last head's flush and the compactions still running when sending ended.
     pub server_cpu_seconds_per_million_settled: f64,
+    /// Server CPU-seconds per million spans from the start until the server was quiescent: the
+    /// block set stopped changing and the server went idle, so every compaction the data
+    /// caused is counted (`None` when that did not happen within the benchmark's patience).
+    pub server_cpu_seconds_per_million_quiescent: Option<f64>,
+    /// Spans written into blocks by flushes and compactions, divided by spans acknowledged:
+    /// how many times each span was encoded into a block, on average, until quiescent.
+    pub write_amplification: f64,
+    /// Blocks that a compaction merged but the benchmark's polling never saw; when non-zero,
+    /// `write_amplification` is a lower bound.
+    pub blocks_missed: usize,
     /// Server peak RSS in bytes.
     pub server_peak_rss_bytes: u64,
     /// Bytes of Parquet block data per span once every span is in a block.
@@ -236,6 +247,8 @@ pub async fn run(args: &IngestArgs, exe: &Path) -> Result<IngestReport, BenchErr
     let server = start_server(exe, &dir, &args.server_args).await?;
     let pid = server.child.id();
     let cpu_before = process::cpu_seconds(pid).unwrap_or(0.0);
+    let blocks_dir = dir.join("data").join("blocks");
+    let watcher = BlockWatcher::start(blocks_dir.clone(), "span_count", pid);
     eprintln!(
         "bench ingest: sending {} spans with {} senders to {}",
         args.spans, args.concurrency, server.grpc
@@ -313,14 +326,14 @@ pub async fn run(args: &IngestArgs, exe: &Path) -> Result<IngestReport, BenchErr
     let BlocksOnDisk {
         blocks,
         bytes_per_item: block_bytes_per_span,
-    } = wait_for_blocks(
-        &dir.join("data").join("blocks"),
-        "span_count",
-        spans,
-        Duration::from_secs(600),
-    )
-    .await;
+    } = wait_for_blocks(&blocks_dir, "span_count", spans, Duration::from_secs(600)).await;
     let settled_cpu_seconds = process::cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+    eprintln!("bench ingest: waiting until no flush or compaction is left");
+    // Maintenance runs every 5 s (see `start_server`): three quiet intervals mean none was due.
+    let quiescence = watcher
+        .wait_quiescent(Duration::from_secs(15), Duration::from_secs(600))
+        .await;
+    drop(watcher);
 
     eprintln!("bench ingest: timing queries");
     let http = reqwest::Client::new();
@@ -368,6 +381,11 @@ pub async fn run(args: &IngestArgs, exe: &Path) -> Result<IngestReport, BenchErr
         spans_per_server_cpu_second: spans as f64 / server_cpu_seconds.max(1e-9),
         server_cpu_seconds_per_million: server_cpu_seconds / (spans as f64 / 1e6),
         server_cpu_seconds_per_million_settled: settled_cpu_seconds / (spans as f64 / 1e6),
+        server_cpu_seconds_per_million_quiescent: quiescence
+            .reached
+            .then(|| (quiescence.cpu_seconds_at_last_change - cpu_before) / (spans as f64 / 1e6)),
+        write_amplification: quiescence.items_written as f64 / (spans as f64).max(1.0),
+        blocks_missed: quiescence.blocks_missed,
         server_peak_rss_bytes: peak,
         block_bytes_per_span,
         blocks,
@@ -395,6 +413,8 @@ impl IngestReport {
              | spans per server CPU-second | {:.0} |\n\
              | server CPU-seconds per million spans | {:.2} |\n\
              | server CPU-seconds per million spans, until all are in blocks | {:.2} |\n\
+             | server CPU-seconds per million spans, until quiescent | {} |\n\
+             | write amplification (spans written into blocks / spans) | {:.2}{} |\n\
              | server peak RSS | {:.0} MiB |\n\
              | bytes per span in Parquet blocks | {} |\n\
              | blocks | {} |\n\
@@ -406,6 +426,14 @@ impl IngestReport {
             self.spans_per_server_cpu_second,
             self.server_cpu_seconds_per_million,
             self.server_cpu_seconds_per_million_settled,
+            self.server_cpu_seconds_per_million_quiescent
+                .map_or_else(|| "not quiescent in time".to_owned(), |c| format!("{c:.2}")),
+            self.write_amplification,
+            if self.blocks_missed > 0 {
+                format!(" (at least; {} blocks not seen)", self.blocks_missed)
+            } else {
+                String::new()
+            },
             self.server_peak_rss_bytes as f64 / (1 << 20) as f64,
             bps,
             self.blocks,

@@ -15,3 +15,4 @@ pub mod generator;
 pub mod ingest;
 pub mod logs;
 mod process;
+mod settle;

@@ -13,7 +13,13 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / clock_ticks_per_second())
 }
 
+/// `CLK_TCK`, asked of `getconf` once: the block watcher reads CPU time five times a second.
 fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(ask_clock_ticks)
+}
+
+fn ask_clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
