@@ -59,11 +59,6 @@ pub struct StoreTuning {
     pub compaction_max_blocks: usize,
     /// Blocks whose data file is at least this large are left alone.
     pub compaction_small_block_bytes: u64,
-    /// Blocks holding at least this many spans are left alone. A head cut for size already
-    /// makes a block of this order, and merging it again costs about as much CPU as writing it
-    /// did (every span is decoded and encoded once more) for a few times fewer blocks; blocks
-    /// cut small by `max_head_age` under light load are still merged.
-    pub compaction_small_block_spans: u64,
     /// Most spans read into memory by one compaction; bounds its memory use.
     pub compaction_max_spans: u64,
     /// Blocks at this level are never compacted further.
@@ -79,7 +74,6 @@ impl Default for StoreTuning {
             compaction_min_blocks: 4,
             compaction_max_blocks: 8,
             compaction_small_block_bytes: 64 * 1024 * 1024,
-            compaction_small_block_spans: 50_000,
             // A compaction holds its inputs as decoded spans, around 1.5 KB each with ten-odd
             // attributes: 500k keeps that under a gigabyte.
             compaction_max_spans: 500_000,

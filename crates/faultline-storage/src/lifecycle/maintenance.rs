@@ -169,8 +169,7 @@ impl Store {
     }
 }
 
-/// Picks the inputs of the next compaction: the oldest small blocks (below both
-/// `compaction_small_block_bytes` and `compaction_small_block_spans`) of the lowest level that
+/// Picks the inputs of the next compaction: the oldest small blocks of the lowest level that
 /// has enough of them, as many as fit in `compaction_max_blocks` and `compaction_max_spans`.
 fn plan_compaction(
     t: &StoreTuning,
@@ -183,7 +182,6 @@ fn plan_compaction(
             .filter(|b| {
                 b.level == level
                     && b.data_bytes < t.compaction_small_block_bytes
-                    && b.span_count < t.compaction_small_block_spans
                     && b.span_count < t.compaction_max_spans
             })
             .collect();
@@ -242,7 +240,6 @@ mod tests {
             compaction_max_blocks: 4,
             compaction_small_block_bytes: 1_000,
             compaction_max_spans: 100,
-            compaction_small_block_spans: 60,
             compaction_max_level: 2,
             ..StoreTuning::default()
         }
@@ -279,18 +276,5 @@ mod tests {
         assert!(plan_compaction(&tuning(), &top).is_none());
         let mid: Vec<_> = (0..5).map(|i| meta(1, 10, 10, i)).collect();
         assert_eq!(plan_compaction(&tuning(), &mid).unwrap().0, 1);
-    }
-
-    #[test]
-    fn leaves_blocks_with_enough_spans_alone() {
-        // Five blocks of 70 spans (cut for size), three of 10 (cut for age): only the three
-        // small ones are merged, and without them nothing is due.
-        let mut blocks: Vec<_> = (0..5).map(|i| meta(0, 70, 10, i)).collect();
-        blocks.extend((5..8).map(|i| meta(0, 10, 10, i)));
-        let (_, picked) = plan_compaction(&tuning(), &blocks).unwrap();
-        assert_eq!(picked.len(), 3);
-        assert!(picked.iter().all(|b| b.span_count == 10));
-        blocks.truncate(6);
-        assert!(plan_compaction(&tuning(), &blocks).is_none());
     }
 }
