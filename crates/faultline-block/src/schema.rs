@@ -349,8 +349,12 @@ fn dict_binary() -> DataType {
 
 /// Columns that are written with Parquet dictionary encoding (strings and low-cardinality
 /// values); IDs, timestamps and durations are not, as dictionaries only bloat random data.
+/// Parent ordinals are small numbers (below the trace's span count): as dictionary indexes
+/// they take a few bits each, 0.46 bytes per span against 0.74 plain (1M spans of the
+/// ingest benchmark).
 fn dictionary_columns() -> Vec<String> {
     let cols: Vec<String> = [
+        PARENT_INDEX,
         SERVICE,
         NAME,
         KIND,
@@ -463,6 +467,15 @@ impl BlockSettings {
                     nulls_first: false,
                 },
             ]));
+        for col in [START, DURATION] {
+            // Times are random in their low three bytes and nearly constant above. Split into
+            // one stream per byte position, zstd packs the constant streams to nothing and
+            // codes each random one by its own byte distribution; interleaved, it found only
+            // short matches of the zero bytes. 1M spans of the ingest benchmark: duration
+            // 3.56 → 2.96 bytes per span, start 3.49 → 3.34 (DELTA_BINARY_PACKED: 4.27, as
+            // rows jump in time from trace to trace).
+            b = b.set_column_encoding(ColumnPath::from(col), Encoding::BYTE_STREAM_SPLIT);
+        }
         for col in dictionary_columns() {
             b = b.set_column_dictionary_enabled(ColumnPath::from(col), true);
         }
