@@ -68,14 +68,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for meta in list_blocks(&old, &root).await? {
         let spans = read_all(&old, &root, &meta).await?;
         spans_total += spans.len() as u64;
-        let written = write_block(
-            &new,
-            &root,
-            spans.clone(),
-            BlockInfo::default(),
-            &settings,
-        )
-        .await?;
+        let written =
+            write_block(&new, &root, spans.clone(), BlockInfo::default(), &settings).await?;
         let back = read_all(&new, &root, &written).await?;
         mismatches += spans.iter().zip(&back).filter(|(a, b)| a != b).count();
         mismatches += spans.len().abs_diff(back.len());

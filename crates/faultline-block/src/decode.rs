@@ -209,10 +209,20 @@ pub(crate) enum AttrCells<'a> {
     Bool(&'a BooleanArray),
     Uuid(&'a FixedSizeBinaryArray),
     Hex(&'a BinaryArray),
+    Ipv4(&'a FixedSizeBinaryArray),
+    /// Shared-prefix cells ([`crate::prefix`]), relative to another column of the row.
+    Prefixed(&'a BinaryArray),
 }
 
 impl<'a> AttrCells<'a> {
     pub(crate) fn new(b: &'a RecordBatch, c: &AttrColumn) -> Result<Self, BlockError> {
+        if c.prefix_of.is_some() {
+            return Ok(Self::Prefixed(
+                column(b, &c.column)?
+                    .as_binary_opt::<i32>()
+                    .ok_or_else(|| missing(&c.column))?,
+            ));
+        }
         Ok(match c.ty {
             ValueType::Str => Self::Str(Cells::new(b, &c.column)?),
             ValueType::Int => Self::Int(i64s(b, &c.column)?),
@@ -224,14 +234,17 @@ impl<'a> AttrCells<'a> {
                     .as_binary_opt::<i32>()
                     .ok_or_else(|| missing(&c.column))?,
             ),
+            ValueType::Ipv4 => Self::Ipv4(fixed(b, &c.column, 4)?),
         })
     }
 
-    /// The value at `row`; `None` when null.
+    /// The value at `row`; `None` when null. A shared-prefix column needs the cells of the
+    /// column it is relative to as `reference`.
     pub(crate) fn get(
         &self,
         row: usize,
         column: &str,
+        reference: Option<&AttrCells<'_>>,
     ) -> Result<Option<AttributeValue>, BlockError> {
         Ok(match self {
             Self::Str(c) => match c.get(row) {
@@ -252,6 +265,28 @@ impl<'a> AttrCells<'a> {
                 .then(|| AttributeValue::String(schema::uuid_string(c.value(row)))),
             Self::Hex(c) => (row < c.len() && c.is_valid(row))
                 .then(|| AttributeValue::String(schema::hex_string(c.value(row)))),
+            Self::Ipv4(c) => c
+                .is_valid(row)
+                .then(|| AttributeValue::String(schema::ipv4_string(c.value(row)))),
+            Self::Prefixed(c) => {
+                if row >= c.len() || c.is_null(row) {
+                    return Ok(None);
+                }
+                let reference = match reference {
+                    Some(AttrCells::Str(r)) => r.get(row).unwrap_or_default(),
+                    _ => {
+                        return Err(BlockError::corrupt(
+                            format!("column {column}"),
+                            "its reference column is not a string column of this batch",
+                        ))
+                    }
+                };
+                Some(AttributeValue::String(crate::prefix::decode(
+                    reference,
+                    c.value(row),
+                    column,
+                )?))
+            }
         })
     }
 }
@@ -434,7 +469,11 @@ impl<'a> SpanColumns<'a> {
                 .attr_cells
                 .get(usize::from(slot - 1))
                 .ok_or_else(|| BlockError::corrupt("column attr_layout", format!("slot {slot}")))?;
-            let value = cells.get(row, &col.column)?.ok_or_else(|| {
+            let reference = col
+                .prefix_of
+                .and_then(|r| self.attr_cells.get(r))
+                .map(|(_, c)| c);
+            let value = cells.get(row, &col.column, reference)?.ok_or_else(|| {
                 BlockError::corrupt(format!("column {}", col.column), "unexpected null")
             })?;
             out.push(KeyValue::new(col.key.clone(), value));

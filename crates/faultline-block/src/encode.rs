@@ -17,7 +17,7 @@ use parquet::arrow::ArrowWriter;
 use crate::codec;
 use crate::fasthash::FastMap;
 use crate::schema::{
-    arrow_schema, AttrColumns, BlockSettings, ValueType, DEDICATED, MAX_ATTR_COLUMNS,
+    arrow_schema, AttrColumn, AttrColumns, BlockSettings, ValueType, DEDICATED, MAX_ATTR_COLUMNS,
 };
 use crate::BlockError;
 
@@ -140,22 +140,31 @@ enum AttrBuilder {
     Uuid(FixedSizeBinaryBuilder),
     /// With a buffer for the decoded bytes, reused from value to value.
     Hex(BinaryBuilder, Vec<u8>),
+    Ipv4(FixedSizeBinaryBuilder),
+    /// Strings stored relative to another column's value in the same row
+    /// ([`crate::prefix`]), with a buffer for the cell.
+    Prefixed(BinaryBuilder, Vec<u8>),
 }
 
 impl AttrBuilder {
-    fn new(ty: ValueType) -> Self {
-        match ty {
+    fn new(c: &AttrColumn) -> Self {
+        if c.prefix_of.is_some() {
+            return Self::Prefixed(BinaryBuilder::new(), Vec::new());
+        }
+        match c.ty {
             ValueType::Str => Self::Str(StringBuilder::new()),
             ValueType::Int => Self::Int(Int64Builder::new()),
             ValueType::Double => Self::Double(Float64Builder::new()),
             ValueType::Bool => Self::Bool(BooleanBuilder::new()),
             ValueType::Uuid => Self::Uuid(FixedSizeBinaryBuilder::new(16)),
             ValueType::Hex => Self::Hex(BinaryBuilder::new(), Vec::new()),
+            ValueType::Ipv4 => Self::Ipv4(FixedSizeBinaryBuilder::new(4)),
         }
     }
 
-    /// Appends `v`; false (and nothing appended) when the column cannot hold it.
-    fn append(&mut self, v: &AttributeValue) -> Result<bool, BlockError> {
+    /// Appends `v`; false (and nothing appended) when the column cannot hold it. `reference`
+    /// is the row's value of the column a shared-prefix column is relative to ("" if none).
+    fn append(&mut self, v: &AttributeValue, reference: &str) -> Result<bool, BlockError> {
         match (self, v) {
             (Self::Str(b), AttributeValue::String(s)) => b.append_value(s),
             (Self::Int(b), AttributeValue::Int(i)) => b.append_value(*i),
@@ -168,6 +177,15 @@ impl AttrBuilder {
             (Self::Hex(b, buf), AttributeValue::String(s)) if crate::schema::is_hex(s) => {
                 buf.clear();
                 crate::schema::hex_decode(s, buf);
+                b.append_value(&buf);
+            }
+            (Self::Ipv4(b), AttributeValue::String(s)) => match crate::schema::ipv4_bytes(s) {
+                Some(bytes) => b.append_value(bytes)?,
+                None => return Ok(false),
+            },
+            (Self::Prefixed(b, buf), AttributeValue::String(s)) => {
+                buf.clear();
+                crate::prefix::encode(reference, s, buf);
                 b.append_value(&buf);
             }
             _ => return Ok(false),
@@ -183,6 +201,8 @@ impl AttrBuilder {
             Self::Bool(b) => b.append_null(),
             Self::Uuid(b) => b.append_null(),
             Self::Hex(b, _) => b.append_null(),
+            Self::Ipv4(b) => b.append_null(),
+            Self::Prefixed(b, _) => b.append_null(),
         }
     }
 
@@ -194,12 +214,15 @@ impl AttrBuilder {
             Self::Bool(b) => Arc::new(b.finish()),
             Self::Uuid(b) => Arc::new(b.finish()),
             Self::Hex(b, _) => Arc::new(b.finish()),
+            Self::Ipv4(b) => Arc::new(b.finish()),
+            Self::Prefixed(b, _) => Arc::new(b.finish()),
         })
     }
 }
 
 /// Which attribute column (index into `AttrColumns::columns`) takes each attribute of a span:
-/// the first column for its key whose type holds the value and that the span has not used yet.
+/// the first column for its key whose type holds the value and that the span has not used yet,
+/// columns of packed string types (`uuid`, `hex`, `ipv4`) before `str` ones.
 ///
 /// Keys are looked up by a signature of their length and three of their bytes instead of a
 /// hash of the whole key: routing runs for every attribute of every span twice per block
@@ -231,6 +254,10 @@ impl AttrRouter {
                 Some((_, slots)) => slots.push((i, c.ty)),
                 None => entries.push((c.key.clone(), vec![(i, c.ty)])),
             }
+        }
+        for (_, slots) in by_signature.values_mut().flatten() {
+            // Stable: column order otherwise.
+            slots.sort_by_key(|(_, ty)| !ty.packs_strings());
         }
         Self {
             by_signature,
@@ -267,6 +294,7 @@ impl AttrRouter {
 }
 
 /// Picks the dynamic columns for a block: (key, type) pairs that the fixed columns do not take
+/// (or take only as text, where a packed type would hold the value: an IPv4 `client.address`)
 /// and that enough spans carry, most frequent first, as many as `attr_layout` can number.
 fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
     let Ok(fixed) = AttrColumns::new(Vec::new()) else {
@@ -279,7 +307,11 @@ fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
         let s = s.borrow();
         router.route(&s.attributes, &mut used, &mut slots);
         for (kv, slot) in s.attributes.iter().zip(&slots) {
-            if let (None, Some(ty)) = (slot, ValueType::of(&kv.value)) {
+            let Some(ty) = ValueType::of(&kv.value) else {
+                continue;
+            };
+            let taken_as = slot.and_then(|i| fixed.columns.get(i)).map(|c| c.ty);
+            if taken_as.is_none() || (ty.packs_strings() && taken_as != Some(ty)) {
                 *counts.entry((kv.key.as_str(), ty)).or_default() += 1;
             }
         }
@@ -325,6 +357,9 @@ struct RowGroupBuilder<'a> {
     dropped_events: UInt32Builder,
     dropped_links: UInt32Builder,
     attr_columns: Vec<AttrBuilder>,
+    /// Per attribute column, the column its values are stored relative to (shared-prefix
+    /// columns only).
+    prefix_of: Vec<Option<usize>>,
     router: AttrRouter,
     /// Buffers reused from span to span.
     used: Vec<bool>,
@@ -367,11 +402,8 @@ impl<'a> RowGroupBuilder<'a> {
             dropped_attributes: UInt32Builder::new(),
             dropped_events: UInt32Builder::new(),
             dropped_links: UInt32Builder::new(),
-            attr_columns: cols
-                .columns
-                .iter()
-                .map(|c| AttrBuilder::new(c.ty))
-                .collect(),
+            attr_columns: cols.columns.iter().map(AttrBuilder::new).collect(),
+            prefix_of: cols.columns.iter().map(|c| c.prefix_of).collect(),
             router: AttrRouter::new(cols),
             used: Vec::new(),
             slots: Vec::new(),
@@ -492,8 +524,20 @@ impl<'a> RowGroupBuilder<'a> {
         self.filled.resize(self.attr_columns.len(), false);
         for (kv, slot) in attrs.iter().zip(&self.slots) {
             let mut stored = false;
+            // The reference column's value in this row: the attribute routed to it, wherever
+            // it is in the span's list.
+            let reference = slot
+                .and_then(|i| *self.prefix_of.get(i)?)
+                .and_then(|r| {
+                    let at = self.slots.iter().position(|s| *s == Some(r))?;
+                    match &attrs.get(at)?.value {
+                        AttributeValue::String(s) => Some(s.as_str()),
+                        _ => None,
+                    }
+                })
+                .unwrap_or("");
             if let Some((i, b)) = slot.and_then(|i| Some((i, self.attr_columns.get_mut(i)?))) {
-                if b.append(&kv.value)? {
+                if b.append(&kv.value, reference)? {
                     if let Some(f) = self.filled.get_mut(i) {
                         *f = true;
                     }
@@ -567,7 +611,7 @@ pub(crate) fn encode<S: Borrow<Span>>(
     spans: &[S],
     settings: &BlockSettings,
 ) -> Result<Vec<u8>, BlockError> {
-    let cols = AttrColumns::new(choose_dynamic(spans))?;
+    let cols = AttrColumns::for_writing(choose_dynamic(spans))?;
     let props = settings.writer_properties(&cols)?;
     let mut builder = RowGroupBuilder::new(&cols);
     let mut writer = ArrowWriter::try_new(Vec::new(), builder.schema.clone(), Some(props))?;

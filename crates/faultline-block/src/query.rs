@@ -20,7 +20,7 @@ use crate::decode::{
 };
 use crate::footer_cache::FooterCache;
 use crate::read::DataFile;
-use crate::schema::{self, AttrColumns};
+use crate::schema::{self, AttrColumns, ValueType};
 use crate::{codec, BlockError, BlockMeta};
 
 /// The spans of the given traces. Only row groups and pages whose `trace_id` range can hold
@@ -196,7 +196,13 @@ impl SearchPlan {
                 columns.push(c.into());
             }
             for (key, _) in &q.tags {
-                columns.extend(attr_columns.for_key(key).map(|c| c.column.clone()));
+                for c in attr_columns.for_key(key) {
+                    columns.push(c.column.clone());
+                    // A shared-prefix value is rebuilt from its reference column's.
+                    if let Some(r) = c.prefix_of.and_then(|r| attr_columns.columns.get(r)) {
+                        columns.push(r.column.clone());
+                    }
+                }
             }
         } else if q.service.is_some() {
             columns.push(schema::SERVICE.into());
@@ -371,13 +377,19 @@ fn search_batch(
         attrs: Cells<'a>,
         events: Cells<'a>,
         status: &'a arrow::array::UInt8Array,
-        typed: Vec<(&'a schema::AttrColumn, AttrCells<'a>)>,
+        /// Each tag key's columns, with the reference column's cells for shared-prefix ones.
+        typed: Vec<(&'a schema::AttrColumn, AttrCells<'a>, Option<AttrCells<'a>>)>,
     }
     let tag_cols = if plan.tags {
         let mut typed = Vec::new();
         for c in &attr_columns.columns {
             if q.tags.iter().any(|(k, _)| *k == c.key) {
-                typed.push((c, AttrCells::new(batch, c)?));
+                let reference = c
+                    .prefix_of
+                    .and_then(|r| attr_columns.columns.get(r))
+                    .map(|r| AttrCells::new(batch, r))
+                    .transpose()?;
+                typed.push((c, AttrCells::new(batch, c)?, reference));
             }
         }
         Some(TagCols {
@@ -441,8 +453,8 @@ fn search_batch(
                 span.attributes = codec::decode_attrs(b, "attrs column")?;
             }
             // Order does not matter to tag matching, so typed values are simply appended.
-            for (col, cells) in &t.typed {
-                if let Some(v) = cells.get(row, &col.column)? {
+            for (col, cells, reference) in &t.typed {
+                if let Some(v) = cells.get(row, &col.column, reference.as_ref())? {
                     span.attributes.push(KeyValue::new(col.key.clone(), v));
                 }
             }
@@ -500,12 +512,11 @@ async fn dependencies_in(
     }
     let file = DataFile::open_cached(store, data_path(root, &meta.id), &meta.id, footers).await?;
     let groups = groups_in_time(&file, start, end)?;
-    // The callee of a client span nobody instruments is named by its peer attributes, whose
-    // dedicated columns every file has.
-    let peer_columns: Vec<String> = PEER_ATTRIBUTES
-        .iter()
-        .map(|k| format!("attr.{k}"))
-        .collect();
+    // The callee of a client span nobody instruments is named by its peer attributes: the
+    // first string value of each key, which is always in one of the key's typed columns (the
+    // fixed `str` one, or a packed one such as `ipv4`), `attr_layout` telling which comes first.
+    let attr_columns = file.attr_columns();
+    let peer = PeerColumns::new(attr_columns);
     let mut columns = vec![
         schema::TRACE_ID,
         schema::SPAN_ID,
@@ -515,7 +526,12 @@ async fn dependencies_in(
         schema::SERVICE,
         schema::KIND,
     ];
-    columns.extend(peer_columns.iter().map(String::as_str));
+    columns.push(schema::ATTR_LAYOUT);
+    columns.extend(
+        peer.columns
+            .iter()
+            .filter_map(|&i| Some(attr_columns.columns.get(i)?.column.as_str())),
+    );
     let mut services: HashMap<String, Arc<Resource>> = HashMap::new();
     let mut trace: Vec<(Span, ParentRef)> = Vec::new();
     file.read(Some(&columns), groups, None, |batch| {
@@ -526,10 +542,8 @@ async fn dependencies_in(
         let starts = decode::u64s(&batch, schema::START)?;
         let service = Cells::new(&batch, schema::SERVICE)?;
         let kinds = decode::u8s(&batch, schema::KIND)?;
-        let peers = peer_columns
-            .iter()
-            .map(|c| Cells::new(&batch, c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let layouts = Cells::new(&batch, schema::ATTR_LAYOUT)?;
+        let peers = peer.cells(&batch, attr_columns)?;
         for row in 0..batch.num_rows() {
             let trace_id = decode::trace_id_at(trace_ids, row)?;
             if trace.first().is_some_and(|(s, _)| s.trace_id != trace_id) {
@@ -549,13 +563,8 @@ async fn dependencies_in(
             span.span_id = decode::span_id_at(span_ids, row);
             span.kind = SpanKind::from_i32(i32::from(kinds.value(row)));
             if matches!(span.kind, SpanKind::Client | SpanKind::Producer) {
-                let named = PEER_ATTRIBUTES.iter().zip(&peers).find_map(|(key, cells)| {
-                    cells
-                        .get(row)
-                        .filter(|v| !v.is_empty())
-                        .map(|v| (*key, String::from_utf8_lossy(v).into_owned()))
-                });
-                if let Some((key, value)) = named {
+                let layout = layouts.get(row).unwrap_or_default();
+                if let Some((key, value)) = peer_at(row, layout, attr_columns, &peers)? {
                     span.attributes
                         .push(KeyValue::new(key, AttributeValue::String(value)));
                 }
@@ -566,6 +575,81 @@ async fn dependencies_in(
     })
     .await?;
     trace_edges(&mut trace, start, end, edges)
+}
+
+/// The attribute columns that can hold a peer attribute's first string value
+/// ([`PEER_ATTRIBUTES`]): the keys' string and packed-string columns.
+struct PeerColumns {
+    /// Indexes into the file's attribute columns, with the reference columns of shared-prefix
+    /// ones.
+    columns: Vec<usize>,
+}
+
+fn holds_strings(c: &schema::AttrColumn) -> bool {
+    c.ty == ValueType::Str || c.ty.packs_strings()
+}
+
+impl PeerColumns {
+    fn new(cols: &AttrColumns) -> Self {
+        let mut columns = Vec::new();
+        for (i, c) in cols.columns.iter().enumerate() {
+            if PEER_ATTRIBUTES.contains(&c.key.as_str()) && holds_strings(c) {
+                columns.push(i);
+                columns.extend(c.prefix_of);
+            }
+        }
+        columns.sort_unstable();
+        columns.dedup();
+        Self { columns }
+    }
+
+    /// The cells of the columns read, by attribute column index (`None` for the others).
+    fn cells<'a>(
+        &self,
+        batch: &'a RecordBatch,
+        cols: &'a AttrColumns,
+    ) -> Result<Vec<Option<AttrCells<'a>>>, BlockError> {
+        let mut out: Vec<Option<AttrCells<'a>>> = cols.columns.iter().map(|_| None).collect();
+        for &i in &self.columns {
+            if let (Some(c), Some(slot)) = (cols.columns.get(i), out.get_mut(i)) {
+                *slot = Some(AttrCells::new(batch, c)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The callee a row's peer attributes name, exactly as [`faultline_model::query::peer_of`]
+/// names it from the whole span: the first key whose first string value (the first of the
+/// key's string columns in the row's `attr_layout`) is not empty.
+fn peer_at(
+    row: usize,
+    layout: &[u8],
+    cols: &AttrColumns,
+    cells: &[Option<AttrCells<'_>>],
+) -> Result<Option<(&'static str, String)>, BlockError> {
+    for key in PEER_ATTRIBUTES {
+        let first = layout
+            .iter()
+            .filter_map(|&b| usize::from(b).checked_sub(1))
+            .find(|&i| {
+                cols.columns
+                    .get(i)
+                    .is_some_and(|c| c.key == key && holds_strings(c))
+            });
+        let Some((col, Some(values))) =
+            first.and_then(|i| Some((cols.columns.get(i)?, cells.get(i)?)))
+        else {
+            continue;
+        };
+        let reference = col.prefix_of.and_then(|r| cells.get(r)?.as_ref());
+        if let Some(AttributeValue::String(v)) = values.get(row, &col.column, reference)? {
+            if !v.is_empty() {
+                return Ok(Some((key, v)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Resolves one trace's parents and counts its edges, leaving `trace` empty.

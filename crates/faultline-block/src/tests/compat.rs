@@ -111,4 +111,3 @@ fn reads_back_exactly(fixture: &str, spans: Vec<Span>) {
     assert!(!old_edges.is_empty());
     assert_eq!(old_edges, new_edges);
 }
-
