@@ -2,8 +2,9 @@
 //! bytes per span of every column before and after, and checks that every span reads back
 //! exactly. This measures a format change on real data without rerunning the ingest benchmark.
 //!
-//! `cargo run --release -p faultline-block --example block_reencode -- DATA_DIR`
-//! (`DATA_DIR` holds `blocks/<id>/data.parquet` and `meta.json`, as `faultline serve` writes).
+//! `cargo run --release -p faultline-block --example block_reencode -- DATA_DIR [ZSTD_LEVEL]`
+//! (`DATA_DIR` holds `blocks/<id>/data.parquet` and `meta.json`, as `faultline serve` writes;
+//! the level defaults to the production setting).
 
 use std::collections::BTreeMap;
 
@@ -62,7 +63,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let old = LocalFileSystem::new_with_prefix(&dir)?;
     let new = InMemory::new();
     let root = Path::from("blocks");
-    let settings = BlockSettings::default();
+    let mut settings = BlockSettings::default();
+    if let Some(level) = std::env::args().nth(2) {
+        settings.zstd_level = level.parse()?;
+    }
     let (mut spans_total, mut mismatches) = (0u64, 0usize);
     let (mut old_files, mut new_files) = (Vec::new(), Vec::new());
     for meta in list_blocks(&old, &root).await? {

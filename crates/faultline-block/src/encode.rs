@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -17,7 +18,8 @@ use parquet::arrow::ArrowWriter;
 use crate::codec;
 use crate::fasthash::FastMap;
 use crate::schema::{
-    arrow_schema, AttrColumn, AttrColumns, BlockSettings, ValueType, DEDICATED, MAX_ATTR_COLUMNS,
+    arrow_schema, AttrColumn, AttrColumns, BlockSettings, Derived, ValueType, DEDICATED,
+    MAX_ATTR_COLUMNS,
 };
 use crate::BlockError;
 
@@ -293,15 +295,20 @@ impl AttrRouter {
     }
 }
 
-/// Picks the dynamic columns for a block: (key, type) pairs that the fixed columns do not take
-/// (or take only as text, where a packed type would hold the value: an IPv4 `client.address`)
-/// and that enough spans carry, most frequent first, as many as `attr_layout` can number.
-fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
-    let Ok(fixed) = AttrColumns::new(Vec::new()) else {
-        return Vec::new();
-    };
+/// Picks the attribute columns of a block: the dynamic ones, (key, type) pairs that the fixed
+/// columns do not take (or take only as text, where a packed type would hold the value: an
+/// IPv4 `client.address`) and that enough spans carry, most frequent first, as many as
+/// `attr_layout` can number; and the derived ones (see [`derivations`]).
+fn plan_columns<S: Borrow<Span>>(spans: &[S]) -> Result<AttrColumns, BlockError> {
+    let fixed = AttrColumns::for_writing(Vec::new())?;
     let router = AttrRouter::new(&fixed);
     let mut counts: ContentMap<(&str, ValueType), usize> = ContentMap::default();
+    let mut by_name: ContentMap<(usize, &str, &str), usize> = ContentMap::default();
+    let derivable: Vec<bool> = fixed
+        .columns
+        .iter()
+        .map(|c| c.ty == ValueType::Str && c.prefix_of.is_none())
+        .collect();
     let (mut used, mut slots) = (Vec::new(), Vec::new());
     for s in spans {
         let s = s.borrow();
@@ -314,6 +321,13 @@ fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
             if taken_as.is_none() || (ty.packs_strings() && taken_as != Some(ty)) {
                 *counts.entry((kv.key.as_str(), ty)).or_default() += 1;
             }
+            if let (Some(i), AttributeValue::String(v)) = (slot, &kv.value) {
+                if derivable.get(*i).copied().unwrap_or(false) {
+                    *by_name
+                        .entry((*i, s.name.as_str(), v.as_str()))
+                        .or_default() += 1;
+                }
+            }
         }
     }
     let min = (spans.len() / DYNAMIC_MIN_SHARE).max(2);
@@ -321,12 +335,81 @@ fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
         counts.into_iter().filter(|(_, n)| *n >= min).collect();
     chosen.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     chosen.truncate(MAX_ATTR_COLUMNS - DEDICATED.len());
-    let mut out: Vec<(String, ValueType)> = chosen
+    let mut dynamic: Vec<(String, ValueType)> = chosen
         .into_iter()
         .map(|((k, ty), _)| (k.to_owned(), ty))
         .collect();
     // A stable order makes files of the same data identical.
-    out.sort();
+    dynamic.sort();
+    let mut cols = AttrColumns::for_writing(dynamic)?;
+    let derived = derivations(by_name, min)
+        .into_iter()
+        .filter_map(|(i, d)| Some((fixed.columns.get(i)?.column.clone(), d)))
+        .collect();
+    cols.set_derived(derived)?;
+    Ok(cols)
+}
+
+/// The derived columns of a block from the count of each (fixed column, span name, value):
+/// per span name its most frequent value, the most frequent of those as the column's
+/// default. A column is derived when that covers at least half of its values, and `min` of
+/// them, and a name is listed when its value is not the default and seen twice: every other
+/// row keeps its value, so the choice only decides how many rows store one.
+fn derivations(
+    by_name: ContentMap<(usize, &str, &str), usize>,
+    min: usize,
+) -> BTreeMap<usize, Derived> {
+    // Column → name → (its most frequent value, count), and the column's value count.
+    let mut best: BTreeMap<usize, BTreeMap<&str, (&str, usize)>> = BTreeMap::new();
+    let mut totals: BTreeMap<usize, usize> = BTreeMap::new();
+    for ((col, name, value), n) in by_name {
+        *totals.entry(col).or_default() += n;
+        let e = best
+            .entry(col)
+            .or_default()
+            .entry(name)
+            .or_insert((value, 0));
+        // Ties go to the smaller value, so the choice does not depend on hash order.
+        if n > e.1 || (n == e.1 && value < e.0) {
+            *e = (value, n);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (col, names) in best {
+        let mut per_value: BTreeMap<&str, usize> = BTreeMap::new();
+        for (value, n) in names.values() {
+            *per_value.entry(value).or_default() += n;
+        }
+        let Some((default, _)) = per_value
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(v, n)| (*v, *n))
+        else {
+            continue;
+        };
+        let by_name: BTreeMap<String, String> = names
+            .iter()
+            .filter(|(_, (v, n))| *v != default && *n >= 2)
+            .map(|(name, (v, _))| ((*name).to_owned(), (*v).to_owned()))
+            .collect();
+        let covered: usize = names
+            .iter()
+            .filter(|(name, (v, _))| {
+                *v == by_name.get(**name).map(String::as_str).unwrap_or(default)
+            })
+            .map(|(_, (_, n))| n)
+            .sum();
+        let total = totals.get(&col).copied().unwrap_or(0);
+        if covered >= min && 2 * covered >= total {
+            out.insert(
+                col,
+                Derived {
+                    default: default.to_owned(),
+                    by_name,
+                },
+            );
+        }
+    }
     out
 }
 
@@ -360,6 +443,8 @@ struct RowGroupBuilder<'a> {
     /// Per attribute column, the column its values are stored relative to (shared-prefix
     /// columns only).
     prefix_of: Vec<Option<usize>>,
+    /// Per attribute column, its derivation from the span name (derived columns only).
+    derived: Vec<Option<Derived>>,
     router: AttrRouter,
     /// Buffers reused from span to span.
     used: Vec<bool>,
@@ -404,6 +489,7 @@ impl<'a> RowGroupBuilder<'a> {
             dropped_links: UInt32Builder::new(),
             attr_columns: cols.columns.iter().map(AttrBuilder::new).collect(),
             prefix_of: cols.columns.iter().map(|c| c.prefix_of).collect(),
+            derived: cols.columns.iter().map(|c| c.derived.clone()).collect(),
             router: AttrRouter::new(cols),
             used: Vec::new(),
             slots: Vec::new(),
@@ -495,7 +581,7 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.scope.append_key(scope);
 
-        self.append_attributes(&s.attributes)?;
+        self.append_attributes(&s.attributes, &s.name)?;
         if s.events.is_empty() {
             self.events.append_null();
         } else {
@@ -516,7 +602,7 @@ impl<'a> RowGroupBuilder<'a> {
 
     /// Splits attributes into typed columns and the generic list, recording the original order
     /// in `attr_layout` so that the list is rebuilt exactly.
-    fn append_attributes(&mut self, attrs: &'a [KeyValue]) -> Result<(), BlockError> {
+    fn append_attributes(&mut self, attrs: &'a [KeyValue], name: &str) -> Result<(), BlockError> {
         self.router.route(attrs, &mut self.used, &mut self.slots);
         self.layout.clear();
         self.generic.clear();
@@ -536,7 +622,17 @@ impl<'a> RowGroupBuilder<'a> {
                     }
                 })
                 .unwrap_or("");
-            if let Some((i, b)) = slot.and_then(|i| Some((i, self.attr_columns.get_mut(i)?))) {
+            let derived = slot
+                .and_then(|i| self.derived.get(i)?.as_ref())
+                .is_some_and(
+                    |d| matches!(&kv.value, AttributeValue::String(v) if v == d.value_for(name)),
+                );
+            if let (Some(i), true) = (slot, derived) {
+                // The null its column gets below stands for the derived value.
+                self.layout.push((*i + 1) as u8);
+                stored = true;
+            } else if let Some((i, b)) = slot.and_then(|i| Some((i, self.attr_columns.get_mut(i)?)))
+            {
                 if b.append(&kv.value, reference)? {
                     if let Some(f) = self.filled.get_mut(i) {
                         *f = true;
@@ -611,7 +707,7 @@ pub(crate) fn encode<S: Borrow<Span>>(
     spans: &[S],
     settings: &BlockSettings,
 ) -> Result<Vec<u8>, BlockError> {
-    let cols = AttrColumns::for_writing(choose_dynamic(spans))?;
+    let cols = plan_columns(spans)?;
     let props = settings.writer_properties(&cols)?;
     let mut builder = RowGroupBuilder::new(&cols);
     let mut writer = ArrowWriter::try_new(Vec::new(), builder.schema.clone(), Some(props))?;

@@ -16,7 +16,7 @@ use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
 
 use crate::blocks::data_path;
 use crate::decode::{
-    self, AttrCells, Cells, Interner, KeyCache, ParentRef, SpanColumns, TraceAssembler,
+    self, Cells, Interner, KeyCache, ParentRef, SpanColumns, TraceAssembler, TypedAttrs,
 };
 use crate::footer_cache::FooterCache;
 use crate::read::DataFile;
@@ -195,15 +195,10 @@ impl SearchPlan {
             ] {
                 columns.push(c.into());
             }
-            for (key, _) in &q.tags {
-                for c in attr_columns.for_key(key) {
-                    columns.push(c.column.clone());
-                    // A shared-prefix value is rebuilt from its reference column's.
-                    if let Some(r) = c.prefix_of.and_then(|r| attr_columns.columns.get(r)) {
-                        columns.push(r.column.clone());
-                    }
-                }
-            }
+            columns.extend(TypedAttrs::columns_needed(
+                attr_columns,
+                &tag_columns(q, attr_columns),
+            ));
         } else if q.service.is_some() {
             columns.push(schema::SERVICE.into());
         }
@@ -217,6 +212,18 @@ impl SearchPlan {
         columns.dedup();
         Self { columns, tags }
     }
+}
+
+/// Indexes of the attribute columns holding the query's tag keys.
+fn tag_columns(q: &SpanQuery, attr_columns: &AttrColumns) -> Vec<usize> {
+    (0..attr_columns.columns.len())
+        .filter(|&i| {
+            attr_columns
+                .columns
+                .get(i)
+                .is_some_and(|c| q.tags.iter().any(|(k, _)| *k == c.key))
+        })
+        .collect()
 }
 
 /// A row filter with the query's cheap conditions (time, duration, service, operation, kind):
@@ -377,26 +384,19 @@ fn search_batch(
         attrs: Cells<'a>,
         events: Cells<'a>,
         status: &'a arrow::array::UInt8Array,
-        /// Each tag key's columns, with the reference column's cells for shared-prefix ones.
-        typed: Vec<(&'a schema::AttrColumn, AttrCells<'a>, Option<AttrCells<'a>>)>,
+        /// Indexes of the tag keys' columns, and their cells.
+        wanted: Vec<usize>,
+        typed: TypedAttrs<'a>,
     }
     let tag_cols = if plan.tags {
-        let mut typed = Vec::new();
-        for c in &attr_columns.columns {
-            if q.tags.iter().any(|(k, _)| *k == c.key) {
-                let reference = c
-                    .prefix_of
-                    .and_then(|r| attr_columns.columns.get(r))
-                    .map(|r| AttrCells::new(batch, r))
-                    .transpose()?;
-                typed.push((c, AttrCells::new(batch, c)?, reference));
-            }
-        }
+        let wanted = tag_columns(q, attr_columns);
+        let typed = TypedAttrs::new(batch, attr_columns, &wanted)?;
         Some(TagCols {
             resource: Cells::new(batch, schema::RESOURCE)?,
             attrs: Cells::new(batch, schema::ATTRS)?,
             events: Cells::new(batch, schema::EVENTS)?,
             status: decode::u8s(batch, schema::STATUS_CODE)?,
+            wanted,
             typed,
         })
     } else {
@@ -453,8 +453,9 @@ fn search_batch(
                 span.attributes = codec::decode_attrs(b, "attrs column")?;
             }
             // Order does not matter to tag matching, so typed values are simply appended.
-            for (col, cells, reference) in &t.typed {
-                if let Some(v) = cells.get(row, &col.column, reference.as_ref())? {
+            for &i in &t.wanted {
+                if let (Some(v), Some(col)) = (t.typed.value(i, row)?, attr_columns.columns.get(i))
+                {
                     span.attributes.push(KeyValue::new(col.key.clone(), v));
                 }
             }
@@ -516,7 +517,7 @@ async fn dependencies_in(
     // first string value of each key, which is always in one of the key's typed columns (the
     // fixed `str` one, or a packed one such as `ipv4`), `attr_layout` telling which comes first.
     let attr_columns = file.attr_columns();
-    let peer = PeerColumns::new(attr_columns);
+    let peer_columns = peer_columns(attr_columns);
     let mut columns = vec![
         schema::TRACE_ID,
         schema::SPAN_ID,
@@ -526,12 +527,11 @@ async fn dependencies_in(
         schema::SERVICE,
         schema::KIND,
     ];
+    let typed_columns = TypedAttrs::columns_needed(attr_columns, &peer_columns);
     columns.push(schema::ATTR_LAYOUT);
-    columns.extend(
-        peer.columns
-            .iter()
-            .filter_map(|&i| Some(attr_columns.columns.get(i)?.column.as_str())),
-    );
+    columns.extend(typed_columns.iter().map(String::as_str));
+    columns.sort_unstable();
+    columns.dedup();
     let mut services: HashMap<String, Arc<Resource>> = HashMap::new();
     let mut trace: Vec<(Span, ParentRef)> = Vec::new();
     file.read(Some(&columns), groups, None, |batch| {
@@ -543,7 +543,7 @@ async fn dependencies_in(
         let service = Cells::new(&batch, schema::SERVICE)?;
         let kinds = decode::u8s(&batch, schema::KIND)?;
         let layouts = Cells::new(&batch, schema::ATTR_LAYOUT)?;
-        let peers = peer.cells(&batch, attr_columns)?;
+        let peers = TypedAttrs::new(&batch, attr_columns, &peer_columns)?;
         for row in 0..batch.num_rows() {
             let trace_id = decode::trace_id_at(trace_ids, row)?;
             if trace.first().is_some_and(|(s, _)| s.trace_id != trace_id) {
@@ -577,46 +577,20 @@ async fn dependencies_in(
     trace_edges(&mut trace, start, end, edges)
 }
 
-/// The attribute columns that can hold a peer attribute's first string value
-/// ([`PEER_ATTRIBUTES`]): the keys' string and packed-string columns.
-struct PeerColumns {
-    /// Indexes into the file's attribute columns, with the reference columns of shared-prefix
-    /// ones.
-    columns: Vec<usize>,
-}
-
 fn holds_strings(c: &schema::AttrColumn) -> bool {
     c.ty == ValueType::Str || c.ty.packs_strings()
 }
 
-impl PeerColumns {
-    fn new(cols: &AttrColumns) -> Self {
-        let mut columns = Vec::new();
-        for (i, c) in cols.columns.iter().enumerate() {
-            if PEER_ATTRIBUTES.contains(&c.key.as_str()) && holds_strings(c) {
-                columns.push(i);
-                columns.extend(c.prefix_of);
-            }
-        }
-        columns.sort_unstable();
-        columns.dedup();
-        Self { columns }
-    }
-
-    /// The cells of the columns read, by attribute column index (`None` for the others).
-    fn cells<'a>(
-        &self,
-        batch: &'a RecordBatch,
-        cols: &'a AttrColumns,
-    ) -> Result<Vec<Option<AttrCells<'a>>>, BlockError> {
-        let mut out: Vec<Option<AttrCells<'a>>> = cols.columns.iter().map(|_| None).collect();
-        for &i in &self.columns {
-            if let (Some(c), Some(slot)) = (cols.columns.get(i), out.get_mut(i)) {
-                *slot = Some(AttrCells::new(batch, c)?);
-            }
-        }
-        Ok(out)
-    }
+/// The attribute columns that can hold a peer attribute's first string value
+/// ([`PEER_ATTRIBUTES`]): the keys' string and packed-string columns.
+fn peer_columns(cols: &AttrColumns) -> Vec<usize> {
+    (0..cols.columns.len())
+        .filter(|&i| {
+            cols.columns
+                .get(i)
+                .is_some_and(|c| PEER_ATTRIBUTES.contains(&c.key.as_str()) && holds_strings(c))
+        })
+        .collect()
 }
 
 /// The callee a row's peer attributes name, exactly as [`faultline_model::query::peer_of`]
@@ -626,7 +600,7 @@ fn peer_at(
     row: usize,
     layout: &[u8],
     cols: &AttrColumns,
-    cells: &[Option<AttrCells<'_>>],
+    typed: &TypedAttrs<'_>,
 ) -> Result<Option<(&'static str, String)>, BlockError> {
     for key in PEER_ATTRIBUTES {
         let first = layout
@@ -637,13 +611,10 @@ fn peer_at(
                     .get(i)
                     .is_some_and(|c| c.key == key && holds_strings(c))
             });
-        let Some((col, Some(values))) =
-            first.and_then(|i| Some((cols.columns.get(i)?, cells.get(i)?)))
-        else {
+        let Some(i) = first else {
             continue;
         };
-        let reference = col.prefix_of.and_then(|r| cells.get(r)?.as_ref());
-        if let Some(AttributeValue::String(v)) = values.get(row, &col.column, reference)? {
+        if let Some(AttributeValue::String(v)) = typed.value(i, row)? {
             if !v.is_empty() {
                 return Ok(Some((key, v)));
             }

@@ -1,5 +1,6 @@
 //! The column layout of `data.parquet` and the writer settings that go with it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -329,6 +330,30 @@ pub(crate) const PREFIXED_KEY: &str = "faultline.prefixed_attributes";
 pub(crate) const PREFIXED: &[(&str, &str)] =
     &[("url.path", "http.route"), ("http.target", "http.route")];
 
+/// Key of the Parquet footer metadata entry listing a file's derived columns.
+pub(crate) const DERIVED_KEY: &str = "faultline.derived_attributes";
+
+/// The values of a string attribute column that follow from the span name in one file: the
+/// route, method or server address of an operation is nearly always the same, and a row
+/// whose value is the one derived here stores a null instead (its `attr_layout` still names
+/// the column, which tells that null from an absent attribute). Other values are stored as
+/// usual, so a derivation only has to be right for most rows to pay.
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Derived {
+    /// The value for span names not in `by_name`.
+    pub(crate) default: String,
+    /// Span name → value, for names whose value is not `default`.
+    pub(crate) by_name: BTreeMap<String, String>,
+}
+
+impl Derived {
+    /// The value a span named `name` gets when its cell is null.
+    pub(crate) fn value_for(&self, name: &str) -> &str {
+        self.by_name.get(name).unwrap_or(&self.default)
+    }
+}
+
 /// One typed attribute column.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct AttrColumn {
@@ -338,6 +363,8 @@ pub(crate) struct AttrColumn {
     /// For a shared-prefix column, the index (in [`AttrColumns::columns`]) of the string
     /// column its values are stored relative to.
     pub(crate) prefix_of: Option<usize>,
+    /// For a derived column, the values that follow from the span name.
+    pub(crate) derived: Option<Derived>,
 }
 
 impl AttrColumn {
@@ -368,6 +395,7 @@ impl AttrColumns {
                 ty: *ty,
                 column: format!("attr.{k}"),
                 prefix_of: None,
+                derived: None,
             })
             .collect();
         for (n, (key, ty)) in dynamic.into_iter().enumerate() {
@@ -376,6 +404,7 @@ impl AttrColumns {
                 ty,
                 column: format!("dyn.{n}"),
                 prefix_of: None,
+                derived: None,
             });
         }
         if columns.len() > MAX_ATTR_COLUMNS {
@@ -454,11 +483,45 @@ impl AttrColumns {
         serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned())
     }
 
-    /// Reads the footer entries: the dynamic columns and the shared-prefix pairs (absent
-    /// means none, as in files of format 1).
+    /// Makes the named columns derived ones. Each must be a string column that is not a
+    /// shared-prefix one.
+    pub(crate) fn set_derived(
+        &mut self,
+        derived: BTreeMap<String, Derived>,
+    ) -> Result<(), BlockError> {
+        for (name, d) in derived {
+            let col = self
+                .columns
+                .iter_mut()
+                .find(|c| c.column == name && c.ty == ValueType::Str && c.prefix_of.is_none())
+                .ok_or_else(|| {
+                    BlockError::corrupt(
+                        DERIVED_KEY,
+                        format!("{name:?} is not a plain string attribute column"),
+                    )
+                })?;
+            col.derived = Some(d);
+        }
+        Ok(())
+    }
+
+    /// The derived columns as stored in the footer: a JSON object from column name to
+    /// `{"default": value, "by_name": {span name: value}}`.
+    pub(crate) fn derived_json(&self) -> String {
+        let map: BTreeMap<&str, &Derived> = self
+            .columns
+            .iter()
+            .filter_map(|c| Some((c.column.as_str(), c.derived.as_ref()?)))
+            .collect();
+        serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// Reads the footer entries: the dynamic columns, the shared-prefix pairs and the derived
+    /// columns (absent means none, as in files of format 1).
     pub(crate) fn from_footer(
         dynamic: Option<&str>,
         prefixed: Option<&str>,
+        derived: Option<&str>,
     ) -> Result<Self, BlockError> {
         let bad = |d: String| BlockError::corrupt(DYNAMIC_KEY, d);
         let mut cols = match dynamic {
@@ -482,12 +545,12 @@ impl AttrColumns {
                 .map_err(|e| BlockError::corrupt(PREFIXED_KEY, e.to_string()))?;
             cols.set_prefixes(pairs)?;
         }
+        if let Some(json) = derived {
+            let map: BTreeMap<String, Derived> = serde_json::from_str(json)
+                .map_err(|e| BlockError::corrupt(DERIVED_KEY, e.to_string()))?;
+            cols.set_derived(map)?;
+        }
         Ok(cols)
-    }
-
-    /// Columns holding attribute `key`.
-    pub(crate) fn for_key<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a AttrColumn> + 'a {
-        self.columns.iter().filter(move |c| c.key == key)
     }
 }
 
@@ -672,6 +735,10 @@ impl BlockSettings {
                 PREFIXED_KEY.to_owned(),
                 attr_columns.prefixed_json(),
             ),
+            parquet::file::metadata::KeyValue::new(
+                DERIVED_KEY.to_owned(),
+                attr_columns.derived_json(),
+            ),
         ]));
         Ok(b.build())
     }
@@ -753,24 +820,38 @@ mod tests {
             ("c".into(), ValueType::Ipv4),
         ])
         .unwrap();
-        let back =
-            AttrColumns::from_footer(Some(&cols.dynamic_json()), Some(&cols.prefixed_json()))
-                .unwrap();
+        let mut cols = cols;
+        cols.set_derived(BTreeMap::from([(
+            "attr.http.route".to_owned(),
+            Derived {
+                default: "/a".into(),
+                by_name: BTreeMap::from([("GET /b".to_owned(), "/b".to_owned())]),
+            },
+        )]))
+        .unwrap();
+        let back = AttrColumns::from_footer(
+            Some(&cols.dynamic_json()),
+            Some(&cols.prefixed_json()),
+            Some(&cols.derived_json()),
+        )
+        .unwrap();
         assert_eq!(back, cols);
         assert_eq!(
             cols.prefixed_json(),
             r#"[["attr.url.path","attr.http.route"],["attr.http.target","attr.http.route"]]"#
         );
-        let old = AttrColumns::from_footer(None, None).unwrap();
+        let old = AttrColumns::from_footer(None, None, None).unwrap();
         assert_eq!(old.columns.len(), DEDICATED.len());
         assert!(old.columns.iter().all(|c| c.prefix_of.is_none()));
-        assert!(AttrColumns::from_footer(Some("[[\"a\", \"blob\"]]"), None).is_err());
-        assert!(AttrColumns::from_footer(Some("{"), None).is_err());
+        assert!(AttrColumns::from_footer(Some("[[\"a\", \"blob\"]]"), None, None).is_err());
+        assert!(AttrColumns::from_footer(Some("{"), None, None).is_err());
         let too_many: Vec<(String, &str)> = (0..300).map(|i| (i.to_string(), "int")).collect();
-        assert!(
-            AttrColumns::from_footer(Some(&serde_json::to_string(&too_many).unwrap()), None)
-                .is_err()
-        );
+        assert!(AttrColumns::from_footer(
+            Some(&serde_json::to_string(&too_many).unwrap()),
+            None,
+            None
+        )
+        .is_err());
         // Prefix pairs must name two string columns, neither both a reference and relative.
         for bad in [
             "{",
@@ -780,7 +861,29 @@ mod tests {
             r#"[["attr.url.path","attr.http.route"],["attr.http.route","attr.url.full"]]"#,
             r#"[["attr.url.path","attr.http.route"],["attr.url.path","attr.url.full"]]"#,
         ] {
-            assert!(AttrColumns::from_footer(None, Some(bad)).is_err(), "{bad}");
+            assert!(
+                AttrColumns::from_footer(None, Some(bad), None).is_err(),
+                "{bad}"
+            );
         }
+        // Derived columns must be plain string columns, and the JSON well-formed.
+        for bad in [
+            "[",
+            r#"{"attr.server.port": {"default": "", "by_name": {}}}"#,
+            r#"{"attr.nope": {"default": "", "by_name": {}}}"#,
+            r#"{"attr.http.route": {"default": ""}}"#,
+            r#"{"attr.http.route": {"default": "", "by_name": {}, "x": 1}}"#,
+        ] {
+            assert!(
+                AttrColumns::from_footer(None, None, Some(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(AttrColumns::from_footer(
+            None,
+            Some(r#"[["attr.url.path","attr.http.route"]]"#),
+            Some(r#"{"attr.url.path": {"default": "", "by_name": {}}}"#)
+        )
+        .is_err());
     }
 }

@@ -48,6 +48,7 @@ fn arb_span_attrs() -> impl Strategy<Value = Vec<KeyValue>> {
         // Routes and paths that share prefixes with them, in part or whole, with multi-byte
         // characters so that a shared prefix can end inside one.
         "/(api|é|è)?(/orders)?(/\\{id\\}|/[0-9é]{0,3}){0,2}".prop_map(AttributeValue::String),
+        prop_oneof![Just("/a"), Just("/b")].prop_map(|v| AttributeValue::String(v.into())),
         arb_value(),
     ];
     proptest::collection::vec((key, value), 0..8)
@@ -66,7 +67,12 @@ fn arb_span(
         any::<u32>(),
     );
     let body = (
-        "[A-Za-z /]{0,10}",
+        // A few repeated names, so that columns derive values from them.
+        prop_oneof![
+            "[A-Za-z /]{0,10}",
+            Just("GET /a".to_owned()),
+            Just("GET /b".to_owned())
+        ],
         0u8..6,
         prop_oneof![Just(0u64), 0..2_000u64, any::<u64>()],
         prop_oneof![Just(0u64), 0..2_000u64, any::<u64>()],
