@@ -350,11 +350,19 @@ fn plan_columns<S: Borrow<Span>>(spans: &[S]) -> Result<AttrColumns, BlockError>
     Ok(cols)
 }
 
+/// Most footer bytes the span-name lists of a file's derived columns may take: every reader
+/// decodes them with the footer (and its cache holds them), and the reader's first footer
+/// fetch is 64 KiB.
+const DERIVED_NAME_BYTES: usize = 32 * 1024;
+
 /// The derived columns of a block from the count of each (fixed column, span name, value):
 /// per span name its most frequent value, the most frequent of those as the column's
-/// default. A column is derived when that covers at least half of its values, and `min` of
-/// them, and a name is listed when its value is not the default and seen twice: every other
-/// row keeps its value, so the choice only decides how many rows store one.
+/// default. A name whose value is not the default is listed when its rows pay for the entry
+/// (at least one row per byte the entry takes; the rows that follow a listed name would each
+/// store a dictionary index otherwise), the most frequent first while the lists stay within
+/// [`DERIVED_NAME_BYTES`]. A column is derived when that covers at least half of its values,
+/// and `min` of them. Every other row keeps its value, so the choice only decides how many
+/// rows store one.
 fn derivations(
     by_name: ContentMap<(usize, &str, &str), usize>,
     min: usize,
@@ -374,26 +382,51 @@ fn derivations(
             *e = (value, n);
         }
     }
-    let mut out = BTreeMap::new();
-    for (col, names) in best {
+    let mut defaults: BTreeMap<usize, &str> = BTreeMap::new();
+    // (rows, column, name, value) of every name whose value is not its column's default.
+    let mut listed: Vec<(usize, usize, &str, &str)> = Vec::new();
+    for (col, names) in &best {
         let mut per_value: BTreeMap<&str, usize> = BTreeMap::new();
         for (value, n) in names.values() {
             *per_value.entry(value).or_default() += n;
         }
-        let Some((default, _)) = per_value
+        let Some(default) = per_value
             .iter()
             .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-            .map(|(v, n)| (*v, *n))
+            .map(|(v, _)| *v)
         else {
             continue;
         };
-        let by_name: BTreeMap<String, String> = names
-            .iter()
-            .filter(|(_, (v, n))| *v != default && *n >= 2)
-            .map(|(name, (v, _))| ((*name).to_owned(), (*v).to_owned()))
-            .collect();
-        let covered: usize = names
-            .iter()
+        defaults.insert(*col, default);
+        listed.extend(
+            names
+                .iter()
+                .filter(|(_, (v, _))| *v != default)
+                .map(|(name, (v, n))| (*n, *col, *name, *v)),
+        );
+    }
+    listed.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    let mut by_col: BTreeMap<usize, BTreeMap<String, String>> = BTreeMap::new();
+    let mut budget = DERIVED_NAME_BYTES;
+    for (n, col, name, value) in listed {
+        // The JSON of an entry: two quoted strings, a colon and a comma.
+        let cost = name.len() + value.len() + 6;
+        if n < cost || cost > budget {
+            continue;
+        }
+        budget -= cost;
+        by_col
+            .entry(col)
+            .or_default()
+            .insert(name.to_owned(), value.to_owned());
+    }
+    let mut out = BTreeMap::new();
+    for (col, default) in defaults {
+        let by_name = by_col.remove(&col).unwrap_or_default();
+        let covered: usize = best
+            .get(&col)
+            .into_iter()
+            .flatten()
             .filter(|(name, (v, _))| {
                 *v == by_name.get(**name).map(String::as_str).unwrap_or(default)
             })
@@ -411,6 +444,55 @@ fn derivations(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod derivation_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_listed_when_their_rows_pay_for_the_entry_and_the_budget_allows() {
+        let mut counts: ContentMap<(usize, &str, &str), usize> = ContentMap::default();
+        // Column 1: "/a" for most names; "GET /b" says "/b" often enough to be listed,
+        // "GET /c" says "/c" too rarely, and "GET /d" is split between two values.
+        counts.insert((1, "GET /a", "/a"), 1000);
+        counts.insert((1, "GET /e", "/a"), 900);
+        counts.insert((1, "GET /b", "/b"), 500);
+        counts.insert((1, "GET /c", "/c"), 3);
+        counts.insert((1, "GET /d", "/d"), 40);
+        counts.insert((1, "GET /d", "/x"), 30);
+        // Column 2: every name a value of its own, none frequent: not derived.
+        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            counts.insert((2, name, ["1", "2", "3", "4"][i]), 1);
+        }
+        let d = derivations(counts, 2);
+        let route = d.get(&1).expect("column 1 is derived");
+        assert_eq!(route.default, "/a");
+        assert_eq!(
+            route.by_name,
+            BTreeMap::from([
+                ("GET /b".to_owned(), "/b".to_owned()),
+                ("GET /d".to_owned(), "/d".to_owned())
+            ])
+        );
+        assert!(!d.contains_key(&2));
+
+        // Past the byte budget, the most frequent names are listed first.
+        let names: Vec<String> = (0..2000)
+            .map(|i| format!("operation number {i:05}"))
+            .collect();
+        let mut counts: ContentMap<(usize, &str, &str), usize> = ContentMap::default();
+        counts.insert((1, "main", "default value"), 1_000_000);
+        for (i, name) in names.iter().enumerate() {
+            counts.insert((1, name.as_str(), name.as_str()), 100 + i);
+        }
+        let d = derivations(counts, 2);
+        let listed = &d.get(&1).expect("derived").by_name;
+        let bytes: usize = listed.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+        assert!(bytes <= DERIVED_NAME_BYTES && bytes + 60 > DERIVED_NAME_BYTES);
+        assert!(listed.contains_key("operation number 01999"));
+        assert!(!listed.contains_key("operation number 00000"));
+    }
 }
 
 /// Column builders for one row group, borrowing from the spans (`'a`) they are fed.
