@@ -6,7 +6,9 @@
 //!   dictionaries, no `hex` columns), from [`fixture_spans`];
 //! * `format1-plain-strings`: the encoder at `bd0eb37`, the last of format 1 (plain `Utf8`
 //!   string columns, a `hex` column), from [`hex_fixture_spans`] by `write_block` with the
-//!   default settings.
+//!   default settings;
+//! * `format2`: the first encoder of format 2 (`ipv4`, shared-prefix and derived columns,
+//!   with names listed in a derivation), from [`format2_fixture_spans`] the same way.
 
 use super::*;
 use object_store::local::LocalFileSystem;
@@ -31,6 +33,14 @@ fn hex_fixture_spans() -> Vec<Span> {
     spans
 }
 
+/// The spans of the `format2` fixture: [`hex_fixture_spans`] and the derived-column test's
+/// spans, whose span names are frequent enough to be listed in derivations.
+fn format2_fixture_spans() -> Vec<Span> {
+    let mut spans = hex_fixture_spans();
+    spans.extend(super::derived::spans());
+    spans
+}
+
 fn fixture_store(name: &str) -> LocalFileSystem {
     let dir = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     LocalFileSystem::new_with_prefix(dir).unwrap()
@@ -44,6 +54,11 @@ fn a_block_from_the_dictionary_string_encoder_reads_back_exactly() {
 #[test]
 fn a_block_from_the_last_format_1_encoder_reads_back_exactly() {
     reads_back_exactly("format1-plain-strings", hex_fixture_spans());
+}
+
+#[test]
+fn a_block_from_the_first_format_2_encoder_reads_back_exactly() {
+    reads_back_exactly("format2", format2_fixture_spans());
 }
 
 fn reads_back_exactly(fixture: &str, spans: Vec<Span>) {

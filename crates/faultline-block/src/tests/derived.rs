@@ -5,7 +5,7 @@ use super::*;
 
 /// `GET /x` spans whose route is `/x` except on every seventh span; client spans to
 /// `db.svc` (and every fifth to an IPv4 address); paths below the route.
-fn spans() -> Vec<Span> {
+pub(super) fn spans() -> Vec<Span> {
     let resource = |svc: &str| {
         Arc::new(Resource {
             attributes: vec![KeyValue::new(
@@ -20,7 +20,8 @@ fn spans() -> Vec<Span> {
     let mut out = Vec::new();
     for i in 0..600u32 {
         let route = ["/x", "/y", "/z"][i as usize % 3];
-        let trace_id = TraceId([(i / 3) as u8; 16]);
+        // All-zero trace IDs are invalid.
+        let trace_id = TraceId([(i / 3 + 1) as u8; 16]);
         let server = Span {
             trace_id,
             span_id: SpanId([1, (i % 3) as u8, 0, 0, 0, 0, 0, 0]),
