@@ -189,6 +189,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The bytes not read yet.
+    pub(crate) fn rest(self) -> &'a [u8] {
+        self.buf
+    }
+
     fn byte(&mut self) -> Result<u8, BlockError> {
         let (&b, rest) = self
             .buf

@@ -209,10 +209,20 @@ pub(crate) enum AttrCells<'a> {
     Bool(&'a BooleanArray),
     Uuid(&'a FixedSizeBinaryArray),
     Hex(&'a BinaryArray),
+    Ipv4(&'a FixedSizeBinaryArray),
+    /// Shared-prefix cells ([`crate::prefix`]), relative to another column of the row.
+    Prefixed(&'a BinaryArray),
 }
 
 impl<'a> AttrCells<'a> {
     pub(crate) fn new(b: &'a RecordBatch, c: &AttrColumn) -> Result<Self, BlockError> {
+        if c.prefix_of.is_some() {
+            return Ok(Self::Prefixed(
+                column(b, &c.column)?
+                    .as_binary_opt::<i32>()
+                    .ok_or_else(|| missing(&c.column))?,
+            ));
+        }
         Ok(match c.ty {
             ValueType::Str => Self::Str(Cells::new(b, &c.column)?),
             ValueType::Int => Self::Int(i64s(b, &c.column)?),
@@ -224,15 +234,13 @@ impl<'a> AttrCells<'a> {
                     .as_binary_opt::<i32>()
                     .ok_or_else(|| missing(&c.column))?,
             ),
+            ValueType::Ipv4 => Self::Ipv4(fixed(b, &c.column, 4)?),
         })
     }
 
-    /// The value at `row`; `None` when null.
-    pub(crate) fn get(
-        &self,
-        row: usize,
-        column: &str,
-    ) -> Result<Option<AttributeValue>, BlockError> {
+    /// The value stored at `row`; `None` when null. Shared-prefix cells are only whole with
+    /// their reference: [`TypedAttrs::value`] rebuilds them.
+    fn get(&self, row: usize, column: &str) -> Result<Option<AttributeValue>, BlockError> {
         Ok(match self {
             Self::Str(c) => match c.get(row) {
                 Some(b) => Some(AttributeValue::String(
@@ -252,7 +260,158 @@ impl<'a> AttrCells<'a> {
                 .then(|| AttributeValue::String(schema::uuid_string(c.value(row)))),
             Self::Hex(c) => (row < c.len() && c.is_valid(row))
                 .then(|| AttributeValue::String(schema::hex_string(c.value(row)))),
+            Self::Ipv4(c) => c
+                .is_valid(row)
+                .then(|| AttributeValue::String(schema::ipv4_string(c.value(row)))),
+            Self::Prefixed(_) => {
+                return Err(BlockError::corrupt(
+                    format!("column {column}"),
+                    "a shared-prefix column read without its reference",
+                ))
+            }
         })
+    }
+}
+
+/// The typed attribute columns of one batch that a reader needs, by attribute column index,
+/// with what their values depend on: the reference column of a shared-prefix column, the span
+/// name and `attr_layout` for a derived column.
+pub(crate) struct TypedAttrs<'a> {
+    cols: &'a AttrColumns,
+    cells: Vec<Option<AttrCells<'a>>>,
+    names: Option<Cells<'a>>,
+    layouts: Option<Cells<'a>>,
+}
+
+impl<'a> TypedAttrs<'a> {
+    /// `wanted` and the attribute columns their values depend on (indexes, sorted), and
+    /// whether any of them is derived (then `name` and `attr_layout` are needed too).
+    fn closure(cols: &AttrColumns, wanted: &[usize]) -> (Vec<usize>, bool) {
+        let mut all: Vec<usize> = wanted.to_vec();
+        for &i in wanted {
+            all.extend(cols.columns.get(i).and_then(|c| c.prefix_of));
+        }
+        all.sort_unstable();
+        all.dedup();
+        let derived = all
+            .iter()
+            .any(|&i| cols.columns.get(i).is_some_and(|c| c.derived.is_some()));
+        (all, derived)
+    }
+
+    /// The names of the file columns to read for the values of attribute columns `wanted`.
+    pub(crate) fn columns_needed(cols: &AttrColumns, wanted: &[usize]) -> Vec<String> {
+        let (all, derived) = Self::closure(cols, wanted);
+        let mut out: Vec<String> = all
+            .iter()
+            .filter_map(|&i| Some(cols.columns.get(i)?.column.clone()))
+            .collect();
+        if derived {
+            out.push(schema::NAME.to_owned());
+            out.push(schema::ATTR_LAYOUT.to_owned());
+        }
+        out
+    }
+
+    /// The cells of attribute columns `wanted` (and those they depend on) in `batch`, which
+    /// must hold [`Self::columns_needed`].
+    pub(crate) fn new(
+        batch: &'a RecordBatch,
+        cols: &'a AttrColumns,
+        wanted: &[usize],
+    ) -> Result<Self, BlockError> {
+        let (all, derived) = Self::closure(cols, wanted);
+        let mut cells: Vec<Option<AttrCells<'a>>> = cols.columns.iter().map(|_| None).collect();
+        for i in all {
+            if let (Some(c), Some(slot)) = (cols.columns.get(i), cells.get_mut(i)) {
+                *slot = Some(AttrCells::new(batch, c)?);
+            }
+        }
+        let (names, layouts) = if derived {
+            (
+                Some(Cells::new(batch, schema::NAME)?),
+                Some(Cells::new(batch, schema::ATTR_LAYOUT)?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            cols,
+            cells,
+            names,
+            layouts,
+        })
+    }
+
+    /// All attribute columns of `batch`; `name` and `attr_layout` are taken as given.
+    fn all(
+        batch: &'a RecordBatch,
+        cols: &'a AttrColumns,
+        names: Cells<'a>,
+        layouts: Cells<'a>,
+    ) -> Result<Self, BlockError> {
+        let cells = cols
+            .columns
+            .iter()
+            .map(|c| Ok(Some(AttrCells::new(batch, c)?)))
+            .collect::<Result<Vec<_>, BlockError>>()?;
+        Ok(Self {
+            cols,
+            cells,
+            names: Some(names),
+            layouts: Some(layouts),
+        })
+    }
+
+    /// The value of attribute column `i` at `row`: the stored one, rebuilt after its
+    /// reference's for a shared-prefix column, or the one its span name gives for a derived
+    /// column whose cell is null while `attr_layout` names it. `None` when the span has no
+    /// attribute in this column.
+    pub(crate) fn value(&self, i: usize, row: usize) -> Result<Option<AttributeValue>, BlockError> {
+        let (Some(col), Some(Some(cells))) = (self.cols.columns.get(i), self.cells.get(i)) else {
+            return Err(BlockError::corrupt(
+                "attribute columns",
+                format!("column {i} was not read"),
+            ));
+        };
+        if let AttrCells::Prefixed(c) = cells {
+            if row >= c.len() || c.is_null(row) {
+                return Ok(None);
+            }
+            // Never itself a shared-prefix column (`AttrColumns::set_prefixes`): one step.
+            let reference = match col.prefix_of {
+                Some(r) => match self.value(r, row)? {
+                    Some(AttributeValue::String(s)) => s,
+                    _ => String::new(),
+                },
+                None => String::new(),
+            };
+            let value = crate::prefix::decode(reference.as_bytes(), c.value(row), &col.column)?;
+            return Ok(Some(AttributeValue::String(value)));
+        }
+        if let Some(v) = cells.get(row, &col.column)? {
+            return Ok(Some(v));
+        }
+        let Some(derived) = &col.derived else {
+            return Ok(None);
+        };
+        let slot = u8::try_from(i + 1).ok();
+        let named = self
+            .layouts
+            .as_ref()
+            .and_then(|l| l.get(row))
+            .is_some_and(|layout| slot.is_some_and(|s| layout.contains(&s)));
+        if !named {
+            return Ok(None);
+        }
+        let name = self
+            .names
+            .as_ref()
+            .ok_or_else(|| BlockError::corrupt("column name", "not read"))?
+            .str(row, schema::NAME)?;
+        Ok(Some(AttributeValue::String(
+            derived.value_for(name).to_owned(),
+        )))
     }
 }
 
@@ -289,7 +448,7 @@ pub(crate) struct SpanColumns<'a> {
     dropped_attributes: &'a UInt32Array,
     dropped_events: &'a UInt32Array,
     dropped_links: &'a UInt32Array,
-    attr_cells: Vec<(&'a AttrColumn, AttrCells<'a>)>,
+    typed: TypedAttrs<'a>,
     resource_keys: KeyCache<Arc<Resource>>,
     scope_keys: KeyCache<Arc<InstrumentationScope>>,
 }
@@ -323,11 +482,12 @@ pub(crate) fn parent_at(
 
 impl<'a> SpanColumns<'a> {
     pub(crate) fn new(b: &'a RecordBatch, cols: &'a AttrColumns) -> Result<Self, BlockError> {
-        let attr_cells = cols
-            .columns
-            .iter()
-            .map(|c| Ok((c, AttrCells::new(b, c)?)))
-            .collect::<Result<Vec<_>, BlockError>>()?;
+        let typed = TypedAttrs::all(
+            b,
+            cols,
+            Cells::new(b, schema::NAME)?,
+            Cells::new(b, schema::ATTR_LAYOUT)?,
+        )?;
         Ok(Self {
             trace_id: fixed(b, schema::TRACE_ID, 16)?,
             span_id: fixed(b, schema::SPAN_ID, 8)?,
@@ -350,7 +510,7 @@ impl<'a> SpanColumns<'a> {
             dropped_attributes: u32s(b, schema::DROPPED_ATTRIBUTES)?,
             dropped_events: u32s(b, schema::DROPPED_EVENTS)?,
             dropped_links: u32s(b, schema::DROPPED_LINKS)?,
-            attr_cells,
+            typed,
             resource_keys: KeyCache::default(),
             scope_keys: KeyCache::default(),
         })
@@ -430,11 +590,12 @@ impl<'a> SpanColumns<'a> {
                 })?);
                 continue;
             }
-            let (col, cells) = self
-                .attr_cells
-                .get(usize::from(slot - 1))
-                .ok_or_else(|| BlockError::corrupt("column attr_layout", format!("slot {slot}")))?;
-            let value = cells.get(row, &col.column)?.ok_or_else(|| {
+            let i = usize::from(slot - 1);
+            let col =
+                self.typed.cols.columns.get(i).ok_or_else(|| {
+                    BlockError::corrupt("column attr_layout", format!("slot {slot}"))
+                })?;
+            let value = self.typed.value(i, row)?.ok_or_else(|| {
                 BlockError::corrupt(format!("column {}", col.column), "unexpected null")
             })?;
             out.push(KeyValue::new(col.key.clone(), value));

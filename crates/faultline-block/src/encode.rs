@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -17,7 +18,8 @@ use parquet::arrow::ArrowWriter;
 use crate::codec;
 use crate::fasthash::FastMap;
 use crate::schema::{
-    arrow_schema, AttrColumns, BlockSettings, ValueType, DEDICATED, MAX_ATTR_COLUMNS,
+    arrow_schema, AttrColumn, AttrColumns, BlockSettings, Derived, ValueType, DEDICATED,
+    MAX_ATTR_COLUMNS,
 };
 use crate::BlockError;
 
@@ -140,22 +142,31 @@ enum AttrBuilder {
     Uuid(FixedSizeBinaryBuilder),
     /// With a buffer for the decoded bytes, reused from value to value.
     Hex(BinaryBuilder, Vec<u8>),
+    Ipv4(FixedSizeBinaryBuilder),
+    /// Strings stored relative to another column's value in the same row
+    /// ([`crate::prefix`]), with a buffer for the cell.
+    Prefixed(BinaryBuilder, Vec<u8>),
 }
 
 impl AttrBuilder {
-    fn new(ty: ValueType) -> Self {
-        match ty {
+    fn new(c: &AttrColumn) -> Self {
+        if c.prefix_of.is_some() {
+            return Self::Prefixed(BinaryBuilder::new(), Vec::new());
+        }
+        match c.ty {
             ValueType::Str => Self::Str(StringBuilder::new()),
             ValueType::Int => Self::Int(Int64Builder::new()),
             ValueType::Double => Self::Double(Float64Builder::new()),
             ValueType::Bool => Self::Bool(BooleanBuilder::new()),
             ValueType::Uuid => Self::Uuid(FixedSizeBinaryBuilder::new(16)),
             ValueType::Hex => Self::Hex(BinaryBuilder::new(), Vec::new()),
+            ValueType::Ipv4 => Self::Ipv4(FixedSizeBinaryBuilder::new(4)),
         }
     }
 
-    /// Appends `v`; false (and nothing appended) when the column cannot hold it.
-    fn append(&mut self, v: &AttributeValue) -> Result<bool, BlockError> {
+    /// Appends `v`; false (and nothing appended) when the column cannot hold it. `reference`
+    /// is the row's value of the column a shared-prefix column is relative to ("" if none).
+    fn append(&mut self, v: &AttributeValue, reference: &str) -> Result<bool, BlockError> {
         match (self, v) {
             (Self::Str(b), AttributeValue::String(s)) => b.append_value(s),
             (Self::Int(b), AttributeValue::Int(i)) => b.append_value(*i),
@@ -168,6 +179,15 @@ impl AttrBuilder {
             (Self::Hex(b, buf), AttributeValue::String(s)) if crate::schema::is_hex(s) => {
                 buf.clear();
                 crate::schema::hex_decode(s, buf);
+                b.append_value(&buf);
+            }
+            (Self::Ipv4(b), AttributeValue::String(s)) => match crate::schema::ipv4_bytes(s) {
+                Some(bytes) => b.append_value(bytes)?,
+                None => return Ok(false),
+            },
+            (Self::Prefixed(b, buf), AttributeValue::String(s)) => {
+                buf.clear();
+                crate::prefix::encode(reference, s, buf);
                 b.append_value(&buf);
             }
             _ => return Ok(false),
@@ -183,6 +203,8 @@ impl AttrBuilder {
             Self::Bool(b) => b.append_null(),
             Self::Uuid(b) => b.append_null(),
             Self::Hex(b, _) => b.append_null(),
+            Self::Ipv4(b) => b.append_null(),
+            Self::Prefixed(b, _) => b.append_null(),
         }
     }
 
@@ -194,12 +216,15 @@ impl AttrBuilder {
             Self::Bool(b) => Arc::new(b.finish()),
             Self::Uuid(b) => Arc::new(b.finish()),
             Self::Hex(b, _) => Arc::new(b.finish()),
+            Self::Ipv4(b) => Arc::new(b.finish()),
+            Self::Prefixed(b, _) => Arc::new(b.finish()),
         })
     }
 }
 
 /// Which attribute column (index into `AttrColumns::columns`) takes each attribute of a span:
-/// the first column for its key whose type holds the value and that the span has not used yet.
+/// the first column for its key whose type holds the value and that the span has not used yet,
+/// columns of packed string types (`uuid`, `hex`, `ipv4`) before `str` ones.
 ///
 /// Keys are looked up by a signature of their length and three of their bytes instead of a
 /// hash of the whole key: routing runs for every attribute of every span twice per block
@@ -231,6 +256,10 @@ impl AttrRouter {
                 Some((_, slots)) => slots.push((i, c.ty)),
                 None => entries.push((c.key.clone(), vec![(i, c.ty)])),
             }
+        }
+        for (_, slots) in by_signature.values_mut().flatten() {
+            // Stable: column order otherwise.
+            slots.sort_by_key(|(_, ty)| !ty.packs_strings());
         }
         Self {
             by_signature,
@@ -266,21 +295,38 @@ impl AttrRouter {
     }
 }
 
-/// Picks the dynamic columns for a block: (key, type) pairs that the fixed columns do not take
-/// and that enough spans carry, most frequent first, as many as `attr_layout` can number.
-fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
-    let Ok(fixed) = AttrColumns::new(Vec::new()) else {
-        return Vec::new();
-    };
+/// Picks the attribute columns of a block: the dynamic ones, (key, type) pairs that the fixed
+/// columns do not take (or take only as text, where a packed type would hold the value: an
+/// IPv4 `client.address`) and that enough spans carry, most frequent first, as many as
+/// `attr_layout` can number; and the derived ones (see [`derivations`]).
+fn plan_columns<S: Borrow<Span>>(spans: &[S]) -> Result<AttrColumns, BlockError> {
+    let fixed = AttrColumns::for_writing(Vec::new())?;
     let router = AttrRouter::new(&fixed);
     let mut counts: ContentMap<(&str, ValueType), usize> = ContentMap::default();
+    let mut by_name: ContentMap<(usize, &str, &str), usize> = ContentMap::default();
+    let derivable: Vec<bool> = fixed
+        .columns
+        .iter()
+        .map(|c| c.ty == ValueType::Str && c.prefix_of.is_none())
+        .collect();
     let (mut used, mut slots) = (Vec::new(), Vec::new());
     for s in spans {
         let s = s.borrow();
         router.route(&s.attributes, &mut used, &mut slots);
         for (kv, slot) in s.attributes.iter().zip(&slots) {
-            if let (None, Some(ty)) = (slot, ValueType::of(&kv.value)) {
+            let Some(ty) = ValueType::of(&kv.value) else {
+                continue;
+            };
+            let taken_as = slot.and_then(|i| fixed.columns.get(i)).map(|c| c.ty);
+            if taken_as.is_none() || (ty.packs_strings() && taken_as != Some(ty)) {
                 *counts.entry((kv.key.as_str(), ty)).or_default() += 1;
+            }
+            if let (Some(i), AttributeValue::String(v)) = (slot, &kv.value) {
+                if derivable.get(*i).copied().unwrap_or(false) {
+                    *by_name
+                        .entry((*i, s.name.as_str(), v.as_str()))
+                        .or_default() += 1;
+                }
             }
         }
     }
@@ -289,13 +335,164 @@ fn choose_dynamic<S: Borrow<Span>>(spans: &[S]) -> Vec<(String, ValueType)> {
         counts.into_iter().filter(|(_, n)| *n >= min).collect();
     chosen.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     chosen.truncate(MAX_ATTR_COLUMNS - DEDICATED.len());
-    let mut out: Vec<(String, ValueType)> = chosen
+    let mut dynamic: Vec<(String, ValueType)> = chosen
         .into_iter()
         .map(|((k, ty), _)| (k.to_owned(), ty))
         .collect();
     // A stable order makes files of the same data identical.
-    out.sort();
+    dynamic.sort();
+    let mut cols = AttrColumns::for_writing(dynamic)?;
+    let derived = derivations(by_name, min)
+        .into_iter()
+        .filter_map(|(i, d)| Some((fixed.columns.get(i)?.column.clone(), d)))
+        .collect();
+    cols.set_derived(derived)?;
+    Ok(cols)
+}
+
+/// Most footer bytes the span-name lists of a file's derived columns may take: every reader
+/// decodes them with the footer (and its cache holds them), and the reader's first footer
+/// fetch is 64 KiB.
+const DERIVED_NAME_BYTES: usize = 32 * 1024;
+
+/// The derived columns of a block from the count of each (fixed column, span name, value):
+/// per span name its most frequent value, the most frequent of those as the column's
+/// default. A name whose value is not the default is listed when its rows pay for the entry
+/// (at least one row per byte the entry takes; the rows that follow a listed name would each
+/// store a dictionary index otherwise), the most frequent first while the lists stay within
+/// [`DERIVED_NAME_BYTES`]. A column is derived when that covers at least half of its values,
+/// and `min` of them. Every other row keeps its value, so the choice only decides how many
+/// rows store one.
+fn derivations(
+    by_name: ContentMap<(usize, &str, &str), usize>,
+    min: usize,
+) -> BTreeMap<usize, Derived> {
+    // Column → name → (its most frequent value, count), and the column's value count.
+    let mut best: BTreeMap<usize, BTreeMap<&str, (&str, usize)>> = BTreeMap::new();
+    let mut totals: BTreeMap<usize, usize> = BTreeMap::new();
+    for ((col, name, value), n) in by_name {
+        *totals.entry(col).or_default() += n;
+        let e = best
+            .entry(col)
+            .or_default()
+            .entry(name)
+            .or_insert((value, 0));
+        // Ties go to the smaller value, so the choice does not depend on hash order.
+        if n > e.1 || (n == e.1 && value < e.0) {
+            *e = (value, n);
+        }
+    }
+    let mut defaults: BTreeMap<usize, &str> = BTreeMap::new();
+    // (rows, column, name, value) of every name whose value is not its column's default.
+    let mut listed: Vec<(usize, usize, &str, &str)> = Vec::new();
+    for (col, names) in &best {
+        let mut per_value: BTreeMap<&str, usize> = BTreeMap::new();
+        for (value, n) in names.values() {
+            *per_value.entry(value).or_default() += n;
+        }
+        let Some(default) = per_value
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(v, _)| *v)
+        else {
+            continue;
+        };
+        defaults.insert(*col, default);
+        listed.extend(
+            names
+                .iter()
+                .filter(|(_, (v, _))| *v != default)
+                .map(|(name, (v, n))| (*n, *col, *name, *v)),
+        );
+    }
+    listed.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    let mut by_col: BTreeMap<usize, BTreeMap<String, String>> = BTreeMap::new();
+    let mut budget = DERIVED_NAME_BYTES;
+    for (n, col, name, value) in listed {
+        // The JSON of an entry: two quoted strings, a colon and a comma.
+        let cost = name.len() + value.len() + 6;
+        if n < cost || cost > budget {
+            continue;
+        }
+        budget -= cost;
+        by_col
+            .entry(col)
+            .or_default()
+            .insert(name.to_owned(), value.to_owned());
+    }
+    let mut out = BTreeMap::new();
+    for (col, default) in defaults {
+        let by_name = by_col.remove(&col).unwrap_or_default();
+        let covered: usize = best
+            .get(&col)
+            .into_iter()
+            .flatten()
+            .filter(|(name, (v, _))| {
+                *v == by_name.get(**name).map(String::as_str).unwrap_or(default)
+            })
+            .map(|(_, (_, n))| n)
+            .sum();
+        let total = totals.get(&col).copied().unwrap_or(0);
+        if covered >= min && 2 * covered >= total {
+            out.insert(
+                col,
+                Derived {
+                    default: default.to_owned(),
+                    by_name,
+                },
+            );
+        }
+    }
     out
+}
+
+#[cfg(test)]
+mod derivation_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_listed_when_their_rows_pay_for_the_entry_and_the_budget_allows() {
+        let mut counts: ContentMap<(usize, &str, &str), usize> = ContentMap::default();
+        // Column 1: "/a" for most names; "GET /b" says "/b" often enough to be listed,
+        // "GET /c" says "/c" too rarely, and "GET /d" is split between two values.
+        counts.insert((1, "GET /a", "/a"), 1000);
+        counts.insert((1, "GET /e", "/a"), 900);
+        counts.insert((1, "GET /b", "/b"), 500);
+        counts.insert((1, "GET /c", "/c"), 3);
+        counts.insert((1, "GET /d", "/d"), 40);
+        counts.insert((1, "GET /d", "/x"), 30);
+        // Column 2: every name a value of its own, none frequent: not derived.
+        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            counts.insert((2, name, ["1", "2", "3", "4"][i]), 1);
+        }
+        let d = derivations(counts, 2);
+        let route = d.get(&1).expect("column 1 is derived");
+        assert_eq!(route.default, "/a");
+        assert_eq!(
+            route.by_name,
+            BTreeMap::from([
+                ("GET /b".to_owned(), "/b".to_owned()),
+                ("GET /d".to_owned(), "/d".to_owned())
+            ])
+        );
+        assert!(!d.contains_key(&2));
+
+        // Past the byte budget, the most frequent names are listed first.
+        let names: Vec<String> = (0..2000)
+            .map(|i| format!("operation number {i:05}"))
+            .collect();
+        let mut counts: ContentMap<(usize, &str, &str), usize> = ContentMap::default();
+        counts.insert((1, "main", "default value"), 1_000_000);
+        for (i, name) in names.iter().enumerate() {
+            counts.insert((1, name.as_str(), name.as_str()), 100 + i);
+        }
+        let d = derivations(counts, 2);
+        let listed = &d.get(&1).expect("derived").by_name;
+        let bytes: usize = listed.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+        assert!(bytes <= DERIVED_NAME_BYTES && bytes + 60 > DERIVED_NAME_BYTES);
+        assert!(listed.contains_key("operation number 01999"));
+        assert!(!listed.contains_key("operation number 00000"));
+    }
 }
 
 /// Column builders for one row group, borrowing from the spans (`'a`) they are fed.
@@ -325,6 +522,11 @@ struct RowGroupBuilder<'a> {
     dropped_events: UInt32Builder,
     dropped_links: UInt32Builder,
     attr_columns: Vec<AttrBuilder>,
+    /// Per attribute column, the column its values are stored relative to (shared-prefix
+    /// columns only).
+    prefix_of: Vec<Option<usize>>,
+    /// Per attribute column, its derivation from the span name (derived columns only).
+    derived: Vec<Option<Derived>>,
     router: AttrRouter,
     /// Buffers reused from span to span.
     used: Vec<bool>,
@@ -367,11 +569,9 @@ impl<'a> RowGroupBuilder<'a> {
             dropped_attributes: UInt32Builder::new(),
             dropped_events: UInt32Builder::new(),
             dropped_links: UInt32Builder::new(),
-            attr_columns: cols
-                .columns
-                .iter()
-                .map(|c| AttrBuilder::new(c.ty))
-                .collect(),
+            attr_columns: cols.columns.iter().map(AttrBuilder::new).collect(),
+            prefix_of: cols.columns.iter().map(|c| c.prefix_of).collect(),
+            derived: cols.columns.iter().map(|c| c.derived.clone()).collect(),
             router: AttrRouter::new(cols),
             used: Vec::new(),
             slots: Vec::new(),
@@ -463,7 +663,7 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.scope.append_key(scope);
 
-        self.append_attributes(&s.attributes)?;
+        self.append_attributes(&s.attributes, &s.name)?;
         if s.events.is_empty() {
             self.events.append_null();
         } else {
@@ -484,7 +684,7 @@ impl<'a> RowGroupBuilder<'a> {
 
     /// Splits attributes into typed columns and the generic list, recording the original order
     /// in `attr_layout` so that the list is rebuilt exactly.
-    fn append_attributes(&mut self, attrs: &'a [KeyValue]) -> Result<(), BlockError> {
+    fn append_attributes(&mut self, attrs: &'a [KeyValue], name: &str) -> Result<(), BlockError> {
         self.router.route(attrs, &mut self.used, &mut self.slots);
         self.layout.clear();
         self.generic.clear();
@@ -492,8 +692,30 @@ impl<'a> RowGroupBuilder<'a> {
         self.filled.resize(self.attr_columns.len(), false);
         for (kv, slot) in attrs.iter().zip(&self.slots) {
             let mut stored = false;
-            if let Some((i, b)) = slot.and_then(|i| Some((i, self.attr_columns.get_mut(i)?))) {
-                if b.append(&kv.value)? {
+            // The reference column's value in this row: the attribute routed to it, wherever
+            // it is in the span's list.
+            let reference = slot
+                .and_then(|i| *self.prefix_of.get(i)?)
+                .and_then(|r| {
+                    let at = self.slots.iter().position(|s| *s == Some(r))?;
+                    match &attrs.get(at)?.value {
+                        AttributeValue::String(s) => Some(s.as_str()),
+                        _ => None,
+                    }
+                })
+                .unwrap_or("");
+            let derived = slot
+                .and_then(|i| self.derived.get(i)?.as_ref())
+                .is_some_and(
+                    |d| matches!(&kv.value, AttributeValue::String(v) if v == d.value_for(name)),
+                );
+            if let (Some(i), true) = (slot, derived) {
+                // The null its column gets below stands for the derived value.
+                self.layout.push((*i + 1) as u8);
+                stored = true;
+            } else if let Some((i, b)) = slot.and_then(|i| Some((i, self.attr_columns.get_mut(i)?)))
+            {
+                if b.append(&kv.value, reference)? {
                     if let Some(f) = self.filled.get_mut(i) {
                         *f = true;
                     }
@@ -567,7 +789,7 @@ pub(crate) fn encode<S: Borrow<Span>>(
     spans: &[S],
     settings: &BlockSettings,
 ) -> Result<Vec<u8>, BlockError> {
-    let cols = AttrColumns::new(choose_dynamic(spans))?;
+    let cols = plan_columns(spans)?;
     let props = settings.writer_properties(&cols)?;
     let mut builder = RowGroupBuilder::new(&cols);
     let mut writer = ArrowWriter::try_new(Vec::new(), builder.schema.clone(), Some(props))?;

@@ -36,7 +36,16 @@ impl Footer {
             + attr_columns
                 .columns
                 .iter()
-                .map(|c| c.key.len() + c.column.len() + 64)
+                .map(|c| {
+                    let derived = c.derived.as_ref().map_or(0, |d| {
+                        d.default.len()
+                            + d.by_name
+                                .iter()
+                                .map(|(k, v)| k.len() + v.len() + 64)
+                                .sum::<usize>()
+                    });
+                    c.key.len() + c.column.len() + 64 + derived
+                })
                 .sum::<usize>();
         let reader = read_schema(Arc::clone(&metadata), &attr_columns)?;
         Ok(Self {

@@ -53,6 +53,7 @@ mod fasthash;
 mod footer_cache;
 pub mod logs;
 mod meta;
+mod prefix;
 mod query;
 mod read;
 mod schema;
@@ -69,7 +70,7 @@ pub use query::{
     dependencies, dependencies_cached, load_footer, read_all, read_traces, read_traces_cached,
     search, search_cached,
 };
-pub use schema::{BlockSettings, FORMAT_VERSION};
+pub use schema::{BlockSettings, FORMAT_VERSION, OLDEST_READABLE_FORMAT};
 
 /// Time in nanoseconds since the Unix epoch (re-exported for callers of this crate's API).
 pub use faultline_model::UnixNanos;

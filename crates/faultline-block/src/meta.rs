@@ -162,11 +162,13 @@ impl BlockMeta {
             }
             operations.insert(svc, set);
         }
-        if w.format_version != crate::schema::FORMAT_VERSION {
+        let readable = crate::schema::OLDEST_READABLE_FORMAT..=crate::schema::FORMAT_VERSION;
+        if !readable.contains(&w.format_version) {
             return Err(bad(format!(
-                "format version {} is not supported (this build reads {})",
+                "format version {} is not supported (this build reads {} to {})",
                 w.format_version,
-                crate::schema::FORMAT_VERSION
+                readable.start(),
+                readable.end()
             )));
         }
         Ok(Self {
@@ -267,6 +269,20 @@ mod tests {
     fn json_round_trip() {
         let m = sample();
         assert_eq!(BlockMeta::from_json(&m.to_json().unwrap()).unwrap(), m);
+    }
+
+    #[test]
+    fn reads_every_format_from_the_oldest_readable_on_and_refuses_newer() {
+        for (version, readable) in [(0, false), (1, true), (2, true), (3, false)] {
+            let mut m = sample();
+            m.format_version = version;
+            assert_eq!(
+                BlockMeta::from_json(&m.to_json().unwrap()).is_ok(),
+                readable,
+                "format {version}"
+            );
+        }
+        assert_eq!(crate::schema::FORMAT_VERSION, 2);
     }
 
     #[test]

@@ -16,11 +16,11 @@ use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
 
 use crate::blocks::data_path;
 use crate::decode::{
-    self, AttrCells, Cells, Interner, KeyCache, ParentRef, SpanColumns, TraceAssembler,
+    self, Cells, Interner, KeyCache, ParentRef, SpanColumns, TraceAssembler, TypedAttrs,
 };
 use crate::footer_cache::FooterCache;
 use crate::read::DataFile;
-use crate::schema::{self, AttrColumns};
+use crate::schema::{self, AttrColumns, ValueType};
 use crate::{codec, BlockError, BlockMeta};
 
 /// The spans of the given traces. Only row groups and pages whose `trace_id` range can hold
@@ -195,9 +195,10 @@ impl SearchPlan {
             ] {
                 columns.push(c.into());
             }
-            for (key, _) in &q.tags {
-                columns.extend(attr_columns.for_key(key).map(|c| c.column.clone()));
-            }
+            columns.extend(TypedAttrs::columns_needed(
+                attr_columns,
+                &tag_columns(q, attr_columns),
+            ));
         } else if q.service.is_some() {
             columns.push(schema::SERVICE.into());
         }
@@ -211,6 +212,18 @@ impl SearchPlan {
         columns.dedup();
         Self { columns, tags }
     }
+}
+
+/// Indexes of the attribute columns holding the query's tag keys.
+fn tag_columns(q: &SpanQuery, attr_columns: &AttrColumns) -> Vec<usize> {
+    (0..attr_columns.columns.len())
+        .filter(|&i| {
+            attr_columns
+                .columns
+                .get(i)
+                .is_some_and(|c| q.tags.iter().any(|(k, _)| *k == c.key))
+        })
+        .collect()
 }
 
 /// A row filter with the query's cheap conditions (time, duration, service, operation, kind):
@@ -371,20 +384,19 @@ fn search_batch(
         attrs: Cells<'a>,
         events: Cells<'a>,
         status: &'a arrow::array::UInt8Array,
-        typed: Vec<(&'a schema::AttrColumn, AttrCells<'a>)>,
+        /// Indexes of the tag keys' columns, and their cells.
+        wanted: Vec<usize>,
+        typed: TypedAttrs<'a>,
     }
     let tag_cols = if plan.tags {
-        let mut typed = Vec::new();
-        for c in &attr_columns.columns {
-            if q.tags.iter().any(|(k, _)| *k == c.key) {
-                typed.push((c, AttrCells::new(batch, c)?));
-            }
-        }
+        let wanted = tag_columns(q, attr_columns);
+        let typed = TypedAttrs::new(batch, attr_columns, &wanted)?;
         Some(TagCols {
             resource: Cells::new(batch, schema::RESOURCE)?,
             attrs: Cells::new(batch, schema::ATTRS)?,
             events: Cells::new(batch, schema::EVENTS)?,
             status: decode::u8s(batch, schema::STATUS_CODE)?,
+            wanted,
             typed,
         })
     } else {
@@ -441,8 +453,9 @@ fn search_batch(
                 span.attributes = codec::decode_attrs(b, "attrs column")?;
             }
             // Order does not matter to tag matching, so typed values are simply appended.
-            for (col, cells) in &t.typed {
-                if let Some(v) = cells.get(row, &col.column)? {
+            for &i in &t.wanted {
+                if let (Some(v), Some(col)) = (t.typed.value(i, row)?, attr_columns.columns.get(i))
+                {
                     span.attributes.push(KeyValue::new(col.key.clone(), v));
                 }
             }
@@ -500,12 +513,11 @@ async fn dependencies_in(
     }
     let file = DataFile::open_cached(store, data_path(root, &meta.id), &meta.id, footers).await?;
     let groups = groups_in_time(&file, start, end)?;
-    // The callee of a client span nobody instruments is named by its peer attributes, whose
-    // dedicated columns every file has.
-    let peer_columns: Vec<String> = PEER_ATTRIBUTES
-        .iter()
-        .map(|k| format!("attr.{k}"))
-        .collect();
+    // The callee of a client span nobody instruments is named by its peer attributes: the
+    // first string value of each key, which is always in one of the key's typed columns (the
+    // fixed `str` one, or a packed one such as `ipv4`), `attr_layout` telling which comes first.
+    let attr_columns = file.attr_columns();
+    let peer_columns = peer_columns(attr_columns);
     let mut columns = vec![
         schema::TRACE_ID,
         schema::SPAN_ID,
@@ -515,7 +527,11 @@ async fn dependencies_in(
         schema::SERVICE,
         schema::KIND,
     ];
-    columns.extend(peer_columns.iter().map(String::as_str));
+    let typed_columns = TypedAttrs::columns_needed(attr_columns, &peer_columns);
+    columns.push(schema::ATTR_LAYOUT);
+    columns.extend(typed_columns.iter().map(String::as_str));
+    columns.sort_unstable();
+    columns.dedup();
     let mut services: HashMap<String, Arc<Resource>> = HashMap::new();
     let mut trace: Vec<(Span, ParentRef)> = Vec::new();
     file.read(Some(&columns), groups, None, |batch| {
@@ -526,10 +542,8 @@ async fn dependencies_in(
         let starts = decode::u64s(&batch, schema::START)?;
         let service = Cells::new(&batch, schema::SERVICE)?;
         let kinds = decode::u8s(&batch, schema::KIND)?;
-        let peers = peer_columns
-            .iter()
-            .map(|c| Cells::new(&batch, c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let layouts = Cells::new(&batch, schema::ATTR_LAYOUT)?;
+        let peers = TypedAttrs::new(&batch, attr_columns, &peer_columns)?;
         for row in 0..batch.num_rows() {
             let trace_id = decode::trace_id_at(trace_ids, row)?;
             if trace.first().is_some_and(|(s, _)| s.trace_id != trace_id) {
@@ -549,13 +563,8 @@ async fn dependencies_in(
             span.span_id = decode::span_id_at(span_ids, row);
             span.kind = SpanKind::from_i32(i32::from(kinds.value(row)));
             if matches!(span.kind, SpanKind::Client | SpanKind::Producer) {
-                let named = PEER_ATTRIBUTES.iter().zip(&peers).find_map(|(key, cells)| {
-                    cells
-                        .get(row)
-                        .filter(|v| !v.is_empty())
-                        .map(|v| (*key, String::from_utf8_lossy(v).into_owned()))
-                });
-                if let Some((key, value)) = named {
+                let layout = layouts.get(row).unwrap_or_default();
+                if let Some((key, value)) = peer_at(row, layout, attr_columns, &peers)? {
                     span.attributes
                         .push(KeyValue::new(key, AttributeValue::String(value)));
                 }
@@ -566,6 +575,52 @@ async fn dependencies_in(
     })
     .await?;
     trace_edges(&mut trace, start, end, edges)
+}
+
+fn holds_strings(c: &schema::AttrColumn) -> bool {
+    c.ty == ValueType::Str || c.ty.packs_strings()
+}
+
+/// The attribute columns that can hold a peer attribute's first string value
+/// ([`PEER_ATTRIBUTES`]): the keys' string and packed-string columns.
+fn peer_columns(cols: &AttrColumns) -> Vec<usize> {
+    (0..cols.columns.len())
+        .filter(|&i| {
+            cols.columns
+                .get(i)
+                .is_some_and(|c| PEER_ATTRIBUTES.contains(&c.key.as_str()) && holds_strings(c))
+        })
+        .collect()
+}
+
+/// The callee a row's peer attributes name, exactly as [`faultline_model::query::peer_of`]
+/// names it from the whole span: the first key whose first string value (the first of the
+/// key's string columns in the row's `attr_layout`) is not empty.
+fn peer_at(
+    row: usize,
+    layout: &[u8],
+    cols: &AttrColumns,
+    typed: &TypedAttrs<'_>,
+) -> Result<Option<(&'static str, String)>, BlockError> {
+    for key in PEER_ATTRIBUTES {
+        let first = layout
+            .iter()
+            .filter_map(|&b| usize::from(b).checked_sub(1))
+            .find(|&i| {
+                cols.columns
+                    .get(i)
+                    .is_some_and(|c| c.key == key && holds_strings(c))
+            });
+        let Some(i) = first else {
+            continue;
+        };
+        if let Some(AttributeValue::String(v)) = typed.value(i, row)? {
+            if !v.is_empty() {
+                return Ok(Some((key, v)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Resolves one trace's parents and counts its edges, leaving `trace` empty.

@@ -18,7 +18,7 @@ use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::DecodeResult;
 
 use crate::footer_cache::{Footer, FooterCache};
-use crate::schema::{AttrColumns, DYNAMIC_KEY};
+use crate::schema::{AttrColumns, DERIVED_KEY, DYNAMIC_KEY, PREFIXED_KEY};
 use crate::{BlockError, BlockId};
 
 /// Bytes fetched from the end of the file on open: usually the whole footer and page index in
@@ -106,12 +106,15 @@ impl<'a> DataFile<'a> {
                 }
             }
         };
-        let dynamic = metadata
-            .file_metadata()
-            .key_value_metadata()
-            .and_then(|kvs| kvs.iter().find(|kv| kv.key == DYNAMIC_KEY))
-            .and_then(|kv| kv.value.as_deref());
-        let attr_columns = AttrColumns::from_footer(dynamic)?;
+        let entry = |key: &str| {
+            metadata
+                .file_metadata()
+                .key_value_metadata()
+                .and_then(|kvs| kvs.iter().find(|kv| kv.key == key))
+                .and_then(|kv| kv.value.as_deref())
+        };
+        let attr_columns =
+            AttrColumns::from_footer(entry(DYNAMIC_KEY), entry(PREFIXED_KEY), entry(DERIVED_KEY))?;
         let footer = guarded(&path, || Footer::new(Arc::new(metadata), attr_columns))?;
         Ok(Self {
             store,

@@ -1,7 +1,14 @@
-//! Blocks written by earlier builds stay readable: a fixture written by the encoder as it was
-//! at `eeecea1` (string attribute columns as Arrow dictionaries, no `hex` columns), from the
-//! same deterministic generator, must read back as exactly the spans it was written from, and
-//! answer searches and dependencies as a block written now does.
+//! Blocks written by earlier builds stay readable. Each fixture, written by an earlier encoder
+//! from the same deterministic generator, must read back as exactly the spans it was written
+//! from, and answer searches and dependencies as a block written now does:
+//!
+//! * `format1-dictionary-strings`: the encoder at `eeecea1` (string attribute columns as Arrow
+//!   dictionaries, no `hex` columns), from [`fixture_spans`];
+//! * `format1-plain-strings`: the encoder at `bd0eb37`, the last of format 1 (plain `Utf8`
+//!   string columns, a `hex` column), from [`hex_fixture_spans`] by `write_block` with the
+//!   default settings;
+//! * `format2`: the first encoder of format 2 (`ipv4`, shared-prefix and derived columns,
+//!   with names listed in a derivation), from [`format2_fixture_spans`] the same way.
 
 use super::*;
 use object_store::local::LocalFileSystem;
@@ -12,21 +19,53 @@ fn fixture_spans() -> Vec<Span> {
     realistic_spans(7, 600, UnixNanos(1_700_000_000_000_000_000))
 }
 
-fn fixture_store() -> LocalFileSystem {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/format1-dictionary-strings"
-    );
+/// The spans of the `format1-plain-strings` fixture: the generator's, with a 32-digit hex
+/// request ID on every third span, so that the file has a `hex` column.
+fn hex_fixture_spans() -> Vec<Span> {
+    let mut spans = fixture_spans();
+    for (i, s) in spans.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let id = (i as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C834);
+        s.attributes.push(KeyValue::new(
+            "request.id",
+            AttributeValue::String(format!("{id:032x}")),
+        ));
+    }
+    spans
+}
+
+/// The spans of the `format2` fixture: [`hex_fixture_spans`] and the derived-column test's
+/// spans, whose span names are frequent enough to be listed in derivations.
+fn format2_fixture_spans() -> Vec<Span> {
+    let mut spans = hex_fixture_spans();
+    spans.extend(super::derived::spans());
+    spans
+}
+
+fn fixture_store(name: &str) -> LocalFileSystem {
+    let dir = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     LocalFileSystem::new_with_prefix(dir).unwrap()
 }
 
 #[test]
-fn a_block_from_the_previous_encoder_reads_back_exactly() {
-    let store = fixture_store();
+fn a_block_from_the_dictionary_string_encoder_reads_back_exactly() {
+    reads_back_exactly("format1-dictionary-strings", fixture_spans());
+}
+
+#[test]
+fn a_block_from_the_last_format_1_encoder_reads_back_exactly() {
+    reads_back_exactly("format1-plain-strings", hex_fixture_spans());
+}
+
+#[test]
+fn a_block_from_the_first_format_2_encoder_reads_back_exactly() {
+    reads_back_exactly("format2", format2_fixture_spans());
+}
+
+fn reads_back_exactly(fixture: &str, spans: Vec<Span>) {
+    let store = fixture_store(fixture);
     let metas = rt().block_on(list_blocks(&store, &root())).unwrap();
     assert_eq!(metas.len(), 1);
     let meta = &metas[0];
-    let spans = fixture_spans();
     assert_eq!(meta.span_count, spans.len() as u64);
     let back = rt().block_on(read_all(&store, &root(), meta)).unwrap();
     assert_eq!(sorted(back), sorted(spans.clone()));

@@ -81,6 +81,7 @@ fn model_search(spans: &[Span], q: &SpanQuery) -> Vec<(UnixNanos, TraceId)> {
 
 mod compat;
 mod damaged;
+mod derived;
 mod io;
 mod lifecycle;
 mod properties;

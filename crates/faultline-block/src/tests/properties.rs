@@ -14,6 +14,12 @@ fn arb_span_attrs() -> impl Strategy<Value = Vec<KeyValue>> {
     // Dedicated keys with matching and mismatching types, duplicates, and free keys.
     let key = prop_oneof![
         Just("http.route".to_owned()),
+        // Stored relative to http.route (shared-prefix columns).
+        Just("url.path".to_owned()),
+        Just("http.target".to_owned()),
+        // Fixed string columns that get `ipv4` columns beside them; a peer attribute.
+        Just("client.address".to_owned()),
+        Just("server.address".to_owned()),
         Just("http.response.status_code".to_owned()),
         Just("server.port".to_owned()),
         Just("db.system.name".to_owned()),
@@ -35,6 +41,14 @@ fn arb_span_attrs() -> impl Strategy<Value = Vec<KeyValue>> {
         // Hex digit strings (`hex` columns) and near misses: upper case, odd, too short.
         "[0-9a-f]{14,20}".prop_map(AttributeValue::String),
         "[0-9A-F]{16}".prop_map(AttributeValue::String),
+        // IPv4 addresses (`ipv4` columns) and near misses: leading zeros, out of range.
+        proptest::array::uniform4(any::<u8>())
+            .prop_map(|b| AttributeValue::String(crate::schema::ipv4_string(&b))),
+        "(0[0-9]|[0-9]{1,3})\\.[0-9]{1,3}\\.[0-9]\\.[0-9]{1,4}".prop_map(AttributeValue::String),
+        // Routes and paths that share prefixes with them, in part or whole, with multi-byte
+        // characters so that a shared prefix can end inside one.
+        "/(api|é|è)?(/orders)?(/\\{id\\}|/[0-9é]{0,3}){0,2}".prop_map(AttributeValue::String),
+        prop_oneof![Just("/a"), Just("/b")].prop_map(|v| AttributeValue::String(v.into())),
         arb_value(),
     ];
     proptest::collection::vec((key, value), 0..8)
@@ -53,7 +67,12 @@ fn arb_span(
         any::<u32>(),
     );
     let body = (
-        "[A-Za-z /]{0,10}",
+        // A few repeated names, so that columns derive values from them.
+        prop_oneof![
+            "[A-Za-z /]{0,10}",
+            Just("GET /a".to_owned()),
+            Just("GET /b".to_owned())
+        ],
         0u8..6,
         prop_oneof![Just(0u64), 0..2_000u64, any::<u64>()],
         prop_oneof![Just(0u64), 0..2_000u64, any::<u64>()],
