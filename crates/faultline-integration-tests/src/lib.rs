@@ -55,7 +55,28 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `faultline serve` on fresh ports with `data_dir`, waiting until `/ready` answers.
+    ///
+    /// The ports come from [`free_port`], which releases them before the server binds, so a
+    /// test running in parallel can take one in between; when the server exits because a port
+    /// is taken, it is started again on other ports (a few times) instead of failing the test.
     pub async fn start(data_dir: &Path, extra_args: &[&str]) -> Self {
+        const ATTEMPTS: usize = 5;
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            let mut server = Self::spawn(data_dir, extra_args);
+            match server.wait_ready(Duration::from_secs(120)).await {
+                Ok(()) => return server,
+                Err(exit) if server.logs().contains("cannot listen on") => failures.push(exit),
+                Err(exit) => panic!("{exit}"),
+            }
+        }
+        panic!(
+            "faultline could not bind free ports in {ATTEMPTS} attempts:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    fn spawn(data_dir: &Path, extra_args: &[&str]) -> Self {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let (grpc_port, otlp_http_port, http_port) = (free_port(), free_port(), free_port());
         let log_path = data_dir.with_extension(format!("{http_port}.log"));
@@ -73,7 +94,7 @@ impl ServerProcess {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", faultline_bin().display()));
-        let mut server = Self {
+        Self {
             child,
             grpc_port,
             otlp_http_port,
@@ -81,9 +102,7 @@ impl ServerProcess {
             data_dir: data_dir.to_owned(),
             extra_args,
             log_path,
-        };
-        server.wait_ready(Duration::from_secs(120)).await;
-        server
+        }
     }
 
     /// Base URL of the query API.
@@ -96,16 +115,18 @@ impl ServerProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    async fn wait_ready(&mut self, timeout: Duration) {
+    /// Polls `/ready` until it answers 200; `Err` (with the server's log) when the process
+    /// exits first. Not ready by `timeout` is a test failure at once.
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         let client = reqwest::Client::new();
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("faultline exited with {status}:\n{}", self.logs());
+                return Err(format!("faultline exited with {status}:\n{}", self.logs()));
             }
             if let Ok(r) = client.get(format!("{}/ready", self.api())).send().await {
                 if r.status().is_success() {
-                    return;
+                    return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
