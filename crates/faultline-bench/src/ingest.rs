@@ -180,29 +180,8 @@ pub(crate) fn percentiles(mut ms: Vec<f64>) -> [f64; 3] {
 /// Sums `count_key` (`span_count`, `record_count`) over the committed blocks' `meta.json`
 /// files under `dir`, and counts those blocks.
 fn blocks_on_disk(dir: &Path, count_key: &str) -> (u64, usize) {
-    let mut items = 0;
-    let mut blocks = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == "meta.json") {
-                let meta: Option<serde_json::Value> = std::fs::read(&p)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok());
-                if let Some(n) = meta.as_ref().and_then(|m| m[count_key].as_u64()) {
-                    items += n;
-                    blocks += 1;
-                }
-            }
-        }
-    }
-    (items, blocks)
+    let blocks = crate::settle::read_blocks(dir, count_key);
+    (blocks.values().map(|b| b.items).sum(), blocks.len())
 }
 
 /// What the committed blocks under a directory hold once the benchmark's data is in them.

@@ -24,8 +24,9 @@ const IDLE_CORES: f64 = 0.25;
 
 /// What one committed block's `meta.json` says, as far as the watcher cares.
 #[derive(Debug, Clone)]
-struct SeenBlock {
-    items: u64,
+pub(crate) struct SeenBlock {
+    /// Spans (or log records) the block holds.
+    pub(crate) items: u64,
     sources: Vec<String>,
 }
 
@@ -174,7 +175,7 @@ impl Observed {
 
 /// The committed blocks anywhere under `dir` (those whose `meta.json` parses), by the name of
 /// the directory holding `meta.json`.
-fn read_blocks(dir: &Path, count_key: &str) -> HashMap<String, SeenBlock> {
+pub(crate) fn read_blocks(dir: &Path, count_key: &str) -> HashMap<String, SeenBlock> {
     let mut out = HashMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
