@@ -72,16 +72,7 @@ pub(super) fn spans() -> Vec<Span> {
 #[test]
 fn derived_values_read_back_everywhere() {
     let spans = spans();
-    let store = InMemory::new();
-    let meta = rt()
-        .block_on(write_block(
-            &store,
-            &root(),
-            spans.clone(),
-            BlockInfo::default(),
-            &small_settings(),
-        ))
-        .unwrap();
+    let (store, meta) = write_test_block(spans.clone(), &small_settings());
     // The file derives the route and the server address, and keeps the exceptions.
     let file = rt()
         .block_on(crate::read::DataFile::open(

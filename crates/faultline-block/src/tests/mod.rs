@@ -44,18 +44,24 @@ fn small_settings() -> BlockSettings {
     }
 }
 
-fn realistic_block(n: usize, settings: &BlockSettings) -> (InMemory, Vec<Span>, BlockMeta) {
-    let spans = realistic_spans(7, n, UnixNanos(1_700_000_000_000_000_000));
+/// `spans` written as one block into a fresh in-memory store.
+fn write_test_block(spans: Vec<Span>, settings: &BlockSettings) -> (InMemory, BlockMeta) {
     let store = InMemory::new();
     let meta = rt()
         .block_on(write_block(
             &store,
             &root(),
-            spans.clone(),
+            spans,
             BlockInfo::default(),
             settings,
         ))
         .unwrap();
+    (store, meta)
+}
+
+fn realistic_block(n: usize, settings: &BlockSettings) -> (InMemory, Vec<Span>, BlockMeta) {
+    let spans = realistic_spans(7, n, UnixNanos(1_700_000_000_000_000_000));
+    let (store, meta) = write_test_block(spans.clone(), settings);
     (store, spans, meta)
 }
 

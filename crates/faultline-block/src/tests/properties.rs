@@ -198,8 +198,7 @@ proptest! {
         let (r, s) = pools();
         proptest::collection::vec(arb_span(r, s), 1..120)
     }) {
-        let store = InMemory::new();
-        let meta = rt().block_on(write_block(&store, &root(), spans.clone(), BlockInfo::default(), &small_settings())).unwrap();
+        let (store, meta) = write_test_block(spans.clone(), &small_settings());
         prop_assert_eq!(meta.span_count, spans.len() as u64);
         let back = rt().block_on(read_all(&store, &root(), &meta)).unwrap();
         prop_assert_eq!(sorted(back), sorted(spans.clone()));

@@ -146,16 +146,7 @@ fn thousands_of_distinct_resources_round_trip() {
         ));
         s.resource = Arc::new(r);
     }
-    let store = InMemory::new();
-    let meta = rt()
-        .block_on(write_block(
-            &store,
-            &root(),
-            spans.clone(),
-            BlockInfo::default(),
-            &BlockSettings::default(),
-        ))
-        .unwrap();
+    let (store, meta) = write_test_block(spans.clone(), &BlockSettings::default());
     let back = rt().block_on(read_all(&store, &root(), &meta)).unwrap();
     let distinct: std::collections::HashSet<usize> = back
         .iter()
