@@ -207,3 +207,57 @@ def test_prometheus_scrapes_span_metrics_service_graph_and_exemplars(faultline, 
 
     seen = poll("exemplars with trace IDs", exemplars, lambda found: len(found) > 0, logs)
     assert set(seen) <= set(ids), f"exemplar trace IDs {seen} are not among those sent {ids}"
+
+
+def test_prometheus_scrapes_the_servers_own_counters(faultline, prometheus):
+    """Receiver and store counters come out of Prometheus with their types: the numbers a
+    platform team alerts on when the backend falls behind."""
+    url, logs = prometheus
+
+    def query(q):
+        r = requests.get(f"{url}/api/v1/query", params={"query": q}, timeout=5)
+        r.raise_for_status()
+        return r.json()["data"]["result"]
+
+    def value(result):
+        return sum(float(s["value"][1]) for s in result)
+
+    def own_value(name):
+        """The value the server reports right now, read from its /metrics directly."""
+        r = requests.get(f"http://127.0.0.1:{faultline.http_port}/metrics", timeout=5)
+        r.raise_for_status()
+        for line in r.text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"{name} is not on /metrics:\n{r.text}")
+
+    before = own_value("faultline_receiver_accepted_spans_total")
+    send_calls(faultline, TRACES)
+    accepted = poll(
+        "the accepted span counter",
+        lambda: query("faultline_receiver_accepted_spans_total"),
+        lambda r: value(r) >= before + 3 * TRACES,
+        logs,
+    )
+    # SimpleSpanProcessor sends one span per request; nothing else sends to this server.
+    assert value(accepted) == before + 3 * TRACES
+    assert value(query("faultline_receiver_requests_total")) >= 3 * TRACES
+    # Every acknowledged span went through a durable WAL write.
+    assert value(query("faultline_store_wal_syncs_total")) >= 1
+    assert value(query("faultline_store_wal_records_total")) >= 3 * TRACES
+    assert value(query("faultline_receiver_malformed_requests_total")) == 0
+
+    r = requests.get(f"{url}/api/v1/metadata", timeout=5)
+    r.raise_for_status()
+    metadata = r.json()["data"]
+
+    def kind(name):
+        # Scraped as OpenMetrics (for exemplars), a counter's family drops its `_total`.
+        entry = metadata.get(name) or metadata.get(name.removesuffix("_total"))
+        assert entry, f"no metadata for {name}: {sorted(metadata)}"
+        return entry[0]["type"]
+
+    assert kind("faultline_receiver_accepted_spans_total") == "counter"
+    assert kind("faultline_store_wal_syncs_total") == "counter"
+    assert kind("faultline_store_head_spans") == "gauge"
+    assert kind("faultline_store_flushing_heads") == "gauge"

@@ -18,7 +18,7 @@ use crate::red::{PreparedSpan, RedSnapshot, SpanMetrics};
 /// use faultline_analysis::{AnalysisConfig, Analyzer};
 /// let analyzer = Analyzer::new(AnalysisConfig::default()).unwrap();
 /// analyzer.observe(&[]); // after each successful append, with the appended spans
-/// assert!(analyzer.prometheus(faultline_analysis::Format::Prometheus).contains("traces_spanmetrics_calls_total"));
+/// assert!(analyzer.prometheus(faultline_analysis::Format::Prometheus, &[]).contains("traces_spanmetrics_calls_total"));
 /// ```
 #[derive(Debug)]
 pub struct Analyzer {
@@ -265,8 +265,8 @@ impl Analyzer {
     }
 
     /// The `/metrics` text in `format`.
-    pub fn prometheus(&self, format: crate::Format) -> String {
-        crate::exposition::render(&self.metrics_snapshot(), format)
+    pub fn prometheus(&self, format: crate::Format, own: &[crate::SelfMetric]) -> String {
+        crate::exposition::render(&self.metrics_snapshot(), own, format)
     }
 }
 
@@ -300,7 +300,7 @@ mod tests {
         let edges = a.edges(UnixNanos(10 * S), 6);
         assert_eq!(edges.len(), 1);
         assert_eq!(edges[0].client_stats.calls, 1);
-        let text = a.prometheus(crate::Format::Prometheus);
+        let text = a.prometheus(crate::Format::Prometheus, &[]);
         assert!(
             text.contains("faultline_analysis_spans_observed_total 2\n"),
             "{text}"

@@ -38,6 +38,51 @@ impl Format {
     }
 }
 
+/// Whether a [`SelfMetric`] only ever rises or moves both ways.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Rises from zero at start; the name ends in `_total`.
+    Counter,
+    /// A current level (spans in memory, blocks on disk).
+    Gauge,
+}
+
+/// One number the server reports about its own work (receivers, storage) on `/metrics`,
+/// written after the analysis families.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelfMetric {
+    /// Metric name; a counter's ends in `_total`.
+    pub name: &'static str,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// Counter or gauge.
+    pub kind: MetricKind,
+    /// Current value.
+    pub value: u64,
+}
+
+impl SelfMetric {
+    /// A counter.
+    pub fn counter(name: &'static str, help: &'static str, value: u64) -> Self {
+        Self {
+            name,
+            help,
+            kind: MetricKind::Counter,
+            value,
+        }
+    }
+
+    /// A gauge.
+    pub fn gauge(name: &'static str, help: &'static str, value: u64) -> Self {
+        Self {
+            name,
+            help,
+            kind: MetricKind::Gauge,
+            value,
+        }
+    }
+}
+
 /// Cumulative values of one service graph edge.
 #[derive(Clone, Debug)]
 pub struct EdgeExport {
@@ -226,8 +271,8 @@ impl Writer {
     }
 }
 
-/// Renders `snap` in `format`.
-pub fn render(snap: &MetricsSnapshot, format: Format) -> String {
+/// Renders `snap`, then the server's own metrics `own`, in `format`.
+pub fn render(snap: &MetricsSnapshot, own: &[SelfMetric], format: Format) -> String {
     let mut w = Writer {
         out: String::with_capacity(256 + snap.series.len() * 2048 + snap.edges.len() * 4096),
         format,
@@ -402,6 +447,14 @@ pub fn render(snap: &MetricsSnapshot, format: Format) -> String {
         "Distinct RED series held (bounded by the series limit).",
     );
     w.sample("faultline_analysis_series", "", snap.series_held);
+    for m in own {
+        let kind = match m.kind {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+        };
+        w.family(m.name, kind, m.help);
+        w.sample(m.name, "", m.value);
+    }
     if format == Format::OpenMetrics {
         w.out.push_str("# EOF\n");
     }

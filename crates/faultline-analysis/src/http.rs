@@ -4,6 +4,8 @@
 //! handlers never panic on input.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::analyzer::Analyzer;
 use crate::error::AnalysisError;
-use crate::exposition::Format;
+use crate::exposition::{Format, SelfMetric};
 use crate::graph::EdgeKind;
 use crate::incident::IncidentStatus;
 use crate::trace::analyze_trace;
@@ -28,17 +30,36 @@ use crate::window::WindowStats;
 /// Window used when the request names none.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 
+/// Where `/metrics` gets the server's own numbers (receivers, storage), shown after the
+/// analysis families. The server binary implements it over its ingest and store counters.
+pub trait SelfMetricsSource: Send + Sync + 'static {
+    /// The current values.
+    fn collect(&self) -> Pin<Box<dyn Future<Output = Vec<SelfMetric>> + Send + '_>>;
+}
+
+/// No numbers of its own: for an embedder (or a test) that serves only the analysis.
+impl SelfMetricsSource for () {
+    fn collect(&self) -> Pin<Box<dyn Future<Output = Vec<SelfMetric>> + Send + '_>> {
+        Box::pin(std::future::ready(Vec::new()))
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     analyzer: Arc<Analyzer>,
     store: Arc<Store>,
+    own: Arc<dyn SelfMetricsSource>,
 }
 
 /// The routes: `GET /metrics`, `GET /api/analysis/service-graph`, `GET /api/analysis/red`,
 /// `GET /api/analysis/dependencies` (Jaeger's `/api/dependencies` shape, from the live graph)
 /// `GET /api/analysis/traces/{traceID}`, `GET /api/incidents`, `GET /api/incidents/{id}` and
-/// `GET /api/rca`.
-pub fn router(analyzer: Arc<Analyzer>, store: Arc<Store>) -> Router {
+/// `GET /api/rca`. `/metrics` ends with the numbers `own` reports.
+pub fn router(
+    analyzer: Arc<Analyzer>,
+    store: Arc<Store>,
+    own: Arc<dyn SelfMetricsSource>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/analysis/service-graph", get(service_graph))
@@ -48,7 +69,11 @@ pub fn router(analyzer: Arc<Analyzer>, store: Arc<Store>) -> Router {
         .route("/api/incidents", get(incidents))
         .route("/api/incidents/{id}", get(incident))
         .route("/api/rca", get(rca))
-        .with_state(AppState { analyzer, store })
+        .with_state(AppState {
+            analyzer,
+            store,
+            own,
+        })
 }
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -56,7 +81,8 @@ type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
-    let body = state.analyzer.prometheus(format);
+    let own = state.own.collect().await;
+    let body = state.analyzer.prometheus(format, &own);
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 

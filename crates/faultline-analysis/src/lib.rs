@@ -40,10 +40,10 @@ pub use analyzer::{Analyzer, PreparedBatch};
 pub use config::{AnalysisConfig, DetectionConfig};
 pub use detect::{Detector, DetectorStats, RankRequest};
 pub use error::AnalysisError;
-pub use exposition::{EdgeExport, Format, MetricsSnapshot, SeriesExport};
+pub use exposition::{EdgeExport, Format, MetricKind, MetricsSnapshot, SelfMetric, SeriesExport};
 pub use graph::{EdgeKind, EdgeSnapshot, PairingStats};
 pub use histogram::{Exemplar, Histogram, BUCKET_BOUNDS_NANOS};
-pub use http::{parse_duration, router, DEFAULT_WINDOW};
+pub use http::{parse_duration, router, SelfMetricsSource, DEFAULT_WINDOW};
 pub use incident::{
     AttributeEvidence, AttributeRef, CauseKind, EdgeRef, Evidence, Incident, IncidentStatus,
     RootCause, Signal, SpanRef, Symptom,

@@ -30,7 +30,7 @@ fn fed() -> std::sync::Arc<faultline_analysis::Analyzer> {
 #[test]
 fn prometheus_text_parses_and_carries_tempo_names() {
     let analyzer = fed();
-    let text = analyzer.prometheus(Format::Prometheus);
+    let text = analyzer.prometheus(Format::Prometheus, &[]);
     let e = parse(&text, false).unwrap_or_else(|err| panic!("{err}\n{text}"));
     let edge = [("client", "frontend"), ("server", "cart")];
     assert_eq!(e.value("traces_service_graph_request_total", &edge), 5.0);
@@ -87,7 +87,7 @@ fn prometheus_text_parses_and_carries_tempo_names() {
 #[test]
 fn openmetrics_text_parses_with_trace_id_exemplars() {
     let analyzer = fed();
-    let text = analyzer.prometheus(Format::OpenMetrics);
+    let text = analyzer.prometheus(Format::OpenMetrics, &[]);
     let e = parse(&text, true).unwrap_or_else(|err| panic!("{err}\n{text}"));
     assert_eq!(
         e.types.get("traces_spanmetrics_calls").map(String::as_str),
@@ -186,7 +186,7 @@ fn configured_dimensions_split_the_span_metrics_and_each_span_counts_once() {
         1_000,
     ));
     analyzer.observe(&spans);
-    let text = analyzer.prometheus(Format::Prometheus);
+    let text = analyzer.prometheus(Format::Prometheus, &[]);
     let e = parse(&text, false).unwrap_or_else(|err| panic!("{err}\n{text}"));
     let count = |status: &str, env: &str| {
         e.value(
@@ -232,4 +232,32 @@ fn dimensions_that_would_clash_with_labels_are_refused() {
         .unwrap_or_else(|| panic!("{dims:?} accepted"));
         assert!(err.to_string().contains(why), "{dims:?}: {err}");
     }
+}
+
+#[test]
+fn the_servers_own_metrics_follow_the_analysis_in_both_formats() {
+    use faultline_analysis::SelfMetric;
+    let analyzer = fed();
+    let own = [
+        SelfMetric::counter("faultline_test_things_total", "Things.", 7),
+        SelfMetric::gauge("faultline_test_level", "A level.", 3),
+    ];
+    let text = analyzer.prometheus(Format::Prometheus, &own);
+    let e = parse(&text, false).unwrap_or_else(|err| panic!("{err}\n{text}"));
+    assert_eq!(e.value("faultline_test_things_total", &[]), 7.0);
+    assert_eq!(e.value("faultline_test_level", &[]), 3.0);
+    assert_eq!(
+        e.types.get("faultline_test_level").map(String::as_str),
+        Some("gauge")
+    );
+
+    let text = analyzer.prometheus(Format::OpenMetrics, &own);
+    let e = parse(&text, true).unwrap_or_else(|err| panic!("{err}\n{text}"));
+    assert_eq!(
+        e.types.get("faultline_test_things").map(String::as_str),
+        Some("counter")
+    );
+    assert_eq!(e.value("faultline_test_things_total", &[]), 7.0);
+    assert_eq!(e.value("faultline_test_level", &[]), 3.0);
+    assert!(text.ends_with("# EOF\n"));
 }

@@ -32,7 +32,7 @@ async fn app() -> App {
     // Let the database client halves expire into the virtual node.
     tokio::time::sleep(Duration::from_millis(100)).await;
     App {
-        app: faultline_analysis::router(analyzer, store),
+        app: faultline_analysis::router(analyzer, store, std::sync::Arc::new(())),
         _dir: dir,
     }
 }

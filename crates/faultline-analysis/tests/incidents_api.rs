@@ -127,7 +127,7 @@ async fn an_exhausted_pool_opens_an_incident_ranked_on_its_wait_attribute() {
             }
         }
     }
-    let app = faultline_analysis::router(Arc::clone(&analyzer), Arc::clone(&store));
+    let app = faultline_analysis::router(Arc::clone(&analyzer), Arc::clone(&store), Arc::new(()));
 
     let (status, v) = get(&app, "/api/incidents?status=open&limit=5").await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -202,7 +202,7 @@ async fn an_exhausted_pool_opens_an_incident_ranked_on_its_wait_attribute() {
 async fn hostile_parameters_get_a_400_or_404_envelope() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = support::store(&dir).await;
-    let app = faultline_analysis::router(support::analyzer(), store);
+    let app = faultline_analysis::router(support::analyzer(), store, Arc::new(()));
     for (uri, code) in [
         ("/api/incidents?status=maybe", 400),
         ("/api/incidents?limit=0", 400),

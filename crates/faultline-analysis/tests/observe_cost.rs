@@ -116,7 +116,7 @@ fn observe_cost_per_span() {
     };
     println!("observe: best {best:.0} ns/span ({build} build)");
     let render = Instant::now();
-    let text = analyzer.prometheus(faultline_analysis::Format::OpenMetrics);
+    let text = analyzer.prometheus(faultline_analysis::Format::OpenMetrics, &[]);
     let snap = analyzer.metrics_snapshot();
     println!(
         "/metrics: {} bytes in {:?} ({} series, {} edges)",

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod config;
+mod metrics;
 mod storage_url;
 
 use std::future::Future;
@@ -246,6 +247,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
             .merge(faultline_analysis::router(
                 Arc::clone(&analyzer),
                 Arc::clone(&store),
+                Arc::new(metrics::ServerMetrics {
+                    store: Arc::clone(&store),
+                    ingest: ingest.stats(),
+                }),
             ))
             .fallback_service(faultline_ui::router());
     if let Some(problem) = faultline_ui::build_problem() {

@@ -49,6 +49,9 @@ impl State {
 /// Counters kept outside the state lock.
 #[derive(Default)]
 pub(crate) struct Counters {
+    /// Spans dropped by the per-trace limit in heads already written as blocks (the live heads
+    /// count their own), so the reported total never goes down at a flush.
+    pub(crate) dropped_flushed: AtomicU64,
     pub(crate) blocks_flushed: AtomicU64,
     pub(crate) compactions: AtomicU64,
     pub(crate) blocks_expired: AtomicU64,
@@ -243,7 +246,8 @@ impl Store {
             head_spans: st.head.spans,
             head_bytes: st.head.bytes as u64,
             blocks: st.blocks.len() as u64,
-            spans_dropped_trace_limit: st.head.dropped
+            spans_dropped_trace_limit: self.counters.dropped_flushed.load(Ordering::Relaxed)
+                + st.head.dropped
                 + st.flushing.iter().map(|f| f.head.dropped).sum::<u64>(),
             wal_queued_bytes: self.wal.queued_bytes() as u64,
             wal_replayed_records: self.replayed_records,
@@ -368,6 +372,26 @@ mod tests {
         let store = Store::open(config(dir.path())).await.unwrap();
         assert!(store.trace(trace_id(1)).await.unwrap().is_some());
         assert!(store.trace(trace_id(3)).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn per_trace_drops_stay_counted_after_the_head_is_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.max_spans_per_trace = 2;
+        let store = Store::open(cfg).await.unwrap();
+        let spans = (1..=5).map(|i| span(1, i, 10 * i, "a", "x")).collect();
+        store.append(batch(spans), AckMode::Durable).await.unwrap();
+        assert_eq!(store.stats().await.spans_dropped_trace_limit, 3);
+        store.flush().await.unwrap();
+        let stats = store.stats().await;
+        assert_eq!((stats.head_spans, stats.blocks), (0, 1));
+        assert_eq!(stats.spans_dropped_trace_limit, 3);
+        store
+            .append(batch(vec![span(2, 1, 10, "a", "x")]), AckMode::Durable)
+            .await
+            .unwrap();
+        assert_eq!(store.stats().await.spans_dropped_trace_limit, 3);
     }
 
     #[tokio::test]

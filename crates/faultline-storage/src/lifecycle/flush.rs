@@ -111,6 +111,9 @@ impl Store {
                     st.flushing.pop_front();
                     self.in_memory
                         .fetch_sub(frozen.head.bytes, Ordering::Relaxed);
+                    self.counters
+                        .dropped_flushed
+                        .fetch_add(frozen.head.dropped, Ordering::Relaxed);
                 }
             }
             let dir = self.wal_dir.clone();
