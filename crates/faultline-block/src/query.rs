@@ -159,18 +159,6 @@ fn partial_span(
     }
 }
 
-/// A resource carrying only `service.name`, which is all that service filters and the
-/// dependency graph read.
-fn service_resource(service: &str) -> Arc<Resource> {
-    Arc::new(Resource {
-        attributes: vec![KeyValue::new(
-            "service.name",
-            AttributeValue::String(service.to_owned()),
-        )],
-        ..Default::default()
-    })
-}
-
 /// The columns a query needs, and how to fill a partial span from them.
 struct SearchPlan {
     columns: Vec<String>,
@@ -428,7 +416,8 @@ fn search_batch(
             match services.get(svc) {
                 Some(r) => r.clone(),
                 None => {
-                    let r = service_resource(svc);
+                    // Service filters and the dependency graph read only `service.name`.
+                    let r = Arc::new(Resource::for_service(svc));
                     services.insert(svc.to_owned(), r.clone());
                     r
                 }
@@ -553,7 +542,7 @@ async fn dependencies_in(
             let resource = match services.get(svc) {
                 Some(r) => r.clone(),
                 None => {
-                    let r = service_resource(svc);
+                    let r = Arc::new(Resource::for_service(svc));
                     services.insert(svc.to_owned(), r.clone());
                     r
                 }

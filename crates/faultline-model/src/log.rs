@@ -194,13 +194,7 @@ mod tests {
             attributes: vec![KeyValue::new("user", AttributeValue::Int(7))],
             dropped_attributes_count: 0,
             event_name: String::new(),
-            resource: Arc::new(Resource {
-                attributes: vec![KeyValue::new(
-                    "service.name",
-                    AttributeValue::String("cart".into()),
-                )],
-                ..Resource::default()
-            }),
+            resource: Arc::new(Resource::for_service("cart")),
             scope: Arc::default(),
         }
     }

@@ -250,6 +250,18 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// A resource whose only attribute is `service.name`: what a reader has when it knows a
+    /// span's service and nothing else of its resource.
+    pub fn for_service(name: impl Into<String>) -> Self {
+        Self {
+            attributes: vec![KeyValue::new(
+                "service.name",
+                AttributeValue::String(name.into()),
+            )],
+            ..Self::default()
+        }
+    }
+
     /// The `service.name` attribute, or [`UNKNOWN_SERVICE`].
     pub fn service_name(&self) -> &str {
         match find(&self.attributes, "service.name") {

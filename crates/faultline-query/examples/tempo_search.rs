@@ -105,12 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     let services: Vec<Arc<Resource>> = (0..12)
-        .map(|i| {
-            Arc::new(Resource {
-                attributes: vec![KeyValue::new("service.name", text(format!("svc-{i}")))],
-                ..Default::default()
-            })
-        })
+        .map(|i| Arc::new(Resource::for_service(format!("svc-{i}"))))
         .collect();
     let scope = Arc::new(InstrumentationScope::default());
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {

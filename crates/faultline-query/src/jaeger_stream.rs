@@ -516,15 +516,7 @@ mod tests {
     #[test]
     fn many_processes_keep_string_key_order() {
         let resources: Vec<Arc<Resource>> = (0..12)
-            .map(|i| {
-                Arc::new(Resource {
-                    attributes: vec![KeyValue::new(
-                        "service.name",
-                        AttributeValue::String(format!("s{i}")),
-                    )],
-                    ..Default::default()
-                })
-            })
+            .map(|i| Arc::new(Resource::for_service(format!("s{i}"))))
             .collect();
         let spans: Vec<Span> = (0..12u8)
             .map(|i| Span {

@@ -25,13 +25,7 @@ pub(crate) fn span(trace: u64, id: u64, start: u64, service: &str, name: &str) -
         start: UnixNanos(start),
         end: UnixNanos(start + 1_000),
         attributes: vec![KeyValue::new("n", AttributeValue::Int(id as i64))],
-        resource: Arc::new(Resource {
-            attributes: vec![KeyValue::new(
-                "service.name",
-                AttributeValue::String(service.to_owned()),
-            )],
-            ..Resource::default()
-        }),
+        resource: Arc::new(Resource::for_service(service)),
         ..Default::default()
     }
 }

@@ -9,13 +9,7 @@ use object_store::ObjectStore;
 use super::*;
 
 fn resource(service: &str) -> Arc<Resource> {
-    Arc::new(Resource {
-        attributes: vec![KeyValue::new(
-            "service.name",
-            AttributeValue::String(service.into()),
-        )],
-        ..Resource::default()
-    })
+    Arc::new(Resource::for_service(service))
 }
 
 fn record(trace: u8, time: u64, service: &Arc<Resource>, body: AttributeValue) -> LogRecord {

@@ -6,15 +6,7 @@ use super::*;
 /// `GET /x` spans whose route is `/x` except on every seventh span; client spans to
 /// `db.svc` (and every fifth to an IPv4 address); paths below the route.
 pub(super) fn spans() -> Vec<Span> {
-    let resource = |svc: &str| {
-        Arc::new(Resource {
-            attributes: vec![KeyValue::new(
-                "service.name",
-                AttributeValue::String(svc.into()),
-            )],
-            ..Default::default()
-        })
-    };
+    let resource = |svc: &str| Arc::new(Resource::for_service(svc));
     let (web, db) = (resource("web"), resource("db"));
     let s = |k: &str, v: String| KeyValue::new(k, AttributeValue::String(v));
     let mut out = Vec::new();

@@ -413,10 +413,7 @@ async fn tag_names_and_values() {
 
 /// 100 one-span traces named `op`: trace `i + 1` has attribute `n` = i and starts i ms after T0.
 async fn many_traces(store: &Store) {
-    let r = Arc::new(Resource {
-        attributes: vec![kv("service.name", text("svc"))],
-        ..Default::default()
-    });
+    let r = Arc::new(Resource::for_service("svc"));
     let scope = Arc::new(InstrumentationScope::default());
     let spans: Vec<Span> = (0..100u8)
         .map(|i| {

@@ -37,13 +37,7 @@ fn record(trace: u8, time: u64, body: &str) -> LogRecord {
         attributes: vec![KeyValue::new("n", AttributeValue::Int(time as i64))],
         dropped_attributes_count: 0,
         event_name: String::new(),
-        resource: Arc::new(Resource {
-            attributes: vec![KeyValue::new(
-                "service.name",
-                AttributeValue::String("svc".into()),
-            )],
-            ..Resource::default()
-        }),
+        resource: Arc::new(Resource::for_service("svc")),
         scope: Arc::default(),
     }
 }
