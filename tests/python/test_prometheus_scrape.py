@@ -134,17 +134,24 @@ def poll(what, fetch, done, logs, timeout=90):
     pytest.fail(f"{what}: not seen within {timeout} s; last answer: {last}\n{logs()}")
 
 
+def prom_query(url, q):
+    """The result vector of an instant PromQL query."""
+    r = requests.get(f"{url}/api/v1/query", params={"query": q}, timeout=5)
+    r.raise_for_status()
+    return r.json()["data"]["result"]
+
+
+def value(result):
+    """The sum of a result vector's samples."""
+    return sum(float(s["value"][1]) for s in result)
+
+
 def test_prometheus_scrapes_span_metrics_service_graph_and_exemplars(faultline, prometheus):
     url, logs = prometheus
     ids = send_calls(faultline, TRACES)
 
     def query(q):
-        r = requests.get(f"{url}/api/v1/query", params={"query": q}, timeout=5)
-        r.raise_for_status()
-        return r.json()["data"]["result"]
-
-    def value(result):
-        return sum(float(s["value"][1]) for s in result)
+        return prom_query(url, q)
 
     # The scrape itself succeeds: a format error would show here as the target's lastError.
     def target():
@@ -215,12 +222,7 @@ def test_prometheus_scrapes_the_servers_own_counters(faultline, prometheus):
     url, logs = prometheus
 
     def query(q):
-        r = requests.get(f"{url}/api/v1/query", params={"query": q}, timeout=5)
-        r.raise_for_status()
-        return r.json()["data"]["result"]
-
-    def value(result):
-        return sum(float(s["value"][1]) for s in result)
+        return prom_query(url, q)
 
     def own_value(name):
         """The value the server reports right now, read from its /metrics directly."""
