@@ -159,11 +159,13 @@ impl<B> Start<'_, B> {
         let mut builder = SpanBuilder::from_name(name);
         builder.span_kind = Some(SpanKind::Server);
         builder.attributes = Some(attributes);
-        let span = Handoff::run(trace_id, root, decided, || {
-            builder.start_with_context(&config.tracer, &parent)
-        });
-        let recording = span.is_recording();
-        (parent.with_span(span), recording)
+        // The span goes into its context inside the closure: returned from it, the SDK span
+        // (a few hundred bytes) was copied once more on its way.
+        Handoff::run(trace_id, root, decided, || {
+            let span = builder.start_with_context(&config.tracer, &parent);
+            let recording = span.is_recording();
+            (parent.with_span(span), recording)
+        })
     }
 
     /// The request's context and whether its span records, when the layer does not hold the
