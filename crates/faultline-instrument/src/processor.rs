@@ -120,9 +120,56 @@ enum Control {
 /// arrives: waking it for every span would cost a futex call per request.
 #[derive(Default)]
 struct Queue {
+    /// The batch being filled, allocated at full batch size.
     spans: Vec<SpanData>,
+    /// Batches that filled before the export thread took them, oldest first. A full batch is
+    /// set aside here rather than grown: growing a vector copies every span queued so far, on a
+    /// request thread and under the lock (up to the queue bound of spans at once).
+    full: Vec<Vec<SpanData>>,
+    /// How many spans `full` holds.
+    full_len: usize,
+    /// An empty batch the export thread allocated, for the producer that fills `spans`.
+    spare: Option<Vec<SpanData>>,
     controls: Vec<Control>,
     closed: bool,
+}
+
+impl Queue {
+    fn new(batch_size: usize) -> Self {
+        Queue {
+            spans: Vec::with_capacity(batch_size),
+            spare: Some(Vec::with_capacity(batch_size)),
+            ..Queue::default()
+        }
+    }
+
+    /// Spans waiting for the export thread.
+    fn len(&self) -> usize {
+        self.full_len + self.spans.len()
+    }
+
+    /// Appends `span` without ever growing a batch; the caller has checked the bound.
+    fn push(&mut self, span: SpanData, batch_size: usize) {
+        if self.spans.len() >= batch_size {
+            let next = self
+                .spare
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(batch_size));
+            let full = std::mem::replace(&mut self.spans, next);
+            self.full_len += full.len();
+            self.full.push(full);
+        }
+        self.spans.push(span);
+    }
+
+    /// Every queued span, as batches in the order they were queued; `next` (empty, at batch
+    /// size) becomes the batch being filled.
+    fn take(&mut self, next: Vec<SpanData>) -> Vec<Vec<SpanData>> {
+        let mut batches = std::mem::take(&mut self.full);
+        self.full_len = 0;
+        batches.push(std::mem::replace(&mut self.spans, next));
+        batches
+    }
 }
 
 struct Shared {
@@ -175,16 +222,16 @@ impl BoundedBatchProcessor {
         E: SpanExporter + 'static,
         F: FnOnce() -> Result<E, Error> + Send + 'static,
     {
+        let max_queue_size = settings.max_queue_size.max(1);
+        let batch_size = settings.max_export_batch_size.clamp(1, max_queue_size);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue::new(batch_size)),
             wake: Condvar::new(),
         });
         let worker_shared = Arc::clone(&shared);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), Error>>(1);
         let stats = Arc::new(ExportStats::default());
         let worker_stats = Arc::clone(&stats);
-        let max_queue_size = settings.max_queue_size.max(1);
-        let batch_size = settings.max_export_batch_size.clamp(1, max_queue_size);
         let worker = std::thread::Builder::new()
             .name("faultline-otel-export".to_owned())
             .spawn(move || {
@@ -286,13 +333,13 @@ impl SpanProcessor for BoundedBatchProcessor {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if queue.closed || queue.spans.len() >= self.max_queue_size {
+        if queue.closed || queue.len() >= self.max_queue_size {
             drop(queue);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        queue.spans.push(span);
-        let len = queue.spans.len();
+        queue.push(span, self.batch_size);
+        let len = queue.len();
         drop(queue);
         self.stats.queued.store(len, Ordering::Relaxed);
         if len == self.batch_size {
@@ -350,16 +397,17 @@ struct Worker<'a, E> {
 impl<E: SpanExporter> Worker<'_, E> {
     fn run(mut self, shared: &Shared, scheduled_delay: Duration) {
         let mut deadline = Instant::now() + scheduled_delay;
+        // Empty batches for the queue, allocated here rather than under the lock: one to
+        // replace the batch taken, one for a producer that fills it before the next swap.
         let mut spare: Vec<SpanData> = Vec::with_capacity(self.batch_size);
+        let mut spare_next: Option<Vec<SpanData>> = None;
         loop {
-            let (spans, controls, closed) = {
+            let (batches, controls, closed) = {
                 let Ok(mut queue) = shared.queue.lock() else {
                     return;
                 };
                 loop {
-                    if queue.closed
-                        || !queue.controls.is_empty()
-                        || queue.spans.len() >= self.batch_size
+                    if queue.closed || !queue.controls.is_empty() || queue.len() >= self.batch_size
                     {
                         break;
                     }
@@ -372,18 +420,24 @@ impl<E: SpanExporter> Worker<'_, E> {
                         Err(_) => return,
                     };
                 }
-                // The next batch's vector is sized up front, so producers never reallocate
+                // The next batches' vectors are sized up front, so producers never reallocate
                 // (and copy) a growing queue while they hold the lock.
-                let spans = std::mem::replace(&mut queue.spans, std::mem::take(&mut spare));
+                let batches = queue.take(std::mem::take(&mut spare));
+                if queue.spare.is_none() {
+                    queue.spare = spare_next.take();
+                }
                 let controls = std::mem::take(&mut queue.controls);
                 if queue.closed || controls.iter().any(|c| matches!(c, Control::Shutdown(_))) {
                     queue.closed = true;
                 }
-                (spans, controls, queue.closed)
+                (batches, controls, queue.closed)
             };
             self.stats.queued.store(0, Ordering::Relaxed);
             spare = Vec::with_capacity(self.batch_size);
-            if spans.is_empty() || Instant::now() >= deadline {
+            if spare_next.is_none() {
+                spare_next = Some(Vec::with_capacity(self.batch_size));
+            }
+            if batches.iter().all(Vec::is_empty) || Instant::now() >= deadline {
                 deadline = Instant::now() + scheduled_delay;
             }
             // The resource must reach the exporter before the spans it describes.
@@ -392,7 +446,11 @@ impl<E: SpanExporter> Worker<'_, E> {
                     self.exporter.set_resource(resource);
                 }
             }
-            let result = self.export(spans);
+            // Every batch is exported even after one fails; the answer is the first failure.
+            let mut result = Ok(());
+            for batch in batches {
+                result = result.and(self.export(batch));
+            }
             for control in controls {
                 match control {
                     Control::Flush(reply) => {
@@ -457,6 +515,62 @@ mod tests {
             }
             self.inner.export(batch).await
         }
+    }
+
+    fn span(id: u64) -> SpanData {
+        use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(1),
+                SpanId::from(id),
+                TraceFlags::SAMPLED,
+                false,
+                Default::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Server,
+            name: "work".into(),
+            start_time: std::time::SystemTime::UNIX_EPOCH,
+            end_time: std::time::SystemTime::UNIX_EPOCH,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    /// Spans arriving faster than the export thread takes them fill batch after batch, each
+    /// allocated at batch size and never grown (growing copies the whole queue under the
+    /// lock), and the export thread gets them back in the order they came.
+    #[test]
+    fn a_full_batch_is_set_aside_not_grown() {
+        let mut queue = Queue::new(3);
+        for id in 1..=8 {
+            queue.push(span(id), 3);
+        }
+        assert_eq!(queue.len(), 8);
+        assert_eq!(queue.full.len(), 2);
+        for batch in queue.full.iter().chain([&queue.spans]) {
+            assert_eq!(batch.capacity(), 3);
+        }
+        // The export thread's spare went to the first producer that needed one.
+        assert!(queue.spare.is_none());
+        let batches = queue.take(Vec::with_capacity(3));
+        let ids: Vec<Vec<u64>> = batches
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .map(|s| u64::from_be_bytes(s.span_context.span_id().to_bytes()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(ids, vec![vec![1, 2, 3], vec![4, 5, 6], vec![7, 8]]);
+        assert_eq!(queue.len(), 0);
+        assert!(queue.full.is_empty());
+        assert_eq!(queue.spans.capacity(), 3);
     }
 
     #[test]

@@ -222,6 +222,8 @@ pub(crate) struct Handoff(());
 impl Handoff {
     /// Runs `start` (which must start exactly one span with the provider this crate built) with
     /// `result` as the sampler's answer for `trace_id`; a root gets `trace_id` as its id.
+    // Inlined, so a large `T` (an SDK span) is not copied on its way out.
+    #[inline(always)]
     pub(crate) fn run<T>(
         trace_id: TraceId,
         root: bool,

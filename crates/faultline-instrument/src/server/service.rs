@@ -71,10 +71,6 @@ where
             request: &request,
             headers: RequestHeaders::scan(request.headers()),
             known: semconv::known_method(request.method()),
-            route: request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(Template::matched),
         };
         let (cx, recording) = match &config.sampler {
             Some(sampler) => start.decided(sampler),
@@ -103,10 +99,18 @@ struct Start<'a, B> {
     request: &'a Request<B>,
     headers: RequestHeaders<'a>,
     known: Option<&'static str>,
-    route: Option<Template<'a>>,
 }
 
-impl<B> Start<'_, B> {
+impl<'a, B> Start<'a, B> {
+    /// The route template axum matched, if any: looked up (a hashed lookup in the request's
+    /// extensions) only where a name or attribute needs it, so not for a dropped request.
+    fn route(&self) -> Option<Template<'a>> {
+        self.request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(Template::matched)
+    }
+
     /// The request's context and whether its span records, for a layer that holds the
     /// provider's sampler: the sampler is asked first, and a dropped request gets a
     /// non-recording span context without any SDK span.
@@ -118,7 +122,7 @@ impl<B> Start<'_, B> {
         // Only a sampler reading names needs the name before the decision.
         let decision_name = config
             .sampler_reads_name
-            .then(|| self.strings.span_name(self.known, self.route));
+            .then(|| self.strings.span_name(self.known, self.route()));
         let (trace_id, root, decided) = {
             let parent = incoming.parent();
             let (trace_id, root) = match parent.valid_span_context() {
@@ -152,24 +156,28 @@ impl<B> Start<'_, B> {
             return (incoming.with_span_context(sc), false);
         }
         let parent = incoming.into_context();
-        let name = decision_name.unwrap_or_else(|| self.strings.span_name(self.known, self.route));
+        let route = self.route();
+        let name = decision_name.unwrap_or_else(|| self.strings.span_name(self.known, route));
         let mut attributes = Vec::with_capacity(ATTRIBUTE_CAPACITY);
-        self.attributes(&mut |attribute| attributes.push(attribute));
+        self.attributes(route, &mut |attribute| attributes.push(attribute));
         // Fields set in place: each `with_*` call moves the whole (large) builder.
         let mut builder = SpanBuilder::from_name(name);
         builder.span_kind = Some(SpanKind::Server);
         builder.attributes = Some(attributes);
-        let span = Handoff::run(trace_id, root, decided, || {
-            builder.start_with_context(&config.tracer, &parent)
-        });
-        let recording = span.is_recording();
-        (parent.with_span(span), recording)
+        // The span goes into its context inside the closure: returned from it, the SDK span
+        // (a few hundred bytes) was copied once more on its way.
+        Handoff::run(trace_id, root, decided, || {
+            let span = builder.start_with_context(&config.tracer, &parent);
+            let recording = span.is_recording();
+            (parent.with_span(span), recording)
+        })
     }
 
     /// The request's context and whether its span records, when the layer does not hold the
     /// provider's sampler: the SDK decides while starting the span.
     fn with_sdk(&self) -> (Context, bool) {
         let config = self.config;
+        let route = self.route();
         let parent = config
             .propagation
             .extract_incoming(&self.headers, self.request.headers())
@@ -177,7 +185,7 @@ impl<B> Start<'_, B> {
         // Unless the sampler decides by name, the span starts with the static method and is
         // renamed once it is known to record.
         let name = if config.sampler_reads_name {
-            self.strings.span_name(self.known, self.route)
+            self.strings.span_name(self.known, route)
         } else {
             self.known.unwrap_or("HTTP").into()
         };
@@ -188,21 +196,21 @@ impl<B> Start<'_, B> {
             .start_with_context(&config.tracer, &parent);
         let recording = span.is_recording();
         if recording {
-            if !config.sampler_reads_name && self.route.is_some() {
-                span.update_name(self.strings.span_name(self.known, self.route));
+            if !config.sampler_reads_name && route.is_some() {
+                span.update_name(self.strings.span_name(self.known, route));
             }
             // Straight into the span, which is not shared yet: no lock, no temporary vector.
-            self.attributes(&mut |attribute| span.set_attribute(attribute));
+            self.attributes(route, &mut |attribute| span.set_attribute(attribute));
         }
         (parent.with_span(span), recording)
     }
 
     /// The attributes known before the handler runs.
-    fn attributes(&self, record: &mut impl FnMut(KeyValue)) {
+    fn attributes(&self, route: Option<Template<'_>>, record: &mut impl FnMut(KeyValue)) {
         let request = self.request;
         let headers = &self.headers;
         method_attributes(request, self.known, record);
-        if let Some(route) = self.route {
+        if let Some(route) = route {
             record(KeyValue::new("http.route", self.strings.route_value(route)));
         }
         let uri = request.uri();
