@@ -6,6 +6,8 @@
 //! compaction by the new block's `meta.json`, whose `sources` list supersedes its inputs.
 //! Recovery on open re-derives everything else from what is committed (see `open`).
 
+#[cfg(test)]
+mod dependency_tests;
 mod flush;
 mod maintenance;
 #[cfg(test)]

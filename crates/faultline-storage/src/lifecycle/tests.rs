@@ -19,7 +19,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use crate::test_util::{batch, span, trace_id, FlakyStore};
 use crate::{AckMode, StorageError, Store, StoreConfig, StoreTuning};
 
-fn config(dir: &Path, objects: Arc<dyn ObjectStore>) -> StoreConfig {
+pub(super) fn config(dir: &Path, objects: Arc<dyn ObjectStore>) -> StoreConfig {
     StoreConfig {
         data_dir: dir.to_owned(),
         block_store: objects,
@@ -32,7 +32,7 @@ fn config(dir: &Path, objects: Arc<dyn ObjectStore>) -> StoreConfig {
     }
 }
 
-fn root() -> ObjectPath {
+pub(super) fn root() -> ObjectPath {
     ObjectPath::from(super::BLOCK_ROOT)
 }
 
