@@ -89,7 +89,9 @@ impl Default for StoreTuning {
             // attributes: 500k keeps that under a gigabyte.
             compaction_max_spans: 500_000,
             compaction_max_level: 3,
-            compaction_small_block_spans: u64::MAX,
+            // Heads cut for size (~85k spans of the bench's shape) stay as they are: merging them
+            // again cost ~30% of server CPU per span (BENCHMARKS.md, runs 5 and 7b).
+            compaction_small_block_spans: 50_000,
             // Two heads cut for size (~85k spans each of the bench's shape), or many small ones.
             dependency_carry_spans: 200_000,
         }
