@@ -27,22 +27,25 @@ use std::sync::Arc;
 use faultline_block::{BlockMeta, EdgeTable, FooterCache};
 use faultline_model::query::peer_of;
 use faultline_model::{Span, SpanId, SpanKind, TraceId};
+
+use crate::head::Head;
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Width of the time buckets of the edge tables this build writes, in seconds. Ten seconds keep
 /// a store's tables small (about 26,000 buckets per edge over 72 hours, summed over all blocks)
 /// while a dependencies window is rounded out by at most ten seconds at each end.
 pub(crate) const EDGE_BUCKET_SECS: u64 = 10;
 
-/// A span: (trace ID, span ID).
-type Key = (TraceId, SpanId);
+/// Traces up to this many spans (or carried spans) are searched by a linear scan; larger ones
+/// get a map for the time they are paired.
+const SCAN: usize = 24;
 
 /// A span of an earlier generation.
 struct Known {
+    span_id: SpanId,
     service: Arc<str>,
     generation: u64,
     /// The virtual node this span was counted as calling (callee, bucket), until a child of
@@ -52,18 +55,19 @@ struct Known {
 
 /// A child whose parent had not been seen when its generation was written.
 struct Orphan {
+    parent: SpanId,
     service: Arc<str>,
     bucket: u64,
     generation: u64,
 }
 
-/// What earlier generations left for later ones to pair with (see the module docs).
+/// What earlier generations left for later ones to pair with (see the module docs), by trace:
+/// one map operation per trace rather than per span.
 #[derive(Default)]
 pub(crate) struct Carry {
     generation: u64,
-    known: HashMap<Key, Known>,
-    /// Orphans by their parent.
-    orphans: HashMap<Key, Vec<Orphan>>,
+    known: HashMap<TraceId, Vec<Known>>,
+    orphans: HashMap<TraceId, Vec<Orphan>>,
     /// (generation, spans) of the generations kept, oldest first.
     generations: VecDeque<(u64, u64)>,
     budget_spans: u64,
@@ -78,25 +82,75 @@ pub(crate) struct Pairing {
     update: Option<Update>,
 }
 
+#[derive(Default)]
 struct Update {
-    known: Vec<(Key, Known)>,
-    orphans: Vec<(Key, Orphan)>,
-    /// Parents whose orphans found them.
-    adopted: Vec<Key>,
+    known: Vec<(TraceId, Vec<Known>)>,
+    orphans: Vec<(TraceId, Orphan)>,
+    /// Orphans (trace, parent) whose parent arrived.
+    adopted: Vec<(TraceId, SpanId)>,
     /// Carried spans whose virtual edge was taken back.
-    answered: Vec<Key>,
+    answered: Vec<(TraceId, SpanId)>,
     spans: u64,
 }
 
-/// A span of the generation being paired.
+/// A span of the trace being paired.
 struct Local<'a> {
     span: &'a Span,
-    service: &'a str,
+    service: u32,
     answered: bool,
+    /// Seen before (earlier in this trace or carried): counts nothing.
+    repeat: bool,
 }
 
-fn bucket(table: &EdgeTable, span: &Span) -> u64 {
-    table.bucket_of(span.start)
+/// Names (services and virtual nodes) of one pairing as small integers, so that counting
+/// hashes integers, not strings.
+#[derive(Default)]
+struct Names<'s> {
+    ids: HashMap<&'s str, u32>,
+    list: Vec<&'s str>,
+    arcs: Vec<Option<Arc<str>>>,
+}
+
+impl<'s> Names<'s> {
+    fn id(&mut self, name: &'s str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.list.len()).unwrap_or(u32::MAX);
+        self.ids.insert(name, id);
+        self.list.push(name);
+        self.arcs.push(None);
+        id
+    }
+
+    fn name(&self, id: u32) -> &'s str {
+        self.list.get(id as usize).copied().unwrap_or_default()
+    }
+
+    /// The name as an `Arc` for the carry, allocated once per pairing.
+    fn shared(&mut self, id: u32) -> Arc<str> {
+        let name = self.name(id);
+        match self.arcs.get_mut(id as usize) {
+            Some(Some(a)) => Arc::clone(a),
+            Some(slot) => Arc::clone(slot.insert(Arc::from(name))),
+            None => Arc::from(name),
+        }
+    }
+}
+
+/// Position of span `id` among `ids` (the first one): through `map` when it was built for
+/// them, by a scan otherwise.
+fn find(
+    id: SpanId,
+    len: usize,
+    nth: impl Fn(usize) -> SpanId,
+    map: &HashMap<SpanId, usize>,
+) -> Option<usize> {
+    if len > SCAN {
+        map.get(&id).copied()
+    } else {
+        (0..len).find(|&i| nth(i) == id)
+    }
 }
 
 impl Carry {
@@ -112,147 +166,205 @@ impl Carry {
     /// Spans of earlier generations currently known.
     #[cfg(test)]
     pub(crate) fn known_spans(&self) -> usize {
-        self.known.len()
+        self.known.values().map(Vec::len).sum()
     }
 
-    /// Pairs one generation's spans, counting their edges; with `record`, also returns what
-    /// [`Carry::advance`] needs. A span already known (same trace and span ID, from a retried
-    /// batch or a replay) is a repeat and counts nothing.
-    pub(crate) fn pair<'a>(
-        &self,
-        spans: impl IntoIterator<Item = &'a Span>,
-        record: bool,
-    ) -> Pairing {
-        let mut table = EdgeTable::new(EDGE_BUCKET_SECS);
-        // The service name by the address of the span's shared resource: looking it up in the
-        // resource's attributes for every span costs a scan each.
-        let mut services: HashMap<usize, &'a str> = HashMap::default();
-        let mut local: HashMap<Key, Local<'a>> = HashMap::default();
-        let mut accepted: Vec<Key> = Vec::new();
-        for s in spans {
-            let key = (s.trace_id, s.span_id);
-            if self.known.contains_key(&key) || local.contains_key(&key) {
-                continue;
+    /// Pairs the spans of `heads` as one generation (a trace may be spread over several).
+    pub(crate) fn pair_heads(&self, heads: &[&Head], record: bool) -> Pairing {
+        match heads {
+            [head] => self.pair(head.traces.values().map(|t| t.spans.iter()), record),
+            _ => {
+                let mut by_trace: HashMap<TraceId, Vec<&[Span]>> = HashMap::default();
+                for h in heads {
+                    for (id, t) in &h.traces {
+                        by_trace.entry(*id).or_default().push(&t.spans);
+                    }
+                }
+                self.pair(
+                    by_trace
+                        .values()
+                        .map(|parts| parts.iter().flat_map(|p| p.iter())),
+                    record,
+                )
             }
-            let service = *services
-                .entry(Arc::as_ptr(&s.resource) as usize)
-                .or_insert_with(|| s.service_name());
-            local.insert(
-                key,
-                Local {
+        }
+    }
+
+    /// Pairs `spans` (in any order) as one generation.
+    pub(crate) fn pair_spans(&self, spans: &[Span], record: bool) -> Pairing {
+        if spans.is_sorted_by_key(|s| s.trace_id) {
+            self.pair(spans.chunk_by(|a, b| a.trace_id == b.trace_id), record)
+        } else {
+            let mut by_trace: HashMap<TraceId, Vec<&Span>> = HashMap::default();
+            for s in spans {
+                by_trace.entry(s.trace_id).or_default().push(s);
+            }
+            self.pair(by_trace.into_values(), record)
+        }
+    }
+
+    /// Pairs one generation, given trace by trace (each item all of one trace's spans),
+    /// counting their edges; with `record`, also returns what [`Carry::advance`] needs. A span
+    /// already known (same trace and span ID, from a retried batch or a replay) is a repeat
+    /// and counts nothing.
+    fn pair<'s, 'a: 's, G>(&'s self, traces: impl IntoIterator<Item = G>, record: bool) -> Pairing
+    where
+        G: IntoIterator<Item = &'a Span>,
+    {
+        let mut table = EdgeTable::new(EDGE_BUCKET_SECS);
+        let mut names: Names<'s> = Names::default();
+        // The service by the address of the span's shared resource: looking it up in the
+        // resource's attributes for every span costs a scan each.
+        let mut by_resource: HashMap<usize, u32> = HashMap::default();
+        let mut counts: HashMap<(u32, u32, u64), i64> = HashMap::default();
+        let mut update = record.then(Update::default);
+        let mut local: Vec<Local<'a>> = Vec::new();
+        let mut local_map: HashMap<SpanId, usize> = HashMap::default();
+        let mut known_map: HashMap<SpanId, usize> = HashMap::default();
+        let mut answered_known: Vec<usize> = Vec::new();
+        let no_known: &[Known] = &[];
+        let no_orphans: &[Orphan] = &[];
+        for group in traces {
+            local.clear();
+            for s in group {
+                let service = *by_resource
+                    .entry(Arc::as_ptr(&s.resource) as usize)
+                    .or_insert_with(|| names.id(s.service_name()));
+                local.push(Local {
                     span: s,
                     service,
                     answered: false,
-                },
-            );
-            accepted.push(key);
-        }
-
-        let mut counts: HashMap<(&str, &str, u64), i64> = HashMap::default();
-        let mut answered: HashSet<Key> = HashSet::default();
-        let mut orphans: Vec<(Key, &'a str, u64)> = Vec::new();
-        for key in &accepted {
-            let Some(child) = local.get(key) else {
+                    repeat: false,
+                });
+            }
+            let Some(trace_id) = local.first().map(|l| l.span.trace_id) else {
                 continue;
             };
-            let (span, service) = (child.span, child.service);
-            let Some(parent_id) = span.parent_span_id else {
-                continue;
-            };
-            let parent_key = (span.trace_id, parent_id);
-            let b = bucket(&table, span);
-            if let Some(parent) = local.get_mut(&parent_key) {
-                if parent.service != service {
-                    parent.answered = true;
-                    *counts.entry((parent.service, service, b)).or_default() += 1;
+            let known = self.known.get(&trace_id).map_or(no_known, Vec::as_slice);
+            let orphans = self
+                .orphans
+                .get(&trace_id)
+                .map_or(no_orphans, Vec::as_slice);
+            if local.len() > SCAN {
+                local_map.clear();
+                for (i, l) in local.iter().enumerate() {
+                    local_map.entry(l.span.span_id).or_insert(i);
                 }
-            } else if let Some(parent) = self.known.get(&parent_key) {
-                if *parent.service != *service {
-                    *counts.entry((&parent.service, service, b)).or_default() += 1;
-                    if let Some((peer, pb)) = &parent.peer {
-                        if answered.insert(parent_key) {
-                            *counts.entry((&parent.service, peer, *pb)).or_default() -= 1;
+            }
+            if known.len() > SCAN {
+                known_map.clear();
+                for (i, k) in known.iter().enumerate() {
+                    known_map.entry(k.span_id).or_insert(i);
+                }
+            }
+            let n = local.len();
+            let local_at = |local: &[Local<'a>], id: SpanId| {
+                find(id, n, |i| local[i].span.span_id, &local_map)
+            };
+            let known_at = |id: SpanId| find(id, known.len(), |i| known[i].span_id, &known_map);
+            for i in 0..n {
+                let id = local[i].span.span_id;
+                local[i].repeat = local_at(&local, id) != Some(i) || known_at(id).is_some();
+            }
+            answered_known.clear();
+            let b = |s: &Span| table.bucket_of(s.start);
+            let mut new_orphans = Vec::new();
+            for i in 0..n {
+                let (span, service) = (local[i].span, local[i].service);
+                let Some(parent) = span.parent_span_id.filter(|_| !local[i].repeat) else {
+                    continue;
+                };
+                if let Some(j) = local_at(&local, parent).filter(|&j| !local[j].repeat) {
+                    let ps = local[j].service;
+                    if ps != service {
+                        local[j].answered = true;
+                        *counts.entry((ps, service, b(span))).or_default() += 1;
+                    }
+                } else if let Some(k) = known_at(parent) {
+                    let ps = names.id(&known[k].service);
+                    if ps != service {
+                        *counts.entry((ps, service, b(span))).or_default() += 1;
+                        if let Some((peer, pb)) = &known[k].peer {
+                            if !answered_known.contains(&k) {
+                                answered_known.push(k);
+                                *counts.entry((ps, names.id(peer), *pb)).or_default() -= 1;
+                            }
                         }
                     }
-                }
-            } else {
-                orphans.push((parent_key, service, b));
-            }
-        }
-        let mut adopted = Vec::new();
-        for (parent_key, list) in &self.orphans {
-            let Some(parent) = local.get_mut(parent_key) else {
-                continue;
-            };
-            for o in list {
-                if *o.service != *parent.service {
-                    parent.answered = true;
-                    *counts
-                        .entry((parent.service, &o.service, o.bucket))
-                        .or_default() += 1;
+                } else if record {
+                    new_orphans.push((parent, service, b(span)));
                 }
             }
-            adopted.push(*parent_key);
-        }
-        let mut peers: HashMap<Key, (&'a str, u64)> = HashMap::default();
-        for key in &accepted {
-            let Some(l) = local.get(key) else { continue };
-            if l.answered || !matches!(l.span.kind, SpanKind::Client | SpanKind::Producer) {
-                continue;
+            for o in orphans {
+                let Some(j) = local_at(&local, o.parent).filter(|&j| !local[j].repeat) else {
+                    continue;
+                };
+                let (ps, cs) = (local[j].service, names.id(&o.service));
+                if ps != cs {
+                    local[j].answered = true;
+                    *counts.entry((ps, cs, o.bucket)).or_default() += 1;
+                }
+                if let Some(u) = update.as_mut() {
+                    u.adopted.push((trace_id, o.parent));
+                }
             }
-            if let Some((_, peer)) = peer_of(l.span).filter(|(_, p)| *p != l.service) {
-                let b = bucket(&table, l.span);
-                *counts.entry((l.service, peer, b)).or_default() += 1;
-                peers.insert(*key, (peer, b));
+            let mut peers: Vec<(usize, u32, u64)> = Vec::new();
+            for (i, l) in local.iter().enumerate() {
+                if l.repeat
+                    || l.answered
+                    || !matches!(l.span.kind, SpanKind::Client | SpanKind::Producer)
+                {
+                    continue;
+                }
+                if let Some((_, peer)) = peer_of(l.span) {
+                    let peer = names.id(peer);
+                    if peer != l.service {
+                        *counts.entry((l.service, peer, b(l.span))).or_default() += 1;
+                        peers.push((i, peer, b(l.span)));
+                    }
+                }
             }
+            let Some(u) = update.as_mut() else { continue };
+            let generation = self.generation + 1;
+            for &k in &answered_known {
+                if let Some(kn) = known.get(k) {
+                    u.answered.push((trace_id, kn.span_id));
+                }
+            }
+            for (parent, service, bucket) in new_orphans {
+                let service = names.shared(service);
+                u.orphans.push((
+                    trace_id,
+                    Orphan {
+                        parent,
+                        service,
+                        bucket,
+                        generation,
+                    },
+                ));
+            }
+            let mut learnt = Vec::with_capacity(n);
+            for (i, l) in local.iter().enumerate() {
+                if l.repeat {
+                    continue;
+                }
+                let peer = peers
+                    .iter()
+                    .find(|p| p.0 == i)
+                    .map(|&(_, peer, b)| (names.shared(peer), b));
+                learnt.push(Known {
+                    span_id: l.span.span_id,
+                    service: names.shared(l.service),
+                    generation,
+                    peer,
+                });
+            }
+            u.spans += learnt.len() as u64;
+            u.known.push((trace_id, learnt));
         }
         for ((p, c, b), n) in counts {
-            table.add(p, c, b, n);
+            table.add(names.name(p), names.name(c), b, n);
         }
-
-        let update = record.then(|| {
-            // One allocation per distinct name, shared by every span naming it.
-            let mut names: HashMap<&'a str, Arc<str>> = HashMap::default();
-            let mut intern = |s: &'a str| -> Arc<str> {
-                Arc::clone(names.entry(s).or_insert_with(|| Arc::from(s)))
-            };
-            let generation = self.generation + 1;
-            let known = accepted
-                .iter()
-                .filter_map(|key| {
-                    let l = local.get(key)?;
-                    let peer = peers.get(key).map(|&(p, b)| (intern(p), b));
-                    Some((
-                        *key,
-                        Known {
-                            service: intern(l.service),
-                            generation,
-                            peer,
-                        },
-                    ))
-                })
-                .collect();
-            let orphans = orphans
-                .into_iter()
-                .map(|(parent, service, bucket)| {
-                    (
-                        parent,
-                        Orphan {
-                            service: intern(service),
-                            bucket,
-                            generation,
-                        },
-                    )
-                })
-                .collect();
-            Update {
-                known,
-                orphans,
-                adopted,
-                answered: answered.into_iter().collect(),
-                spans: accepted.len() as u64,
-            }
-        });
         Pairing { table, update }
     }
 
@@ -263,17 +375,28 @@ impl Carry {
             return;
         };
         self.generation += 1;
-        for key in &u.answered {
-            if let Some(k) = self.known.get_mut(key) {
-                k.peer = None;
+        for (trace, span) in &u.answered {
+            if let Some(list) = self.known.get_mut(trace) {
+                for k in list.iter_mut().filter(|k| k.span_id == *span) {
+                    k.peer = None;
+                }
             }
         }
-        for key in &u.adopted {
-            self.orphans.remove(key);
+        for (trace, parent) in &u.adopted {
+            if let Some(list) = self.orphans.get_mut(trace) {
+                list.retain(|o| o.parent != *parent);
+                if list.is_empty() {
+                    self.orphans.remove(trace);
+                }
+            }
         }
-        self.known.extend(u.known);
-        for (parent, o) in u.orphans {
-            self.orphans.entry(parent).or_default().push(o);
+        for (trace, list) in u.known {
+            if !list.is_empty() {
+                self.known.entry(trace).or_default().extend(list);
+            }
+        }
+        for (trace, o) in u.orphans {
+            self.orphans.entry(trace).or_default().push(o);
         }
         self.generations.push_back((self.generation, u.spans));
         let mut total: u64 = self.generations.iter().map(|g| g.1).sum();
@@ -286,7 +409,10 @@ impl Carry {
         }
         if expired {
             let oldest = self.generations.front().map_or(0, |g| g.0);
-            self.known.retain(|_, k| k.generation >= oldest);
+            self.known.retain(|_, list| {
+                list.retain(|k| k.generation >= oldest);
+                !list.is_empty()
+            });
             let mut dropped = 0u64;
             self.orphans.retain(|_, list| {
                 let before = list.len();
@@ -326,7 +452,7 @@ pub(crate) async fn rebuild(
     for meta in newest.into_iter().take(take).rev() {
         match faultline_block::read_edge_spans(objects, root, meta, footers).await {
             Ok(spans) => {
-                let mut p = carry.pair(spans.iter(), true);
+                let mut p = carry.pair_spans(&spans, true);
                 carry.advance(&mut p);
             }
             Err(e) => {
@@ -392,7 +518,7 @@ mod tests {
         let mut carry = Carry::new(budget);
         let mut total = EdgeTable::new(EDGE_BUCKET_SECS);
         for g in generations {
-            let mut p = carry.pair(g.iter(), true);
+            let mut p = carry.pair_spans(g, true);
             assert!(total.merge(&p.table));
             carry.advance(&mut p);
         }
@@ -426,7 +552,7 @@ mod tests {
         let t = trace(7);
         let (first, second) = (t[..4].to_vec(), t[4..].to_vec());
         let mut carry = Carry::new(1_000);
-        let mut p = carry.pair(first.iter(), true);
+        let mut p = carry.pair_spans(&first, true);
         let mut edges = BTreeMap::new();
         p.table
             .sum_into(UnixNanos(0), UnixNanos(u64::MAX), &mut edges);
@@ -436,7 +562,7 @@ mod tests {
             Some(&1)
         );
         carry.advance(&mut p);
-        let mut p = carry.pair(second.iter(), true);
+        let mut p = carry.pair_spans(&second, true);
         let mut later = BTreeMap::new();
         p.table
             .sum_into(UnixNanos(0), UnixNanos(u64::MAX), &mut later);
@@ -447,7 +573,7 @@ mod tests {
         assert_eq!(later.get(&("back".into(), "auth".into())), Some(&1));
         carry.advance(&mut p);
         // A repeat of the callee (a retried batch) counts nothing more.
-        let p = carry.pair(second.iter(), true);
+        let p = carry.pair_spans(&second, true);
         assert!(p.table.counts.is_empty());
     }
 
@@ -471,5 +597,37 @@ mod tests {
         let (got, carry) = paired(&gens, 1_000);
         assert_eq!(got.get(&("front".into(), "back".into())), Some(&1));
         assert_eq!(carry.expired_orphans, 0);
+    }
+
+    #[test]
+    fn large_traces_pair_through_maps_as_small_ones_do_by_scan() {
+        // A chain of 100 spans alternating between three services: each span's parent is the
+        // one before it. Every third span arrives in the first head, the rest in the second,
+        // the first head's spans twice (a retried batch).
+        let chain: Vec<Span> = (1..=100u64)
+            .map(|i| {
+                let mut s = span(9, i, i * S, ["a", "b", "c"][(i % 3) as usize], "op");
+                s.parent_span_id = (i > 1).then(|| SpanId((i - 1).to_be_bytes()));
+                s
+            })
+            .collect();
+        let first: Vec<Span> = chain
+            .iter()
+            .filter(|s| u64::from_be_bytes(s.span_id.0) % 3 == 0)
+            .cloned()
+            .collect();
+        let mut first_twice = first.clone();
+        first_twice.extend(first);
+        let second: Vec<Span> = chain
+            .iter()
+            .filter(|s| u64::from_be_bytes(s.span_id.0) % 3 != 0)
+            .cloned()
+            .collect();
+        assert!(first_twice.len() > SCAN && second.len() > SCAN);
+        let (got, _) = paired(&[first_twice, second.clone()], 1_000);
+        assert_eq!(got, want(&chain));
+        // The second head again counts nothing.
+        let (got, _) = paired(&[chain.clone(), second], 1_000);
+        assert_eq!(got, want(&chain));
     }
 }

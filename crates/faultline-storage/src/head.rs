@@ -87,11 +87,6 @@ impl Head {
             }
         }
     }
-
-    /// Every stored span, repeats included.
-    pub(crate) fn all_spans(&self) -> impl Iterator<Item = &Span> {
-        self.traces.values().flat_map(|t| t.spans.iter())
-    }
 }
 
 impl Head {

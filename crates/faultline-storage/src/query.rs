@@ -279,7 +279,7 @@ impl Store {
                     }
                     unpaired.push(&st.head);
                     carry
-                        .pair(unpaired.into_iter().flat_map(|h| h.all_spans()), false)
+                        .pair_heads(&unpaired, false)
                         .table
                         .sum_into(start, end, &mut edges);
                 }

@@ -82,7 +82,7 @@ impl Store {
             if let Some(t) = frozen.edges.get() {
                 return t.clone();
             }
-            let mut pairing = carry.pair(frozen.head.all_spans(), true);
+            let mut pairing = carry.pair_heads(&[&frozen.head], true);
             carry.advance(&mut pairing);
             frozen.edges.get_or_init(|| pairing.table).clone()
         })

@@ -135,7 +135,7 @@ impl Store {
             let part = read_all(objects, &self.block_root, meta).await?;
             if !meta.edges.as_ref().is_some_and(|t| edges.merge(t)) {
                 let own = crate::edges::Carry::default()
-                    .pair(part.iter(), false)
+                    .pair_spans(&part, false)
                     .table;
                 edges.merge(&own);
             }
