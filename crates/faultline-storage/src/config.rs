@@ -72,7 +72,7 @@ pub struct StoreTuning {
     pub compaction_max_level: u32,
     /// Spans of earlier heads kept in memory for pairing the calls of later heads with them
     /// (service dependencies across a head cut): the previous head is always kept, older ones
-    /// while all kept heads hold at most this many spans. About 100 bytes per span.
+    /// while all kept heads hold at most this many spans. About 70 bytes per span.
     pub dependency_carry_spans: u64,
 }
 
