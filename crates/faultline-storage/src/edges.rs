@@ -27,10 +27,10 @@ use std::sync::Arc;
 use faultline_block::{BlockMeta, EdgeTable, FooterCache};
 use faultline_model::query::peer_of;
 use faultline_model::{Span, SpanId, SpanKind, TraceId};
-
-use crate::head::Head;
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
+
+use crate::head::Head;
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
