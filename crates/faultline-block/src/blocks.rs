@@ -199,6 +199,7 @@ async fn commit(
         sources: info.sources,
         level: info.level,
         created_at: UnixNanos::now(),
+        edges: info.edges,
     };
     store
         .put(

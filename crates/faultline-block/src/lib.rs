@@ -47,6 +47,7 @@ mod blocks;
 mod bloom;
 mod codec;
 mod decode;
+mod edges;
 mod encode;
 mod error;
 mod fasthash;
@@ -63,12 +64,13 @@ pub use blocks::{
     SpanSource, DATA_FILE, META_FILE,
 };
 pub use bloom::TraceBloom;
+pub use edges::EdgeTable;
 pub use error::BlockError;
 pub use footer_cache::FooterCache;
 pub use meta::{BlockId, BlockInfo, BlockMeta};
 pub use query::{
-    dependencies, dependencies_cached, load_footer, read_all, read_traces, read_traces_cached,
-    search, search_cached,
+    dependencies, dependencies_cached, load_footer, read_all, read_edge_spans, read_traces,
+    read_traces_cached, search, search_cached,
 };
 pub use schema::{BlockSettings, FORMAT_VERSION, OLDEST_READABLE_FORMAT};
 

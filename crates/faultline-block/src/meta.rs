@@ -6,7 +6,8 @@ use faultline_model::query::SpanQuery;
 use faultline_model::{SpanKind, TraceId, UnixNanos};
 use serde::{Deserialize, Serialize};
 
-use crate::{BlockError, TraceBloom};
+use crate::edges::EdgeTableJson;
+use crate::{BlockError, EdgeTable, TraceBloom};
 
 /// A block's ID: a UUID v7 string, so IDs sort by creation time.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -40,6 +41,8 @@ pub struct BlockInfo {
     pub sources: Vec<BlockId>,
     /// Compaction level.
     pub level: u32,
+    /// Service dependencies resolved when the block was written (see [`BlockMeta::edges`]).
+    pub edges: Option<EdgeTable>,
 }
 
 /// Everything known about a block without opening its data file; stored as `meta.json`.
@@ -77,6 +80,10 @@ pub struct BlockMeta {
     pub level: u32,
     /// When the block was written.
     pub created_at: UnixNanos,
+    /// Calls between services that the writer resolved, by time bucket: a dependencies query
+    /// sums these instead of reading the data file. `None` in blocks written before the table
+    /// existed, whose dependencies are computed from the data file.
+    pub edges: Option<EdgeTable>,
 }
 
 impl BlockMeta {
@@ -139,6 +146,7 @@ impl BlockMeta {
             sources: self.sources.iter().map(|s| s.0.clone()).collect(),
             level: self.level,
             created_at: self.created_at.0,
+            edges: self.edges.as_ref().map(EdgeTable::to_json),
         };
         serde_json::to_vec_pretty(&wire)
             .map_err(|e| BlockError::corrupt("meta.json", format!("cannot serialise: {e}")))
@@ -188,6 +196,7 @@ impl BlockMeta {
             sources: w.sources.into_iter().map(BlockId).collect(),
             level: w.level,
             created_at: UnixNanos(w.created_at),
+            edges: w.edges.map(EdgeTable::from_json).transpose()?,
         })
     }
 }
@@ -226,6 +235,9 @@ struct MetaJson {
     sources: Vec<String>,
     level: u32,
     created_at: u64,
+    /// Absent in blocks written before edge tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edges: Option<EdgeTableJson>,
 }
 
 #[cfg(test)]
@@ -262,6 +274,11 @@ mod tests {
             sources: vec![BlockId("x".into())],
             level: 1,
             created_at: UnixNanos(7),
+            edges: Some({
+                let mut t = EdgeTable::new(10);
+                t.add("api", "db", 170, 3);
+                t
+            }),
         }
     }
 
@@ -283,6 +300,18 @@ mod tests {
             );
         }
         assert_eq!(crate::schema::FORMAT_VERSION, 2);
+    }
+
+    #[test]
+    fn meta_without_an_edge_table_still_parses() {
+        let mut m = sample();
+        m.edges = None;
+        let json = String::from_utf8(m.to_json().unwrap()).unwrap();
+        assert!(
+            !json.contains("edges"),
+            "an old block's meta.json has no such key"
+        );
+        assert_eq!(BlockMeta::from_json(json.as_bytes()).unwrap(), m);
     }
 
     #[test]

@@ -500,6 +500,47 @@ async fn dependencies_in(
     if !meta.overlaps(start, end) {
         return Ok(());
     }
+    edge_spans_in(store, root, meta, (start, end), footers, |trace| {
+        service_edges(&trace, start, end, edges);
+    })
+    .await
+}
+
+/// Every span of the block, with only what service dependencies need: trace and span ID,
+/// parent span ID, start (also as end), kind, a resource holding only `service.name`, and for
+/// CLIENT and PRODUCER spans the peer attribute that names their callee
+/// ([`faultline_model::query::peer_of`] gives the same answer as on the full span). Reads only
+/// those columns, so it costs a fraction of [`read_all`]; a writer uses it to rebuild what it
+/// knew about recent spans.
+pub async fn read_edge_spans(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    footers: &FooterCache,
+) -> Result<Vec<Span>, BlockError> {
+    let mut out = Vec::with_capacity(usize::try_from(meta.span_count).unwrap_or(0));
+    edge_spans_in(
+        store,
+        root,
+        meta,
+        (UnixNanos(0), UnixNanos(u64::MAX)),
+        Some(footers),
+        |trace| out.extend(trace),
+    )
+    .await?;
+    Ok(out)
+}
+
+/// Reads the dependency columns of the row groups overlapping `[start, end]` and hands each
+/// trace's partial spans (see [`read_edge_spans`]), parents resolved, to `on_trace`.
+async fn edge_spans_in(
+    store: &dyn ObjectStore,
+    root: &Path,
+    meta: &BlockMeta,
+    (start, end): (UnixNanos, UnixNanos),
+    footers: Option<&FooterCache>,
+    mut on_trace: impl FnMut(Vec<Span>),
+) -> Result<(), BlockError> {
     let file = DataFile::open_cached(store, data_path(root, &meta.id), &meta.id, footers).await?;
     let groups = groups_in_time(&file, start, end)?;
     // The callee of a client span nobody instruments is named by its peer attributes: the
@@ -536,7 +577,7 @@ async fn dependencies_in(
         for row in 0..batch.num_rows() {
             let trace_id = decode::trace_id_at(trace_ids, row)?;
             if trace.first().is_some_and(|(s, _)| s.trace_id != trace_id) {
-                trace_edges(&mut trace, start, end, edges)?;
+                finish_trace(&mut trace, &mut on_trace)?;
             }
             let svc = service.str(row, schema::SERVICE)?;
             let resource = match services.get(svc) {
@@ -563,7 +604,7 @@ async fn dependencies_in(
         Ok(())
     })
     .await?;
-    trace_edges(&mut trace, start, end, edges)
+    finish_trace(&mut trace, &mut on_trace)
 }
 
 fn holds_strings(c: &schema::AttrColumn) -> bool {
@@ -612,17 +653,18 @@ fn peer_at(
     Ok(None)
 }
 
-/// Resolves one trace's parents and counts its edges, leaving `trace` empty.
-fn trace_edges(
+/// Resolves one trace's parents and hands its spans to `on_trace`, leaving `trace` empty.
+fn finish_trace(
     trace: &mut Vec<(Span, ParentRef)>,
-    start: UnixNanos,
-    end: UnixNanos,
-    edges: &mut BTreeMap<(String, String), u64>,
+    on_trace: &mut impl FnMut(Vec<Span>),
 ) -> Result<(), BlockError> {
+    if trace.is_empty() {
+        return Ok(());
+    }
     let mut assembler = TraceAssembler::default();
     for (span, parent) in trace.drain(..) {
         assembler.push(span, parent)?;
     }
-    service_edges(&assembler.finish()?, start, end, edges);
+    on_trace(assembler.finish()?);
     Ok(())
 }

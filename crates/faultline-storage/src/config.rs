@@ -59,10 +59,21 @@ pub struct StoreTuning {
     pub compaction_max_blocks: usize,
     /// Blocks whose data file is at least this large are left alone.
     pub compaction_small_block_bytes: u64,
+    /// Blocks holding at least this many spans are left alone (`u64::MAX`: none is). A head
+    /// cut for size already makes a block of this order, and merging it again costs about as
+    /// much CPU as writing it did (every span is decoded and encoded once more) for a few
+    /// times fewer blocks; blocks cut small by `max_head_age` under light load are still
+    /// merged. Service dependencies do not depend on it: they are resolved across heads when
+    /// each head is written.
+    pub compaction_small_block_spans: u64,
     /// Most spans read into memory by one compaction; bounds its memory use.
     pub compaction_max_spans: u64,
     /// Blocks at this level are never compacted further.
     pub compaction_max_level: u32,
+    /// Spans of earlier heads kept in memory for pairing the calls of later heads with them
+    /// (service dependencies across a head cut): the previous head is always kept, older ones
+    /// while all kept heads hold at most this many spans. About 70 bytes per span.
+    pub dependency_carry_spans: u64,
 }
 
 impl Default for StoreTuning {
@@ -78,6 +89,11 @@ impl Default for StoreTuning {
             // attributes: 500k keeps that under a gigabyte.
             compaction_max_spans: 500_000,
             compaction_max_level: 3,
+            // Heads cut for size (~85k spans of the bench's shape) stay as they are: merging them
+            // again cost ~30% of server CPU per span (BENCHMARKS.md, runs 5 and 7b).
+            compaction_small_block_spans: 50_000,
+            // Two heads cut for size (~85k spans each of the bench's shape), or many small ones.
+            dependency_carry_spans: 200_000,
         }
     }
 }
@@ -138,4 +154,8 @@ pub struct StoreStats {
     pub blocks_expired: u64,
     /// Appends refused with [`crate::StorageError::Overloaded`] since start.
     pub appends_refused: u64,
+    /// Child spans whose parent did not arrive within the heads kept for pairing
+    /// ([`StoreTuning::dependency_carry_spans`]) since start: their call is not counted in the
+    /// service dependencies.
+    pub dependency_orphans_expired: u64,
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use faultline_model::query::{service_edges, SpanQuery};
+use faultline_model::query::SpanQuery;
 use faultline_model::{Span, SpanKind, TraceId, UnixNanos};
 
 #[derive(Default)]
@@ -87,17 +87,6 @@ impl Head {
             }
         }
     }
-
-    pub(crate) fn dependencies(
-        &self,
-        start: UnixNanos,
-        end: UnixNanos,
-        edges: &mut BTreeMap<(String, String), u64>,
-    ) {
-        for t in self.traces.values() {
-            service_edges(&t.spans, start, end, edges);
-        }
-    }
 }
 
 impl Head {
@@ -137,6 +126,9 @@ pub(crate) struct FrozenHead {
     pub(crate) head: Head,
     /// The last WAL segment whose records are all in `head` (or in older blocks).
     pub(crate) wal_through: u64,
+    /// The head's service dependencies, once paired with the carry (set under the carry's
+    /// lock, exactly once, in cut order).
+    pub(crate) edges: std::sync::OnceLock<faultline_block::EdgeTable>,
 }
 
 impl faultline_block::SpanSource for FrozenHead {

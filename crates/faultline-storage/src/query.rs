@@ -245,10 +245,13 @@ impl Store {
     }
 
     /// Calls between services (parent service → child service → count) among spans that started
-    /// in `[start, end]`.
+    /// in `[start, end]`, rounded out to whole buckets of the blocks' edge tables (ten seconds).
     ///
-    /// Edges are counted where a parent and its child are stored together (same head or same
-    /// block); a call whose two spans were cut into different blocks is not counted.
+    /// A call counts wherever its parent and child spans are stored, as long as the child
+    /// arrived within the pairing window of its parent's head or the other way round (see
+    /// `edges.rs`): blocks answer from the tables in their `meta.json`, the heads not yet
+    /// written are paired now exactly as their flush will pair them. Blocks written before
+    /// edge tables existed are read and count only calls stored within them.
     pub async fn dependencies(
         &self,
         start: UnixNanos,
@@ -257,14 +260,35 @@ impl Store {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut edges: BTreeMap<(String, String), u64> = BTreeMap::new();
+            let mut edges: BTreeMap<(String, String), i64> = BTreeMap::new();
             let snap = {
                 let st = self.state.read().await;
-                st.head.dependencies(start, end, &mut edges);
-                for f in &st.flushing {
-                    f.head.dependencies(start, end, &mut edges);
+                {
+                    let carry = self
+                        .carry
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    // Heads already paired have their table; the rest (a prefix is paired,
+                    // the flusher goes in cut order) are paired against the carry, read-only.
+                    let mut unpaired = Vec::new();
+                    for f in &st.flushing {
+                        match f.edges.get() {
+                            Some(t) => t.sum_into(start, end, &mut edges),
+                            None => unpaired.push(&f.head),
+                        }
+                    }
+                    unpaired.push(&st.head);
+                    carry
+                        .pair_heads(&unpaired, false)
+                        .table
+                        .sum_into(start, end, &mut edges);
                 }
-                self.snapshot(&st, |b| b.overlaps(start, end))
+                for b in &st.blocks {
+                    if let Some(t) = &b.edges {
+                        t.sum_into(start, end, &mut edges);
+                    }
+                }
+                self.snapshot(&st, |b| b.edges.is_none() && b.overlaps(start, end))
             };
             let reads = snap.blocks.iter().map(|meta| {
                 let (objects, root, meta) = self.block_handles(meta);
@@ -287,9 +311,16 @@ impl Store {
             match read {
                 Ok(parts) => {
                     for (k, n) in parts.into_iter().flatten() {
-                        *edges.entry(k).or_default() += n;
+                        *edges.entry(k).or_default() += i64::try_from(n).unwrap_or(i64::MAX);
                     }
-                    return Ok(edges.into_iter().map(|((p, c), n)| (p, c, n)).collect());
+                    // A call taken back in a block whose counterpart retention already deleted
+                    // can leave a negative sum; it counts as none.
+                    return Ok(edges
+                        .into_iter()
+                        .filter_map(|((p, c), n)| {
+                            u64::try_from(n).ok().filter(|&n| n > 0).map(|n| (p, c, n))
+                        })
+                        .collect());
                 }
                 Err(e) => self.retry_or_fail(e, &snap, attempt).await?,
             }

@@ -120,6 +120,9 @@ pub struct Store {
     pub(crate) footers: Arc<faultline_block::FooterCache>,
     /// The log records' store, beside the spans' (own WAL directory and block tree).
     pub(crate) logs: Arc<crate::logs::LogStore>,
+    /// What heads already written leave for pairing the service dependencies of later ones.
+    /// Locked after the state lock when both are taken.
+    pub(crate) carry: Arc<std::sync::Mutex<crate::edges::Carry>>,
 }
 
 impl Store {
@@ -262,6 +265,7 @@ impl Store {
             compactions: self.counters.compactions.load(Ordering::Relaxed),
             blocks_expired: self.counters.blocks_expired.load(Ordering::Relaxed),
             appends_refused: self.counters.appends_refused.load(Ordering::Relaxed),
+            dependency_orphans_expired: self.carry.lock().map_or(0, |c| c.expired_orphans),
         }
     }
 

@@ -11,6 +11,7 @@ fn list_orphans_and_delete() {
         wal_through: 9,
         sources: vec![BlockId("a".into())],
         level: 2,
+        edges: None,
     };
     let a = rt
         .block_on(write_block(

@@ -47,8 +47,11 @@ impl Store {
             let pending = permit.rotate(&self.wal_dir);
             let head = std::mem::take(&mut st.head);
             let wal_through = st.wal_seq;
-            st.flushing
-                .push_back(Arc::new(FrozenHead { head, wal_through }));
+            st.flushing.push_back(Arc::new(FrozenHead {
+                head,
+                wal_through,
+                edges: std::sync::OnceLock::new(),
+            }));
             st.wal_seq += 1;
             st.head_since = None;
             (pending, wal_through)
@@ -64,6 +67,29 @@ impl Store {
         Ok(())
     }
 
+    /// The cut head's service dependencies, pairing it with the carry (and adding it to the
+    /// carry) the first time; a retried write gets the same table.
+    async fn pair_edges(
+        &self,
+        frozen: &Arc<FrozenHead>,
+    ) -> Result<faultline_block::EdgeTable, StorageError> {
+        let carry = Arc::clone(&self.carry);
+        let frozen = Arc::clone(frozen);
+        tokio::task::spawn_blocking(move || {
+            let mut carry = carry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(t) = frozen.edges.get() {
+                return t.clone();
+            }
+            let mut pairing = carry.pair_heads(&[&frozen.head], true);
+            carry.advance(&mut pairing);
+            frozen.edges.get_or_init(|| pairing.table).clone()
+        })
+        .await
+        .map_err(|e| StorageError::io(&self.wal_dir, std::io::Error::other(e)))
+    }
+
     /// Writes each cut head as a block, oldest first, stopping at the first failure so that
     /// blocks are committed (and WAL segments deleted) strictly in WAL order.
     async fn flush_cut_heads_locked(&self) -> Result<(), StorageError> {
@@ -74,10 +100,12 @@ impl Store {
             let meta = if frozen.head.spans == 0 {
                 None
             } else {
+                let edges = self.pair_edges(&frozen).await?;
                 let info = BlockInfo {
                     wal_through: frozen.wal_through,
                     sources: Vec::new(),
                     level: 0,
+                    edges: Some(edges),
                 };
                 let meta = write_block_from(
                     self.config.block_store.as_ref(),

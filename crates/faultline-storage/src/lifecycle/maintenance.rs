@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use faultline_block::{
-    delete_block, list_orphans, read_all, write_block, BlockId, BlockInfo, BlockMeta,
+    delete_block, list_orphans, read_all, write_block, BlockId, BlockInfo, BlockMeta, EdgeTable,
 };
 use faultline_model::UnixNanos;
 
@@ -126,8 +126,20 @@ impl Store {
         };
         let objects = self.config.block_store.as_ref();
         let mut spans = Vec::new();
+        // The merged block's dependencies are its inputs' tables summed: each input's calls
+        // were resolved when it was written, across heads, so pairing the merged spans again
+        // would count calls between inputs twice. An input written before edge tables gets
+        // the table of its own spans, which is what queries counted for it.
+        let mut edges = EdgeTable::new(crate::edges::EDGE_BUCKET_SECS);
         for meta in &inputs {
-            spans.extend(read_all(objects, &self.block_root, meta).await?);
+            let part = read_all(objects, &self.block_root, meta).await?;
+            if !meta.edges.as_ref().is_some_and(|t| edges.merge(t)) {
+                let own = crate::edges::Carry::default()
+                    .pair_spans(&part, false)
+                    .table;
+                edges.merge(&own);
+            }
+            spans.extend(part);
         }
         // Crash replays and client retries can put one span into two blocks; merge them here.
         dedup_spans(&mut spans);
@@ -135,6 +147,7 @@ impl Store {
             wal_through: inputs.iter().map(|b| b.wal_through).max().unwrap_or(0),
             sources: inputs.iter().map(|b| b.id.clone()).collect(),
             level: level + 1,
+            edges: Some(edges),
         };
         let merged = write_block(
             objects,
@@ -169,7 +182,8 @@ impl Store {
     }
 }
 
-/// Picks the inputs of the next compaction: the oldest small blocks of the lowest level that
+/// Picks the inputs of the next compaction: the oldest small blocks (below both
+/// `compaction_small_block_bytes` and `compaction_small_block_spans`) of the lowest level that
 /// has enough of them, as many as fit in `compaction_max_blocks` and `compaction_max_spans`.
 fn plan_compaction(
     t: &StoreTuning,
@@ -182,6 +196,7 @@ fn plan_compaction(
             .filter(|b| {
                 b.level == level
                     && b.data_bytes < t.compaction_small_block_bytes
+                    && b.span_count < t.compaction_small_block_spans
                     && b.span_count < t.compaction_max_spans
             })
             .collect();
@@ -231,6 +246,7 @@ mod tests {
             sources: Vec::new(),
             level,
             created_at: UnixNanos(start),
+            edges: None,
         })
     }
 
@@ -240,6 +256,7 @@ mod tests {
             compaction_max_blocks: 4,
             compaction_small_block_bytes: 1_000,
             compaction_max_spans: 100,
+            compaction_small_block_spans: u64::MAX,
             compaction_max_level: 2,
             ..StoreTuning::default()
         }
@@ -276,5 +293,30 @@ mod tests {
         assert!(plan_compaction(&tuning(), &top).is_none());
         let mid: Vec<_> = (0..5).map(|i| meta(1, 10, 10, i)).collect();
         assert_eq!(plan_compaction(&tuning(), &mid).unwrap().0, 1);
+    }
+
+    #[test]
+    fn leaves_blocks_with_enough_spans_alone() {
+        // Five blocks of 70 spans (cut for size), three of 10 (cut for age): with the knob at
+        // 60 only the three small ones are merged, and without them nothing is due.
+        let t = StoreTuning {
+            compaction_small_block_spans: 60,
+            ..tuning()
+        };
+        // Off, two of the big blocks are merged (as many as `compaction_max_spans` allows).
+        let big: Vec<_> = (0..4).map(|i| meta(0, 50, 10, i)).collect();
+        assert_eq!(plan_compaction(&tuning(), &big).unwrap().1.len(), 2);
+        let t50 = StoreTuning {
+            compaction_small_block_spans: 50,
+            ..tuning()
+        };
+        assert!(plan_compaction(&t50, &big).is_none());
+        let mut blocks: Vec<_> = (0..5).map(|i| meta(0, 70, 10, i)).collect();
+        blocks.extend((5..8).map(|i| meta(0, 10, 10, i)));
+        let (_, picked) = plan_compaction(&t, &blocks).unwrap();
+        assert_eq!(picked.len(), 3);
+        assert!(picked.iter().all(|b| b.span_count == 10));
+        blocks.truncate(6);
+        assert!(plan_compaction(&t, &blocks).is_none());
     }
 }

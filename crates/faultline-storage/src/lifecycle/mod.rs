@@ -6,6 +6,8 @@
 //! compaction by the new block's `meta.json`, whose `sources` list supersedes its inputs.
 //! Recovery on open re-derives everything else from what is committed (see `open`).
 
+#[cfg(test)]
+mod dependency_tests;
 mod flush;
 mod maintenance;
 #[cfg(test)]
@@ -129,6 +131,16 @@ pub(crate) async fn open(
         wal_segment = first_seq,
         "store opened"
     );
+    // The replayed head pairs its calls with the newest blocks exactly as it would have before
+    // the restart. (Its own footer cache: queries fill theirs with what they read.)
+    let carry = crate::edges::rebuild(
+        objects,
+        &block_root,
+        &blocks,
+        tuning.dependency_carry_spans,
+        &faultline_block::FooterCache::new(crate::store::FOOTER_CACHE_BYTES),
+    )
+    .await;
     let logs = crate::logs::LogStore::open(config.clone(), tuning.clone()).await?;
     let head_since = (!head.is_empty()).then(Instant::now);
     let in_memory = AtomicUsize::new(head.bytes);
@@ -159,6 +171,7 @@ pub(crate) async fn open(
             crate::store::FOOTER_CACHE_BYTES,
         )),
         logs,
+        carry: Arc::new(std::sync::Mutex::new(carry)),
     });
     let weak = Arc::downgrade(&store);
     store.background.spawn(flusher(

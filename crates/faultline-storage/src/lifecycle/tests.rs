@@ -19,7 +19,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use crate::test_util::{batch, span, trace_id, FlakyStore};
 use crate::{AckMode, StorageError, Store, StoreConfig, StoreTuning};
 
-fn config(dir: &Path, objects: Arc<dyn ObjectStore>) -> StoreConfig {
+pub(super) fn config(dir: &Path, objects: Arc<dyn ObjectStore>) -> StoreConfig {
     StoreConfig {
         data_dir: dir.to_owned(),
         block_store: objects,
@@ -32,7 +32,7 @@ fn config(dir: &Path, objects: Arc<dyn ObjectStore>) -> StoreConfig {
     }
 }
 
-fn root() -> ObjectPath {
+pub(super) fn root() -> ObjectPath {
     ObjectPath::from(super::BLOCK_ROOT)
 }
 
@@ -246,6 +246,7 @@ async fn crash_after_compaction_commit_before_deleting_sources() {
         wal_through: inputs.iter().map(|m| m.wal_through).max().unwrap(),
         sources: inputs.iter().map(|m| m.id.clone()).collect(),
         level: 1,
+        edges: None,
     };
     let merged = write_block(objects.as_ref(), &root(), spans, info, &Default::default())
         .await
@@ -718,6 +719,7 @@ async fn superseded_blocks_that_cannot_be_deleted_stay_hidden_and_block_compacti
         wal_through: inputs.iter().map(|m| m.wal_through).max().unwrap(),
         sources: inputs.iter().map(|m| m.id.clone()).collect(),
         level: 1,
+        edges: None,
     };
     write_block(objects.as_ref(), &root(), spans, info, &Default::default())
         .await

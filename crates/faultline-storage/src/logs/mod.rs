@@ -294,6 +294,7 @@ impl LogStore {
                     wal_through: frozen.wal_through,
                     sources: Vec::new(),
                     level: 0,
+                    edges: None,
                 },
                 &self.settings,
             )
@@ -406,6 +407,7 @@ impl LogStore {
                 wal_through: inputs.iter().map(|b| b.wal_through).max().unwrap_or(0),
                 sources: inputs.iter().map(|b| b.id.clone()).collect(),
                 level: level + 1,
+                edges: None,
             },
             &self.settings,
         )
