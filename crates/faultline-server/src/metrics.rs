@@ -161,6 +161,11 @@ fn store_metrics(s: &StoreStats) -> Vec<SelfMetric> {
             s.appends_refused,
         ),
         SelfMetric::counter(
+            "faultline_store_dependency_orphans_expired_total",
+            "Child spans whose parent did not arrive within the pairing window: their call is missing from /api/dependencies.",
+            s.dependency_orphans_expired,
+        ),
+        SelfMetric::counter(
             "faultline_store_trace_limit_dropped_spans_total",
             "Spans dropped because their trace already held the most spans kept per trace.",
             s.spans_dropped_trace_limit,
