@@ -595,6 +595,25 @@ mod derivation_tests {
     }
 }
 
+/// The value derived column `col` (of `derived`) gives a span named `name`, `name_key` in the
+/// row group's name dictionary, remembered in `by_name`; `None` if `col` is not derived.
+fn derived_value<'d>(
+    derived: &'d [Option<Derived>],
+    by_name: &'d mut [Vec<Option<Box<str>>>],
+    col: usize,
+    name: &str,
+    name_key: i32,
+) -> Option<&'d str> {
+    let d = derived.get(col)?.as_ref()?;
+    let by_name = by_name.get_mut(col)?;
+    let at = usize::try_from(name_key).ok()?;
+    if by_name.len() <= at {
+        by_name.resize(at + 1, None);
+    }
+    let cached = by_name.get_mut(at)?;
+    Some(cached.get_or_insert_with(|| d.value_for(name).into()))
+}
+
 /// Column builders for one row group, borrowing from the spans (`'a`) they are fed.
 struct RowGroupBuilder<'a> {
     schema: SchemaRef,
@@ -627,6 +646,10 @@ struct RowGroupBuilder<'a> {
     prefix_of: Vec<Option<usize>>,
     /// Per attribute column, its derivation from the span name (derived columns only).
     derived: Vec<Option<Derived>>,
+    /// Per attribute column, the derived value of each span name of the row group so far,
+    /// by the name's dictionary index: looked up in the derivation once per name instead of
+    /// once per attribute (the lookup compared names byte by byte, 1% of server CPU).
+    derived_by_name: Vec<Vec<Option<Box<str>>>>,
     /// The columns of each attribute key of the block, by key number.
     routes: RouteTable,
     /// The key number of every span attribute of the block, in row order, and the position
@@ -677,6 +700,7 @@ impl<'a> RowGroupBuilder<'a> {
             attr_columns: cols.columns.iter().map(AttrBuilder::new).collect(),
             prefix_of: cols.columns.iter().map(|c| c.prefix_of).collect(),
             derived: cols.columns.iter().map(|c| c.derived.clone()).collect(),
+            derived_by_name: vec![Vec::new(); cols.columns.len()],
             routes: AttrRouter::new(cols).table(&keys.keys),
             key_ids: keys.of_attr,
             next_attr: 0,
@@ -752,7 +776,8 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.service.keys.append_value(service);
         self.resource.append_key(resource);
-        self.name.append(&s.name)?;
+        let name = self.name.intern(&s.name)?;
+        self.name.keys.append_value(name);
         self.kind.append_value(s.kind as u8);
         self.status_code.append_value(s.status.code as u8);
         self.status_message.append(&s.status.message)?;
@@ -770,7 +795,7 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.scope.append_key(scope);
 
-        self.append_attributes(&s.attributes, &s.name)?;
+        self.append_attributes(&s.attributes, &s.name, name)?;
         if s.events.is_empty() {
             self.events.append_null();
         } else {
@@ -791,7 +816,12 @@ impl<'a> RowGroupBuilder<'a> {
 
     /// Splits attributes into typed columns and the generic list, recording the original order
     /// in `attr_layout` so that the list is rebuilt exactly.
-    fn append_attributes(&mut self, attrs: &'a [KeyValue], name: &str) -> Result<(), BlockError> {
+    fn append_attributes(
+        &mut self,
+        attrs: &'a [KeyValue],
+        name: &str,
+        name_key: i32,
+    ) -> Result<(), BlockError> {
         let end = self.next_attr.saturating_add(attrs.len());
         let ids = self.key_ids.get(self.next_attr..end).ok_or_else(|| {
             BlockError::Settings("spans changed between planning and encoding".into())
@@ -817,11 +847,13 @@ impl<'a> RowGroupBuilder<'a> {
                     }
                 })
                 .unwrap_or("");
-            let derived = slot
-                .and_then(|i| self.derived.get(i)?.as_ref())
-                .is_some_and(
-                    |d| matches!(&kv.value, AttributeValue::String(v) if v == d.value_for(name)),
-                );
+            let derived = match (slot, &kv.value) {
+                (Some(i), AttributeValue::String(v)) => {
+                    derived_value(&self.derived, &mut self.derived_by_name, *i, name, name_key)
+                        .is_some_and(|d| d == v.as_str())
+                }
+                _ => false,
+            };
             if let (Some(i), true) = (slot, derived) {
                 // The null its column gets below stands for the derived value.
                 self.layout.push((*i + 1) as u8);
@@ -862,6 +894,8 @@ impl<'a> RowGroupBuilder<'a> {
     /// Takes the rows appended so far as one record batch.
     fn finish(&mut self) -> Result<RecordBatch, BlockError> {
         self.rows = 0;
+        // The name dictionary starts again with the next row group.
+        self.derived_by_name.iter_mut().for_each(Vec::clear);
         self.resource_keys.clear();
         self.scope_keys.clear();
         let mut cols: Vec<ArrayRef> = vec![
