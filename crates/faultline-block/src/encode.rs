@@ -240,10 +240,9 @@ impl AttrBuilder {
 /// columns of packed string types (`uuid`, `hex`, `ipv4`) before `str` ones.
 ///
 /// Keys are looked up by a signature of their length and three of their bytes instead of a
-/// hash of the whole key: routing runs for every attribute of every span twice per block
-/// write, and hashing the keys was a tenth of the server's CPU. The table holds only the
-/// column keys, so a client's key can at worst share a signature with a few of them, each
-/// then compared in full.
+/// hash of the whole key. A block looks each of its distinct keys up once (see
+/// [`RouteTable`]); the table holds only the column keys, so a client's key can at worst
+/// share a signature with a few of them, each then compared in full.
 struct AttrRouter {
     by_signature: FastMap<u64, Vec<RouteEntry>>,
     columns: usize,
