@@ -52,6 +52,8 @@ pub(crate) struct Counters {
     /// Spans dropped by the per-trace limit in heads already written as blocks (the live heads
     /// count their own), so the reported total never goes down at a flush.
     pub(crate) dropped_flushed: AtomicU64,
+    /// The carry's count of orphans that expired unpaired, as of the last head paired.
+    pub(crate) dependency_orphans_expired: AtomicU64,
     pub(crate) blocks_flushed: AtomicU64,
     pub(crate) compactions: AtomicU64,
     pub(crate) blocks_expired: AtomicU64,
@@ -265,7 +267,10 @@ impl Store {
             compactions: self.counters.compactions.load(Ordering::Relaxed),
             blocks_expired: self.counters.blocks_expired.load(Ordering::Relaxed),
             appends_refused: self.counters.appends_refused.load(Ordering::Relaxed),
-            dependency_orphans_expired: self.carry.lock().map_or(0, |c| c.expired_orphans),
+            dependency_orphans_expired: self
+                .counters
+                .dependency_orphans_expired
+                .load(Ordering::Relaxed),
         }
     }
 

@@ -75,19 +75,25 @@ impl Store {
     ) -> Result<faultline_block::EdgeTable, StorageError> {
         let carry = Arc::clone(&self.carry);
         let frozen = Arc::clone(frozen);
-        tokio::task::spawn_blocking(move || {
+        let (table, expired) = tokio::task::spawn_blocking(move || {
             let mut carry = carry
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(t) = frozen.edges.get() {
-                return t.clone();
+                return (t.clone(), carry.expired_orphans);
             }
             let mut pairing = carry.pair_heads(&[&frozen.head], true);
             carry.advance(&mut pairing);
-            frozen.edges.get_or_init(|| pairing.table).clone()
+            let table = frozen.edges.get_or_init(|| pairing.table).clone();
+            (table, carry.expired_orphans)
         })
         .await
-        .map_err(|e| StorageError::io(&self.wal_dir, std::io::Error::other(e)))
+        .map_err(|e| StorageError::io(&self.wal_dir, std::io::Error::other(e)))?;
+        // Published here so that `stats` (a `/metrics` scrape) never waits for a pairing.
+        self.counters
+            .dependency_orphans_expired
+            .store(expired, Ordering::Relaxed);
+        Ok(table)
     }
 
     /// Writes each cut head as a block, oldest first, stopping at the first failure so that

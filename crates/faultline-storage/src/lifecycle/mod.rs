@@ -133,7 +133,7 @@ pub(crate) async fn open(
     );
     // The replayed head pairs its calls with the newest blocks exactly as it would have before
     // the restart. (Its own footer cache: queries fill theirs with what they read.)
-    let carry = crate::edges::rebuild(
+    let mut carry = crate::edges::rebuild(
         objects,
         &block_root,
         &blocks,
@@ -141,6 +141,8 @@ pub(crate) async fn open(
         &faultline_block::FooterCache::new(crate::store::FOOTER_CACHE_BYTES),
     )
     .await;
+    // Orphans that expired while re-pairing old blocks expired before this start already.
+    carry.expired_orphans = 0;
     let logs = crate::logs::LogStore::open(config.clone(), tuning.clone()).await?;
     let head_since = (!head.is_empty()).then(Instant::now);
     let in_memory = AtomicUsize::new(head.bytes);
