@@ -62,6 +62,15 @@ class Faultline:
             time.sleep(0.05)
         raise RuntimeError(f"faultline not ready after {timeout}s:\n{self.logs()}")
 
+    def metric(self, name):
+        """A label-less value the server reports on its /metrics right now."""
+        r = requests.get(f"{self.api}/metrics", timeout=5)
+        r.raise_for_status()
+        for line in r.text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"{name} is not on /metrics:\n{r.text}")
+
     def logs(self):
         self.log.flush()
         self.log.seek(0)

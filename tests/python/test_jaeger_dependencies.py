@@ -32,26 +32,16 @@ def faultline():
     server.stop()
 
 
-def metric(server, name):
-    """A label-less value from the server's own /metrics."""
-    r = requests.get(f"{server.api}/metrics", timeout=5)
-    r.raise_for_status()
-    for line in r.text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} is not on /metrics")
-
-
 def wait_for_block(server, before, timeout=30):
     """Polls until more heads than `before` have been written as blocks and nothing waits in
     memory; returns the new count."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        flushed = metric(server, "faultline_store_blocks_flushed_total")
+        flushed = server.metric("faultline_store_blocks_flushed_total")
         if (
             flushed > before
-            and metric(server, "faultline_store_head_spans") == 0
-            and metric(server, "faultline_store_flushing_heads") == 0
+            and server.metric("faultline_store_head_spans") == 0
+            and server.metric("faultline_store_flushing_heads") == 0
         ):
             return flushed
         time.sleep(0.05)
@@ -77,7 +67,7 @@ def split_call(server, caller, callee, callee_first, peer):
     handler = back.get_tracer("test").start_span(
         "handle", kind=SpanKind.SERVER, context=set_span_in_context(client)
     )
-    flushed = metric(server, "faultline_store_blocks_flushed_total")
+    flushed = server.metric("faultline_store_blocks_flushed_total")
     first, second = (handler, client) if callee_first else (client, handler)
     first.end()
     flushed = wait_for_block(server, flushed)
@@ -111,6 +101,6 @@ def test_calls_split_across_blocks_are_counted_once(faultline):
         ("app", "mail"): CALLS,
     }
     # Two blocks per call, none merged.
-    assert metric(faultline, "faultline_store_blocks") >= 2 * 4 * CALLS
-    assert metric(faultline, "faultline_store_compactions_total") == 0
-    assert metric(faultline, "faultline_store_dependency_orphans_expired_total") == 0
+    assert faultline.metric("faultline_store_blocks") >= 2 * 4 * CALLS
+    assert faultline.metric("faultline_store_compactions_total") == 0
+    assert faultline.metric("faultline_store_dependency_orphans_expired_total") == 0

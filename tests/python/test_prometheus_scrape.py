@@ -224,16 +224,7 @@ def test_prometheus_scrapes_the_servers_own_counters(faultline, prometheus):
     def query(q):
         return prom_query(url, q)
 
-    def own_value(name):
-        """The value the server reports right now, read from its /metrics directly."""
-        r = requests.get(f"http://127.0.0.1:{faultline.http_port}/metrics", timeout=5)
-        r.raise_for_status()
-        for line in r.text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        raise AssertionError(f"{name} is not on /metrics:\n{r.text}")
-
-    before = own_value("faultline_receiver_accepted_spans_total")
+    before = faultline.metric("faultline_receiver_accepted_spans_total")
     send_calls(faultline, TRACES)
     accepted = poll(
         "the accepted span counter",
