@@ -466,39 +466,16 @@ pub(crate) async fn rebuild(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::span;
+    use crate::test_util::{calling_trace, span};
     use faultline_model::query::service_edges;
-    use faultline_model::{AttributeValue, KeyValue, UnixNanos};
+    use faultline_model::UnixNanos;
     use std::collections::BTreeMap;
 
     const S: u64 = 1_000_000_000;
 
-    /// Trace `t`: front (1) → back (2) → a database client span (3) named by
-    /// `db.system.name`, and a second client span (4) of back calling `auth`, which answers
-    /// with span 5.
+    /// Trace `t` of [`calling_trace`]; every trace starts at the same time.
     fn trace(t: u64) -> Vec<Span> {
-        let mut front = span(t, 1, 100 * S, "front", "GET");
-        front.kind = SpanKind::Server;
-        let mut back = span(t, 2, 101 * S, "back", "handle");
-        back.parent_span_id = Some(front.span_id);
-        let mut db = span(t, 3, 102 * S, "back", "SELECT");
-        db.parent_span_id = Some(back.span_id);
-        db.kind = SpanKind::Client;
-        db.attributes.push(KeyValue::new(
-            "db.system.name",
-            AttributeValue::String("postgresql".into()),
-        ));
-        let mut call = span(t, 4, 103 * S, "back", "POST /auth");
-        call.parent_span_id = Some(back.span_id);
-        call.kind = SpanKind::Client;
-        call.attributes.push(KeyValue::new(
-            "server.address",
-            AttributeValue::String("auth.internal".into()),
-        ));
-        let mut auth = span(t, 5, 125 * S, "auth", "check");
-        auth.parent_span_id = Some(call.span_id);
-        auth.kind = SpanKind::Server;
-        vec![front, back, db, call, auth]
+        calling_trace(t, 100 * S)
     }
 
     fn want(spans: &[Span]) -> BTreeMap<(String, String), i64> {

@@ -30,6 +30,33 @@ pub(crate) fn span(trace: u64, id: u64, start: u64, service: &str, name: &str) -
     }
 }
 
+/// Trace `t`, starting at `base` ns, for service dependencies: front (1) → back (2); back
+/// calls a database nobody instruments (3, a client span named by `db.system.name`) and the
+/// `auth` service (4, a client span naming `auth.internal`), which answers with span 5.
+pub(crate) fn calling_trace(t: u64, base: u64) -> Vec<Span> {
+    const S: u64 = 1_000_000_000;
+    let front = span(t, 1, base, "front", "GET");
+    let mut back = span(t, 2, base + S / 10, "back", "handle");
+    back.parent_span_id = Some(front.span_id);
+    let mut db = span(t, 3, base + S / 5, "back", "SELECT");
+    db.parent_span_id = Some(back.span_id);
+    db.kind = SpanKind::Client;
+    db.attributes.push(KeyValue::new(
+        "db.system.name",
+        AttributeValue::String("postgresql".into()),
+    ));
+    let mut call = span(t, 4, base + S / 4, "back", "POST /auth");
+    call.parent_span_id = Some(back.span_id);
+    call.kind = SpanKind::Client;
+    call.attributes.push(KeyValue::new(
+        "server.address",
+        AttributeValue::String("auth.internal".into()),
+    ));
+    let mut auth = span(t, 5, base + S / 3, "auth", "check");
+    auth.parent_span_id = Some(call.span_id);
+    vec![front, back, db, call, auth]
+}
+
 /// The trace ID `span(trace, ..)` uses.
 pub(crate) fn trace_id(trace: u64) -> TraceId {
     span(trace, 1, 0, "", "").trace_id

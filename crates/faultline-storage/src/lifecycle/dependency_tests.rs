@@ -7,42 +7,19 @@ use std::sync::Arc;
 
 use faultline_block::{list_blocks, write_block, BlockInfo};
 use faultline_model::query::service_edges;
-use faultline_model::{AttributeValue, KeyValue, Span, SpanKind, UnixNanos};
+use faultline_model::{Span, UnixNanos};
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 
 use super::tests::{config, root};
-use crate::test_util::{batch, span};
+use crate::test_util::{batch, calling_trace, span};
 use crate::{AckMode, Store, StoreTuning};
 
 const S: u64 = 1_000_000_000;
 
-/// Trace `t`: front (1) → back (2); back calls a database nobody instruments (3, named by
-/// `db.system.name`) and the `auth` service (4, a client span naming `auth.internal`), which
-/// answers with span 5.
+/// Trace `t` of [`calling_trace`], its own second apart from the others.
 fn trace(t: u64) -> Vec<Span> {
-    let base = 1_700_000_000 * S + t * S;
-    let mut front = span(t, 1, base, "front", "GET");
-    front.kind = SpanKind::Server;
-    let mut back = span(t, 2, base + S / 10, "back", "handle");
-    back.parent_span_id = Some(front.span_id);
-    let mut db = span(t, 3, base + S / 5, "back", "SELECT");
-    db.parent_span_id = Some(back.span_id);
-    db.kind = SpanKind::Client;
-    db.attributes.push(KeyValue::new(
-        "db.system.name",
-        AttributeValue::String("postgresql".into()),
-    ));
-    let mut call = span(t, 4, base + S / 4, "back", "POST /auth");
-    call.parent_span_id = Some(back.span_id);
-    call.kind = SpanKind::Client;
-    call.attributes.push(KeyValue::new(
-        "server.address",
-        AttributeValue::String("auth.internal".into()),
-    ));
-    let mut auth = span(t, 5, base + S / 3, "auth", "check");
-    auth.parent_span_id = Some(call.span_id);
-    vec![front, back, db, call, auth]
+    calling_trace(t, 1_700_000_000 * S + t * S)
 }
 
 /// What one block holding every span counts.
