@@ -119,10 +119,9 @@ impl<'a, B> Start<'a, B> {
         let incoming = config
             .propagation
             .extract_incoming(&self.headers, self.request.headers());
-        // Only a sampler reading names needs the name before the decision.
-        let decision_name = config
-            .sampler_reads_name
-            .then(|| self.strings.span_name(self.known, self.route()));
+        // Only a sampler reading names needs the name (and so the route) before the decision.
+        let early_route = config.sampler_reads_name.then(|| self.route());
+        let decision_name = early_route.map(|route| self.strings.span_name(self.known, route));
         let (trace_id, root, decided) = {
             let parent = incoming.parent();
             let (trace_id, root) = match parent.valid_span_context() {
@@ -156,7 +155,7 @@ impl<'a, B> Start<'a, B> {
             return (incoming.with_span_context(sc), false);
         }
         let parent = incoming.into_context();
-        let route = self.route();
+        let route = early_route.unwrap_or_else(|| self.route());
         let name = decision_name.unwrap_or_else(|| self.strings.span_name(self.known, route));
         let mut attributes = Vec::with_capacity(ATTRIBUTE_CAPACITY);
         self.attributes(route, &mut |attribute| attributes.push(attribute));
