@@ -9,6 +9,7 @@
 //! database, queue or third-party API nobody instruments. Other expired halves are counted as
 //! unpaired.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -99,7 +100,9 @@ pub struct PairingStats {
 /// The service graph: pairing store and edges.
 #[derive(Debug)]
 pub struct ServiceGraph {
-    pending: HashMap<(TraceId, SpanId), Pending>,
+    /// Keyed by client-chosen IDs, so hashed with a seeded hasher; foldhash rather than std's
+    /// SipHash, which took a third of this store's time (two lookups per call half).
+    pending: foldhash::HashMap<(TraceId, SpanId), Pending>,
     expiry: VecDeque<(u64, (TraceId, SpanId))>,
     edges: HashMap<(Arc<str>, Arc<str>), Edge>,
     names: Interner,
@@ -132,7 +135,7 @@ impl ServiceGraph {
     /// An empty graph with the limits of `config`.
     pub fn new(config: &AnalysisConfig) -> Self {
         Self {
-            pending: HashMap::new(),
+            pending: foldhash::HashMap::default(),
             expiry: VecDeque::new(),
             edges: HashMap::new(),
             names: Interner::new(config.max_services),
@@ -220,19 +223,19 @@ impl ServiceGraph {
         messaging: bool,
         now: UnixNanos,
     ) {
-        if let Some(entry) = self.pending.get_mut(&key) {
+        if let Entry::Occupied(mut entry) = self.pending.entry(key) {
+            let waiting = entry.get_mut();
             let slot = match side {
-                Side::Client => &mut entry.client,
-                Side::Server => &mut entry.server,
+                Side::Client => &mut waiting.client,
+                Side::Server => &mut waiting.server,
             };
             if slot.is_none() {
                 *slot = Some(half);
-                entry.messaging |= messaging;
+                waiting.messaging |= messaging;
             }
-            if entry.client.is_some() && entry.server.is_some() {
-                if let Some(done) = self.pending.remove(&key) {
-                    self.complete(key.0, done, now);
-                }
+            if waiting.client.is_some() && waiting.server.is_some() {
+                let done = entry.remove();
+                self.complete(key.0, done, now);
             }
             return;
         }
