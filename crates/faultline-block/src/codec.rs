@@ -251,9 +251,13 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    fn string(&mut self) -> Result<String, BlockError> {
+    fn str(&mut self) -> Result<&'a str, BlockError> {
         let b = self.bytes()?;
-        String::from_utf8(b.to_vec()).map_err(|_| self.err("string is not UTF-8"))
+        std::str::from_utf8(b).map_err(|_| self.err("string is not UTF-8"))
+    }
+
+    fn string(&mut self) -> Result<String, BlockError> {
+        self.str().map(str::to_owned)
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], BlockError> {
@@ -294,7 +298,8 @@ impl<'a> Reader<'a> {
         let n = self.count()?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let key = self.string()?;
+            // Borrowed, so that a common key is interned without a copy of its own.
+            let key = self.str()?.into();
             let value = self.value(depth)?;
             out.push(KeyValue { key, value });
         }

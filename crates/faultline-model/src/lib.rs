@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod ids;
+mod key;
 pub mod log;
 pub mod otlp;
 pub mod otlp_logs;
@@ -18,6 +19,7 @@ pub mod query;
 mod span;
 
 pub use ids::{IdParseError, SpanId, TraceId, UnixNanos};
+pub use key::{Key, MAX_INTERNED, MAX_INTERNED_LEN};
 pub use log::LogRecord;
 pub use span::{
     AttributeValue, Event, InstrumentationScope, KeyValue, Link, Resource, Span, SpanKind, Status,

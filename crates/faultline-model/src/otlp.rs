@@ -134,7 +134,7 @@ impl Limiter<'_> {
         kvs.into_iter()
             .take(max)
             .map(|kv| KeyValue {
-                key: self.string(kv.key),
+                key: self.string(kv.key).into(),
                 value: self.value(kv.value, 0),
             })
             .collect()
@@ -206,7 +206,7 @@ impl Limiter<'_> {
                         .into_iter()
                         .take(max)
                         .map(|kv| KeyValue {
-                            key: self.string(kv.key),
+                            key: self.string(kv.key).into(),
                             value: self.value(kv.value, depth + 1),
                         })
                         .collect(),
@@ -346,7 +346,7 @@ fn span_from_otlp(
 pub fn key_values_to_otlp(kvs: &[KeyValue]) -> Vec<pc::KeyValue> {
     kvs.iter()
         .map(|kv| pc::KeyValue {
-            key: kv.key.clone(),
+            key: kv.key.to_string(),
             value: Some(value_to_otlp(&kv.value)),
             key_strindex: 0,
         })

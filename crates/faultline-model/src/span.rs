@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{SpanId, TraceId, UnixNanos};
+use crate::{Key, SpanId, TraceId, UnixNanos};
 
 /// Service name used when a resource carries no `service.name`, as the OpenTelemetry SDKs do.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -160,7 +160,7 @@ impl AttributeValue {
             Self::Array(items) => Value::Array(items.iter().map(Self::to_json).collect()),
             Self::KvList(kvs) => Value::Object(
                 kvs.iter()
-                    .map(|kv| (kv.key.clone(), kv.value.to_json()))
+                    .map(|kv| (kv.key.to_string(), kv.value.to_json()))
                     .collect(),
             ),
             Self::Empty => Value::Null,
@@ -183,14 +183,14 @@ impl AttributeValue {
 #[derive(Clone, PartialEq, Debug)]
 pub struct KeyValue {
     /// Attribute key, e.g. `http.route`.
-    pub key: String,
+    pub key: Key,
     /// Attribute value.
     pub value: AttributeValue,
 }
 
 impl KeyValue {
     /// Builds an attribute.
-    pub fn new(key: impl Into<String>, value: AttributeValue) -> Self {
+    pub fn new(key: impl Into<Key>, value: AttributeValue) -> Self {
         Self {
             key: key.into(),
             value,
@@ -199,7 +199,7 @@ impl KeyValue {
 
     /// Approximate heap size in bytes, used for memory accounting.
     pub fn heap_size(&self) -> usize {
-        self.key.len() + self.value.heap_size() + 48
+        self.key.heap_size() + self.value.heap_size() + 48
     }
 }
 

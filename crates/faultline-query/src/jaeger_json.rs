@@ -146,7 +146,7 @@ impl JaegerKeyValue {
             }
         };
         Self {
-            key: kv.key.clone(),
+            key: kv.key.to_string(),
             value_type,
             value,
         }

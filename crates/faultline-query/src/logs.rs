@@ -51,7 +51,7 @@ pub struct LogJson {
 
 fn object(kvs: &[KeyValue]) -> BTreeMap<String, serde_json::Value> {
     kvs.iter()
-        .map(|kv| (kv.key.clone(), kv.value.to_json()))
+        .map(|kv| (kv.key.to_string(), kv.value.to_json()))
         .collect()
 }
 

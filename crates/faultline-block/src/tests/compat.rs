@@ -89,7 +89,7 @@ fn reads_back_exactly(fixture: &str, spans: Vec<Span>) {
         .expect("a string attribute");
     let q = SpanQuery {
         service: Some(some.service_name().to_owned()),
-        tags: vec![(route.key.clone(), route.value.to_text())],
+        tags: vec![(route.key.to_string(), route.value.to_text())],
         start: meta.min_start,
         end: meta.max_start,
         limit: 1_000,

@@ -219,7 +219,7 @@ proptest! {
         }];
         for kv in first.attributes.iter().chain(&first.resource.attributes) {
             queries.push(SpanQuery {
-                tags: vec![(kv.key.clone(), kv.value.to_text())],
+                tags: vec![(kv.key.to_string(), kv.value.to_text())],
                 start: UnixNanos(0),
                 end: UnixNanos(u64::MAX),
                 limit: 3,

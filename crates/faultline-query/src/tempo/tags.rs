@@ -80,13 +80,13 @@ pub(crate) async fn tag_names(
     };
     scan(store, window, None, |s| {
         for kv in &s.attributes {
-            if names.span.len() < limit && !names.span.contains(&kv.key) {
-                names.span.insert(kv.key.clone());
+            if names.span.len() < limit && !names.span.contains(kv.key.as_str()) {
+                names.span.insert(kv.key.to_string());
             }
         }
         for kv in &s.resource.attributes {
-            if names.resource.len() < limit && !names.resource.contains(&kv.key) {
-                names.resource.insert(kv.key.clone());
+            if names.resource.len() < limit && !names.resource.contains(kv.key.as_str()) {
+                names.resource.insert(kv.key.to_string());
             }
         }
     })
