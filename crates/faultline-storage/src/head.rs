@@ -1,7 +1,7 @@
 //! The in-memory head: recent spans indexed by trace, serving queries until cut into a block.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
 
 use faultline_model::query::SpanQuery;
 use faultline_model::{Span, SpanKind, TraceId, UnixNanos};
@@ -15,7 +15,9 @@ pub(crate) struct HeadTrace {
 /// Spans of one stretch of the WAL, indexed for queries.
 #[derive(Default)]
 pub(crate) struct Head {
-    pub(crate) traces: HashMap<TraceId, HeadTrace>,
+    /// By client-chosen trace IDs, so with a seeded hasher: foldhash, a fraction of SipHash's
+    /// cost per span.
+    pub(crate) traces: foldhash::HashMap<TraceId, HeadTrace>,
     /// service → (operation, kind) pairs seen.
     pub(crate) operations: BTreeMap<String, BTreeSet<(String, SpanKind)>>,
     pub(crate) bytes: usize,
@@ -23,14 +25,10 @@ pub(crate) struct Head {
     pub(crate) dropped: u64,
     pub(crate) min_start: Option<UnixNanos>,
     pub(crate) max_start: Option<UnixNanos>,
-    /// Hashes of the (service, operation, kind) triples in `operations`.
-    seen_operations: HashSet<u64>,
-}
-
-fn operation_hash(service: &str, name: &str, kind: SpanKind) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (service, name, kind).hash(&mut h);
-    h.finish()
+    /// Hashes of the (service, operation, kind) triples in `operations`, seeded per head by
+    /// `seed` so that a client cannot choose a triple whose hash hides another's.
+    seen_operations: foldhash::HashSet<u64>,
+    seed: foldhash::fast::RandomState,
 }
 
 impl Head {
@@ -47,7 +45,7 @@ impl Head {
             // allocation (the set lookup would need an owned key).
             if self
                 .seen_operations
-                .insert(operation_hash(svc, &span.name, span.kind))
+                .insert(self.seed.hash_one((svc, span.name.as_str(), span.kind)))
             {
                 self.operations
                     .entry(svc.to_owned())
