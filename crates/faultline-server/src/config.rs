@@ -92,6 +92,20 @@ pub struct ServeOptions {
     #[arg(long, env = "FAULTLINE_MAINTENANCE_INTERVAL", value_name = "DURATION")]
     pub maintenance_interval: Option<String>,
 
+    /// Compaction leaves blocks of at least this many spans alone: a head cut for size already
+    /// makes a block about this large, and merging it again costs about as much CPU as writing
+    /// it did. Lower it for fewer, larger blocks (faster trace-by-ID over long retention) at
+    /// that CPU cost. [default: 50000]
+    #[arg(long, env = "FAULTLINE_COMPACTION_SMALL_BLOCK_SPANS", value_name = "N")]
+    pub compaction_small_block_spans: Option<u64>,
+
+    /// Spans of already written heads kept in memory (about 70 bytes each, outside the memory
+    /// budget) so that a call whose two halves land in different heads still counts as a
+    /// service dependency; calls whose halves arrive further apart are counted in
+    /// `faultline_store_dependency_orphans_expired_total`. [default: 200000]
+    #[arg(long, env = "FAULTLINE_DEPENDENCY_CARRY_SPANS", value_name = "N")]
+    pub dependency_carry_spans: Option<u64>,
+
     /// Longest log record body kept, in bytes; longer bodies are truncated and counted.
     /// [default: 65536]
     #[arg(long, env = "FAULTLINE_MAX_LOG_BODY_BYTES", value_name = "BYTES")]
@@ -159,6 +173,10 @@ pub struct ServeConfig {
     pub max_head_age: Duration,
     /// Compaction and retention period.
     pub maintenance_interval: Duration,
+    /// Blocks of at least this many spans are not compacted.
+    pub compaction_small_block_spans: u64,
+    /// Spans of written heads kept for pairing dependencies across heads.
+    pub dependency_carry_spans: u64,
     /// Log body length limit.
     pub max_log_body_bytes: usize,
     /// Log records per request limit.
@@ -191,6 +209,10 @@ impl ServeOptions {
             max_head_bytes: self.max_head_bytes.or(lower.max_head_bytes),
             max_head_age: self.max_head_age.or(lower.max_head_age),
             maintenance_interval: self.maintenance_interval.or(lower.maintenance_interval),
+            compaction_small_block_spans: self
+                .compaction_small_block_spans
+                .or(lower.compaction_small_block_spans),
+            dependency_carry_spans: self.dependency_carry_spans.or(lower.dependency_carry_spans),
             max_log_body_bytes: self.max_log_body_bytes.or(lower.max_log_body_bytes),
             max_log_records_per_request: self
                 .max_log_records_per_request
@@ -234,6 +256,7 @@ impl ServeOptions {
                 )))
             }
         };
+        let store_defaults = faultline_storage::StoreTuning::default();
         let cfg = ServeConfig {
             data_dir,
             otlp_grpc: merged
@@ -274,6 +297,12 @@ impl ServeOptions {
                 "maintenance-interval",
                 merged.maintenance_interval.as_deref().unwrap_or("30s"),
             )?,
+            compaction_small_block_spans: merged
+                .compaction_small_block_spans
+                .unwrap_or(store_defaults.compaction_small_block_spans),
+            dependency_carry_spans: merged
+                .dependency_carry_spans
+                .unwrap_or(store_defaults.dependency_carry_spans),
             max_log_body_bytes: positive(
                 "max-log-body-bytes",
                 merged.max_log_body_bytes.unwrap_or(64 * 1024),
@@ -382,6 +411,36 @@ mod tests {
         assert!(
             err.contains("--red-dimensions") && err.contains("status_code"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn store_tuning_defaults_to_the_stores_and_can_be_set_by_file_or_flag() {
+        let store = faultline_storage::StoreTuning::default();
+        let c = ServeOptions::default().resolve().unwrap();
+        assert_eq!(
+            (c.compaction_small_block_spans, c.dependency_carry_spans),
+            (
+                store.compaction_small_block_spans,
+                store.dependency_carry_spans
+            )
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            "compaction-small-block-spans = 1000000\ndependency-carry-spans = 5000\n",
+        )
+        .unwrap();
+        let flags = ServeOptions {
+            config: Some(file),
+            dependency_carry_spans: Some(7),
+            ..Default::default()
+        };
+        let c = flags.resolve().unwrap();
+        assert_eq!(
+            (c.compaction_small_block_spans, c.dependency_carry_spans),
+            (1_000_000, 7)
         );
     }
 

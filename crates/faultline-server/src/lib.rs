@@ -145,16 +145,23 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
         ))
     })?;
     let block_store = config.storage.open()?;
-    let store = Store::open(StoreConfig {
-        data_dir: config.data_dir.clone(),
-        block_store,
-        max_head_bytes: config.max_head_bytes,
-        max_head_age: config.max_head_age,
-        retention: config.retention,
-        max_spans_per_trace: config.max_spans_per_trace,
-        memory_budget_bytes: config.memory_budget_bytes,
-        maintenance_interval: config.maintenance_interval,
-    })
+    let store = Store::open_with(
+        StoreConfig {
+            data_dir: config.data_dir.clone(),
+            block_store,
+            max_head_bytes: config.max_head_bytes,
+            max_head_age: config.max_head_age,
+            retention: config.retention,
+            max_spans_per_trace: config.max_spans_per_trace,
+            memory_budget_bytes: config.memory_budget_bytes,
+            maintenance_interval: config.maintenance_interval,
+        },
+        faultline_storage::StoreTuning {
+            compaction_small_block_spans: config.compaction_small_block_spans,
+            dependency_carry_spans: config.dependency_carry_spans,
+            ..Default::default()
+        },
+    )
     .await?;
 
     let ack = match config.ack {
