@@ -868,62 +868,188 @@ fn malformed_wire_is_refused_by_both() {
 }
 
 /// Nested values around prost's recursion limit of 100: both paths switch from success to
-/// failure at the same depth, for kv-lists and arrays, with and without an unknown field or
-/// a group at the innermost level (skipping also needs a level).
+/// failure at the same depth, for kv-lists and arrays, with and without an unknown field, a
+/// group or an (empty) nested message at the innermost level (skipping also needs a level),
+/// starting from resource, span and event attributes so that every remaining budget occurs.
 #[test]
 fn recursion_limit_is_prost_s() {
     for kind in 0..2 {
         for innermost in 0..4 {
-            let mut last = None;
-            let mut switched = 0;
-            for levels in 25..55 {
-                let mut leaf = Vec::new();
-                put_len(&mut leaf, 1, b"leaf");
-                match innermost {
-                    1 => {
-                        encode_key(50, WireType::Varint, &mut leaf);
-                        encode_varint(1, &mut leaf);
+            for holder in [Msg::Resource, Msg::Span, Msg::Event] {
+                let mut last = None;
+                let mut switched = 0;
+                for levels in 25..55 {
+                    let mut leaf = Vec::new();
+                    put_len(&mut leaf, 1, b"leaf");
+                    match innermost {
+                        1 => {
+                            encode_key(50, WireType::Varint, &mut leaf);
+                            encode_varint(1, &mut leaf);
+                        }
+                        2 => {
+                            encode_key(50, WireType::StartGroup, &mut leaf);
+                            encode_key(50, WireType::EndGroup, &mut leaf);
+                        }
+                        3 => put_len(&mut leaf, 5, b""),
+                        _ => {}
                     }
-                    2 => {
-                        encode_key(50, WireType::StartGroup, &mut leaf);
-                        encode_key(50, WireType::EndGroup, &mut leaf);
+                    let mut value = leaf;
+                    for _ in 0..levels {
+                        let mut outer = Vec::new();
+                        if kind == 0 {
+                            let mut kv_body = Vec::new();
+                            put_len(&mut kv_body, 1, b"k");
+                            put_len(&mut kv_body, 2, &value);
+                            let mut list = Vec::new();
+                            put_len(&mut list, 1, &kv_body);
+                            put_len(&mut outer, 6, &list);
+                        } else {
+                            let mut array = Vec::new();
+                            put_len(&mut array, 1, &value);
+                            put_len(&mut outer, 5, &array);
+                        }
+                        value = outer;
                     }
-                    3 => {
-                        put_len(&mut leaf, 5, b"");
-                    }
-                    _ => {}
-                }
-                let mut value = leaf;
-                for _ in 0..levels {
-                    let mut outer = Vec::new();
-                    if kind == 0 {
-                        let mut kv_body = Vec::new();
-                        put_len(&mut kv_body, 1, b"k");
-                        put_len(&mut kv_body, 2, &value);
-                        let mut list = Vec::new();
-                        put_len(&mut list, 1, &kv_body);
-                        put_len(&mut outer, 6, &list);
+                    let mut kv_body = Vec::new();
+                    put_len(&mut kv_body, 1, b"deep");
+                    put_len(&mut kv_body, 2, &value);
+                    let attributes_tag = if holder == Msg::Event { 3 } else { 1 };
+                    let mut holder_body = Vec::new();
+                    put_len(&mut holder_body, attributes_tag, &kv_body);
+                    let bytes = if holder == Msg::Span {
+                        let mut span = valid_span().encode_to_vec();
+                        put_len(&mut span, 9, &kv_body);
+                        wrap_span(&span)
                     } else {
-                        let mut array = Vec::new();
-                        put_len(&mut array, 1, &value);
-                        put_len(&mut outer, 5, &array);
+                        embed(holder, &holder_body, true)
+                    };
+                    let ok = check(&bytes, &SpanLimits::default());
+                    assert_eq!(check(&bytes, &unlimited()), ok);
+                    if last.is_some_and(|l| l != ok) {
+                        switched += 1;
                     }
-                    value = outer;
+                    last = Some(ok);
                 }
-                let mut kv_body = Vec::new();
-                put_len(&mut kv_body, 1, b"deep");
-                put_len(&mut kv_body, 2, &value);
-                let mut span = valid_span().encode_to_vec();
-                put_len(&mut span, 9, &kv_body);
-                let ok = check_span(&span);
-                if last.is_some_and(|l| l != ok) {
-                    switched += 1;
-                }
-                last = Some(ok);
+                assert_eq!(
+                    switched, 1,
+                    "kind {kind}, innermost {innermost}, {holder:?}"
+                );
             }
-            assert_eq!(switched, 1, "kind {kind}, innermost {innermost}");
         }
     }
+}
+
+/// A request holding `body` as a message of kind `msg`, by the shortest path; spans and links
+/// on the way get valid IDs first when `valid_ids` (the body can still replace them).
+fn embed(msg: Msg, body: &[u8], valid_ids: bool) -> Vec<u8> {
+    let wrap = |tag: u32, inner: &[u8]| {
+        let mut out = Vec::new();
+        put_len(&mut out, tag, inner);
+        out
+    };
+    let with_ids = |body: &[u8]| {
+        let mut out = Vec::new();
+        if valid_ids {
+            put_len(&mut out, 1, &[1; 16]);
+            put_len(&mut out, 2, &[2; 8]);
+        } else {
+            put_len(&mut out, 1, &[1; 3]);
+        }
+        out.extend_from_slice(body);
+        out
+    };
+    match msg {
+        Msg::Request => body.to_vec(),
+        Msg::ResourceSpans => wrap(1, body),
+        Msg::Resource => embed(Msg::ResourceSpans, &wrap(1, body), valid_ids),
+        Msg::EntityRef => embed(Msg::Resource, &wrap(3, body), valid_ids),
+        Msg::ScopeSpans => embed(Msg::ResourceSpans, &wrap(2, body), valid_ids),
+        Msg::Scope => embed(Msg::ScopeSpans, &wrap(1, body), valid_ids),
+        Msg::Span => embed(Msg::ScopeSpans, &wrap(2, &with_ids(body)), valid_ids),
+        Msg::Event => embed(Msg::Span, &wrap(11, body), true),
+        Msg::Link => embed(Msg::Span, &wrap(13, &with_ids(body)), true),
+        Msg::Status => embed(Msg::Span, &wrap(15, body), true),
+        Msg::KeyValue => embed(Msg::Span, &wrap(9, body), true),
+        Msg::AnyValue => embed(Msg::KeyValue, &wrap(2, body), true),
+        Msg::ArrayValue => embed(Msg::AnyValue, &wrap(5, body), true),
+        Msg::KvList => embed(Msg::AnyValue, &wrap(6, body), true),
+    }
+}
+
+/// Every field number from 1 to 17 of every message, with every wire type and with payloads
+/// that are valid as one type and not another (invalid UTF-8, a byte that is no message):
+/// both paths agree. This does not rely on the decoder's own schema table, so a field it
+/// misses or mistypes shows up here.
+#[test]
+fn every_field_number_of_every_message_agrees() {
+    const ALL: [Msg; 14] = [
+        Msg::Request,
+        Msg::ResourceSpans,
+        Msg::Resource,
+        Msg::EntityRef,
+        Msg::ScopeSpans,
+        Msg::Scope,
+        Msg::Span,
+        Msg::Event,
+        Msg::Link,
+        Msg::Status,
+        Msg::KeyValue,
+        Msg::AnyValue,
+        Msg::ArrayValue,
+        Msg::KvList,
+    ];
+    let tiny = SpanLimits {
+        max_attribute_value_len: 1,
+        max_attributes_per_span: 0,
+        max_events_per_span: 0,
+        max_links_per_span: 0,
+        max_value_depth: 0,
+    };
+    let (mut ok, mut failed) = (0, 0);
+    for msg in ALL {
+        for tag in 1..=17 {
+            let mut fields: Vec<Vec<u8>> = Vec::new();
+            for payload in [&b""[..], b"ab", b"\xff", b"\x08\x01", &[0xc3, 0xa9]] {
+                let mut f = Vec::new();
+                put_len(&mut f, tag, payload);
+                fields.push(f);
+            }
+            for v in [0, 1, u64::MAX] {
+                let mut f = Vec::new();
+                encode_key(tag, WireType::Varint, &mut f);
+                encode_varint(v, &mut f);
+                fields.push(f);
+            }
+            let mut f = Vec::new();
+            encode_key(tag, WireType::SixtyFourBit, &mut f);
+            f.extend(7u64.to_le_bytes());
+            fields.push(f);
+            let mut f = Vec::new();
+            encode_key(tag, WireType::ThirtyTwoBit, &mut f);
+            f.extend(7u32.to_le_bytes());
+            fields.push(f);
+            let mut f = Vec::new();
+            encode_key(tag, WireType::StartGroup, &mut f);
+            encode_key(tag, WireType::EndGroup, &mut f);
+            fields.push(f);
+            for field in &fields {
+                for valid_ids in [true, false] {
+                    // Alone, and twice (merged or replaced).
+                    for body in [field.clone(), field.repeat(2)] {
+                        let bytes = embed(msg, &body, valid_ids);
+                        for limits in [SpanLimits::default(), tiny] {
+                            if check(&bytes, &limits) {
+                                ok += 1;
+                            } else {
+                                failed += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(ok > 1_000 && failed > 1_000, "ok {ok}, failed {failed}");
 }
 
 #[test]
