@@ -22,7 +22,13 @@
 //!   an embedded message and skipping an unknown field both need one level left.
 //!
 //! Fields are read with prost's own wire helpers ([`decode_key`], [`decode_varint`]).
+//!
+//! A resource whose bytes this thread decoded recently is not decoded again: its spans share
+//! the `Arc<Resource>` built then (see [`Decoder::cached_resource`]).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use prost::encoding::{decode_key, decode_varint, WireType};
@@ -504,6 +510,28 @@ impl<T> Kept<T> {
     }
 }
 
+/// Most resources [`RESOURCES`] keeps per thread; it starts over when full.
+const MAX_CACHED_RESOURCES: usize = 256;
+/// Larger resources are decoded every time (so a thread's cache stays under 4 MiB of bytes).
+const MAX_CACHED_RESOURCE_BYTES: usize = 16 * 1024;
+
+/// A resource as decoded from `body` (valid: only successes are kept).
+struct CachedResource {
+    body: Box<[u8]>,
+    schema_url: Box<str>,
+    limits: SpanLimits,
+    resource: Arc<Resource>,
+    /// Whether the limits changed it.
+    modified: bool,
+}
+
+thread_local! {
+    /// Resources this thread decoded recently, by a hash of their bytes and schema URL. Spans
+    /// of different requests with the same resource then share one `Arc<Resource>`, as the
+    /// spans of one `ResourceSpans` always did.
+    static RESOURCES: RefCell<HashMap<u64, CachedResource>> = RefCell::new(HashMap::new());
+}
+
 /// Builds model values as [`Limiter`](super::Limiter) does.
 struct Decoder<'l> {
     limits: &'l SpanLimits,
@@ -527,7 +555,11 @@ impl Decoder<'_> {
                 (tag, f) => r.other(tag, f)?,
             }
         }
-        let resource = self.resource(resource.as_ref(), budget.saturating_sub(1), schema_url)?;
+        let budget_inside = budget.saturating_sub(1);
+        let resource = match &resource {
+            Some(Bodies::One(body)) => self.cached_resource(body, budget_inside, schema_url)?,
+            merged => self.resource(merged.as_ref(), budget_inside, schema_url)?,
+        };
         let mut r = Reader::new(body, Msg::ResourceSpans, budget);
         while let Some((tag, f)) = r.next()? {
             match (tag, f) {
@@ -537,6 +569,62 @@ impl Decoder<'_> {
             }
         }
         Ok(())
+    }
+
+    /// [`Decoder::resource`] of one `Resource` body, from this thread's [`RESOURCES`] when the
+    /// same bytes (and schema URL, and limits) were decoded before: a producer sends the same
+    /// resource with every request, and decoding its 20–30 attributes again costs as much as
+    /// decoding a few spans, and as many allocations (and frees once the head is flushed).
+    fn cached_resource(
+        &mut self,
+        body: &[u8],
+        budget: u32,
+        schema_url: &str,
+    ) -> Result<Arc<Resource>> {
+        if body.len() > MAX_CACHED_RESOURCE_BYTES {
+            return self.resource(Some(&Bodies::One(body)), budget, schema_url);
+        }
+        let hash = {
+            let mut h = foldhash::fast::FixedState::with_seed(0).build_hasher();
+            h.write(body);
+            h.write(schema_url.as_bytes());
+            h.finish()
+        };
+        let hit = RESOURCES.with_borrow(|cache| {
+            cache
+                .get(&hash)
+                .filter(|e| {
+                    *e.body == *body && *e.schema_url == *schema_url && e.limits == *self.limits
+                })
+                .map(|e| (Arc::clone(&e.resource), e.modified))
+        });
+        if let Some((resource, modified)) = hit {
+            self.modified |= modified;
+            return Ok(resource);
+        }
+        // Decoded with `modified` starting afresh, to know whether the limits changed this
+        // resource (and say so on every later hit).
+        let before = std::mem::replace(&mut self.modified, false);
+        let resource = self.resource(Some(&Bodies::One(body)), budget, schema_url);
+        let modified = self.modified;
+        self.modified |= before;
+        let resource = resource?;
+        RESOURCES.with_borrow_mut(|cache| {
+            if cache.len() >= MAX_CACHED_RESOURCES {
+                cache.clear();
+            }
+            cache.insert(
+                hash,
+                CachedResource {
+                    body: body.into(),
+                    schema_url: schema_url.into(),
+                    limits: *self.limits,
+                    resource: Arc::clone(&resource),
+                    modified,
+                },
+            );
+        });
+        Ok(resource)
     }
 
     /// [`Limiter::resource`](super::Limiter::resource) of the merged `Resource` bodies.

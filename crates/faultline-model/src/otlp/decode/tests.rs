@@ -1138,3 +1138,49 @@ fn wire_level_generator_reaches_every_outcome() {
         "{spans} {rejected} {modified}"
     );
 }
+
+/// A resource decoded before is shared, not decoded again, and says whether the limits
+/// changed it on every later request, not only the first.
+#[test]
+fn repeated_resources_are_shared_and_keep_their_modified_flag() {
+    let request = |service: &str| {
+        ExportTraceServiceRequest {
+            resource_spans: vec![pt::ResourceSpans {
+                resource: Some(pr::Resource {
+                    attributes: vec![kv("service.name", V::StringValue(service.into()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![pt::ScopeSpans {
+                    spans: vec![valid_span()],
+                    ..Default::default()
+                }],
+                schema_url: "url".into(),
+            }],
+        }
+        .encode_to_vec()
+    };
+    let long = "a-service-name-longer-than-the-limit";
+    let short = SpanLimits {
+        // "service.name" is 12 bytes: the key is kept, the value cut.
+        max_attribute_value_len: 12,
+        ..SpanLimits::default()
+    };
+    for limits in [SpanLimits::default(), short] {
+        let first = decode_traces(&request(long), &limits).expect("decodes");
+        let again = decode_traces(&request(long), &limits).expect("decodes");
+        assert!(Arc::ptr_eq(
+            &first.spans[0].resource,
+            &again.spans[0].resource
+        ));
+        assert_eq!(again.modified, limits == short);
+        assert_eq!(first.modified, again.modified);
+        assert!(check(&request(long), &limits));
+    }
+    // Other limits, schema URL or bytes: another resource.
+    let a = decode_traces(&request(long), &SpanLimits::default()).expect("decodes");
+    let b = decode_traces(&request(long), &short).expect("decodes");
+    let c = decode_traces(&request("other"), &SpanLimits::default()).expect("decodes");
+    assert_eq!(b.spans[0].resource.service_name(), &long[..12]);
+    assert!(!Arc::ptr_eq(&a.spans[0].resource, &b.spans[0].resource));
+    assert_eq!(c.spans[0].resource.service_name(), "other");
+}
