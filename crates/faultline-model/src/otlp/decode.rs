@@ -100,7 +100,10 @@ pub fn decode_traces(
     limits: &SpanLimits,
 ) -> std::result::Result<Converted, DecodeError> {
     let mut out = Converted::default();
-    out.spans.reserve_exact(count_spans(bytes));
+    // No more spans can be accepted than the bytes hold valid IDs for, whatever the count of
+    // (possibly empty) span fields: a 16 MiB request of empty spans reserves no gigabytes.
+    out.spans
+        .reserve_exact(count_spans(bytes).min(bytes.len() / MIN_ACCEPTED_SPAN_BYTES));
     let mut d = Decoder {
         limits,
         modified: false,
@@ -115,6 +118,10 @@ pub fn decode_traces(
     out.modified = d.modified;
     Ok(out)
 }
+
+/// The fewest bytes an accepted span takes: a 16-byte trace ID and an 8-byte span ID with
+/// their keys and lengths.
+const MIN_ACCEPTED_SPAN_BYTES: usize = 2 + 16 + 2 + 8;
 
 /// How many spans the request holds, to size the output once. Stops quietly at malformed
 /// bytes: the decode proper reports them.

@@ -1184,3 +1184,38 @@ fn repeated_resources_are_shared_and_keep_their_modified_flag() {
     assert!(!Arc::ptr_eq(&a.spans[0].resource, &b.spans[0].resource));
     assert_eq!(c.spans[0].resource.service_name(), "other");
 }
+
+/// Spans are counted before they are decoded, but the output is never sized for more spans
+/// than the bytes could hold with valid IDs, so empty spans cannot make it reserve gigabytes.
+#[test]
+fn output_is_sized_for_the_spans_that_can_be_accepted() {
+    let mut ss = Vec::new();
+    for _ in 0..10_000 {
+        put_len(&mut ss, 2, b"");
+    }
+    let mut rs = Vec::new();
+    put_len(&mut rs, 2, &ss);
+    let mut req = Vec::new();
+    put_len(&mut req, 1, &rs);
+    let c = decode_traces(&req, &SpanLimits::default()).expect("decodes");
+    assert_eq!(c.rejected, 10_000);
+    assert!(
+        c.spans.capacity() <= req.len() / 28,
+        "{}",
+        c.spans.capacity()
+    );
+    assert!(check(&req, &SpanLimits::default()));
+    // A real request is sized exactly.
+    let mut span = valid_span().encode_to_vec();
+    span.extend(valid_span().encode_to_vec());
+    let mut ss = Vec::new();
+    for _ in 0..3 {
+        put_len(&mut ss, 2, &span);
+    }
+    let mut rs = Vec::new();
+    put_len(&mut rs, 2, &ss);
+    let mut req = Vec::new();
+    put_len(&mut req, 1, &rs);
+    let c = decode_traces(&req, &SpanLimits::default()).expect("decodes");
+    assert_eq!((c.spans.len(), c.spans.capacity()), (3, 3));
+}
