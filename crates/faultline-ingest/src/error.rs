@@ -1,5 +1,6 @@
 //! Ingest errors. How each one looks on the wire is decided in [`crate::wire`] only.
 
+use faultline_model::otlp::DecodeError;
 use faultline_storage::StorageError;
 
 /// Everything that can go wrong while receiving one export request.
@@ -40,9 +41,10 @@ pub enum IngestError {
     /// `Content-Encoding: gzip` but the body is not valid gzip.
     #[error("request body is not valid gzip: {0}")]
     InvalidGzip(std::io::Error),
-    /// The payload is not a valid `ExportTraceServiceRequest` protobuf.
+    /// The payload is not a valid OTLP export request protobuf (traces are decoded by
+    /// [`decode_traces`](faultline_model::otlp::decode_traces), logs by prost).
     #[error("payload is not a valid OTLP ExportTraceServiceRequest protobuf: {0}")]
-    InvalidProtobuf(#[from] prost::DecodeError),
+    InvalidProtobuf(#[from] DecodeError),
     /// The payload is not valid OTLP/JSON.
     #[error("payload is not valid OTLP/JSON: {0}")]
     InvalidJson(#[from] serde_json::Error),
@@ -62,6 +64,12 @@ pub enum IngestError {
     /// The store refused or failed the append.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<prost::DecodeError> for IngestError {
+    fn from(e: prost::DecodeError) -> Self {
+        Self::InvalidProtobuf(DecodeError::Wire(e))
+    }
 }
 
 impl IngestError {

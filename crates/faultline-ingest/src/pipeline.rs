@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use faultline_model::otlp::{spans_from_otlp, spans_to_otlp, Converted, SpanLimits, TracesData};
+use faultline_model::otlp::{
+    decode_traces, spans_from_otlp, spans_to_otlp, Converted, SpanLimits, TracesData,
+};
 use faultline_model::otlp_logs::{
     logs_from_otlp, logs_to_otlp, ConvertedLogs, LogLimits, LogsData,
 };
@@ -278,20 +280,21 @@ where
 /// Decodes, validates and limits the spans of `payload`, and builds the batch to append (none
 /// when no span was accepted).
 ///
-/// `raw`, the request's protobuf encoding, becomes the WAL record as-is when nothing was
-/// rejected or changed, which saves re-encoding the whole batch on the common path.
+/// Protobuf is decoded straight into model spans by [`decode_traces`]; JSON goes through the
+/// prost types and [`spans_from_otlp`]. `raw`, the request's protobuf encoding, becomes the WAL
+/// record as-is when nothing was rejected or changed, which saves re-encoding the whole batch
+/// on the common path.
 fn prepare(
     payload: Payload,
     limits: &SpanLimits,
 ) -> Result<(ExportOutcome, Option<AppendBatch>), IngestError> {
-    let (request, raw) = match payload {
-        Payload::Protobuf(bytes) => {
-            let request = ExportTraceServiceRequest::decode(bytes.clone())?;
-            (request, Some(bytes))
+    let (converted, raw) = match payload {
+        Payload::Protobuf(bytes) => (decode_traces(&bytes, limits)?, Some(bytes)),
+        Payload::Json(bytes) => {
+            let request: ExportTraceServiceRequest = crate::json::decode_request(&bytes)?;
+            (spans_from_otlp(request.resource_spans, limits), None)
         }
-        Payload::Json(bytes) => (crate::json::decode_request(&bytes)?, None),
     };
-    let converted = spans_from_otlp(request.resource_spans, limits);
     let outcome = ExportOutcome {
         accepted: converted.spans.len() as u64,
         rejected: converted.rejected,
@@ -335,15 +338,13 @@ mod tests {
 
     /// Replays a WAL record the way the store does on start.
     fn replay(record: &Bytes) -> Converted {
-        let data = TracesData::decode(record.clone()).expect("WAL record is TracesData");
-        spans_from_otlp(data.resource_spans, &SpanLimits::default())
+        decode_traces(record, &SpanLimits::default()).expect("WAL record is TracesData")
     }
 
     #[test]
     fn clean_protobuf_is_logged_without_re_encoding() {
         let raw = Bytes::from(trace_request(1).encode_to_vec());
-        let request = ExportTraceServiceRequest::decode(raw.clone()).expect("decodes");
-        let converted = spans_from_otlp(request.resource_spans, &SpanLimits::default());
+        let converted = decode_traces(&raw, &SpanLimits::default()).expect("decodes");
         let record = wal_record(&converted, Some(raw.clone()));
         assert_eq!(record.as_ptr(), raw.as_ptr(), "same buffer, no copy");
         assert_eq!(replay(&record).spans, converted.spans);
@@ -365,8 +366,7 @@ mod tests {
             ("invalid span", vec![span(2, 3, None), invalid]),
         ] {
             let raw = Bytes::from(request(spans).encode_to_vec());
-            let request = ExportTraceServiceRequest::decode(raw.clone()).expect("decodes");
-            let converted = spans_from_otlp(request.resource_spans, &limits);
+            let converted = decode_traces(&raw, &limits).expect("decodes");
             let record = wal_record(&converted, Some(raw.clone()));
             assert_ne!(record, raw, "{what}: the request bytes no longer fit");
             assert_eq!(replay(&record).spans, converted.spans, "{what}");
@@ -432,10 +432,9 @@ mod tests {
     /// When `bytes` decode, the WAL record built from them replays to the accepted spans.
     /// Compared in encoded form because corrupted doubles may be NaN, which is never equal.
     fn assert_replays_exactly(bytes: &Bytes) {
-        let Ok(request) = ExportTraceServiceRequest::decode(bytes.clone()) else {
+        let Ok(converted) = decode_traces(bytes, &SpanLimits::default()) else {
             return;
         };
-        let converted = spans_from_otlp(request.resource_spans, &SpanLimits::default());
         let record = wal_record(&converted, Some(bytes.clone()));
         let encode = |spans: &[faultline_model::Span]| {
             TracesData {

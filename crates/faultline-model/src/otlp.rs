@@ -2,7 +2,9 @@
 //!
 //! Incoming data is converted with [`spans_from_otlp`], which validates IDs, applies
 //! [`SpanLimits`] and reports what it rejected or changed, so that the receiver can answer with
-//! OTLP partial success. Outgoing data (api_v3, Tempo) is built with [`spans_to_otlp`].
+//! OTLP partial success. Protobuf bytes are decoded straight into the same result by
+//! [`decode_traces`], without prost's intermediate structs. Outgoing data (api_v3, Tempo) is
+//! built with [`spans_to_otlp`].
 
 use std::sync::Arc;
 
@@ -17,6 +19,9 @@ use crate::span::{
 use crate::{SpanId, TraceId, UnixNanos};
 
 pub use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, TracesData};
+
+mod decode;
+pub use decode::{decode_traces, DecodeError};
 
 /// Limits applied while converting incoming spans. Values over a limit are cut, not rejected,
 /// and the cut is counted in the span's `dropped_attributes_count` where OTLP has a place for it.
@@ -48,7 +53,7 @@ impl Default for SpanLimits {
     }
 }
 
-/// What [`spans_from_otlp`] produced.
+/// What [`spans_from_otlp`] or [`decode_traces`] produced.
 #[derive(Debug, Default)]
 pub struct Converted {
     /// The accepted spans.
@@ -141,13 +146,9 @@ impl Limiter<'_> {
     }
 
     pub(crate) fn string(&mut self, mut s: String) -> String {
-        let max = self.limits.max_attribute_value_len;
-        if s.len() > max {
-            let mut cut = max;
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            s.truncate(cut);
+        let kept = char_prefix(&s, self.limits.max_attribute_value_len).len();
+        if kept < s.len() {
+            s.truncate(kept);
             self.modified = true;
         }
         s
@@ -216,6 +217,37 @@ impl Limiter<'_> {
     }
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn char_prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+/// A span's trace, span and parent IDs from their OTLP bytes, or why the span is rejected.
+pub(crate) fn span_ids(
+    trace_id: &[u8],
+    span_id: &[u8],
+    parent_span_id: &[u8],
+) -> Result<(TraceId, SpanId, Option<SpanId>), String> {
+    let trace_id = TraceId::from_bytes(trace_id).map_err(|e| format!("invalid trace_id: {e}"))?;
+    let span_id = SpanId::from_bytes(span_id).map_err(|e| format!("invalid span_id: {e}"))?;
+    let parent_span_id = if parent_span_id.is_empty() || parent_span_id == [0u8; 8] {
+        None
+    } else {
+        Some(
+            SpanId::from_bytes(parent_span_id)
+                .map_err(|e| format!("invalid parent_span_id: {e}"))?,
+        )
+    };
+    Ok((trace_id, span_id, parent_span_id))
+}
+
 /// Converts OTLP resource spans into model spans, validating and limiting as it goes.
 ///
 /// A span is rejected (counted in [`Converted::rejected`]) when its trace or span ID is not
@@ -250,17 +282,7 @@ fn span_from_otlp(
     scope: &Arc<InstrumentationScope>,
     lim: &mut Limiter<'_>,
 ) -> Result<Span, String> {
-    let trace_id =
-        TraceId::from_bytes(&s.trace_id).map_err(|e| format!("invalid trace_id: {e}"))?;
-    let span_id = SpanId::from_bytes(&s.span_id).map_err(|e| format!("invalid span_id: {e}"))?;
-    let parent_span_id = if s.parent_span_id.is_empty() || s.parent_span_id == [0u8; 8] {
-        None
-    } else {
-        Some(
-            SpanId::from_bytes(&s.parent_span_id)
-                .map_err(|e| format!("invalid parent_span_id: {e}"))?,
-        )
-    };
+    let (trace_id, span_id, parent_span_id) = span_ids(&s.trace_id, &s.span_id, &s.parent_span_id)?;
     let start = UnixNanos(s.start_time_unix_nano);
     let mut end = UnixNanos(s.end_time_unix_nano);
     if end < start {

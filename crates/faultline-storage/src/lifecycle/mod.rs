@@ -20,9 +20,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use faultline_block::{delete_block, list_blocks, list_orphans, BlockId};
-use faultline_model::otlp::{spans_from_otlp, SpanLimits, TracesData};
+use faultline_model::otlp::{decode_traces, SpanLimits};
 use object_store::path::Path as ObjectPath;
-use prost::Message;
 use tokio::sync::{watch, Mutex, Notify, RwLock};
 use tokio::task::JoinHandle;
 
@@ -275,9 +274,8 @@ fn replay_into_head(
     let mut head = Head::default();
     let limits = replay_limits();
     let stats = wal::replay(dir, after, |seq, rec| match rec.kind {
-        RecordKind::Traces => match TracesData::decode(rec.payload.as_slice()) {
-            Ok(data) => {
-                let converted = spans_from_otlp(data.resource_spans, &limits);
+        RecordKind::Traces => match decode_traces(&rec.payload, &limits) {
+            Ok(converted) => {
                 if converted.rejected > 0 {
                     tracing::warn!(
                         segment = seq,
