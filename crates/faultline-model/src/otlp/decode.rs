@@ -38,7 +38,7 @@ use crate::span::{
     AttributeValue, Event, InstrumentationScope, KeyValue, Link, Resource, Span, SpanKind, Status,
     StatusCode,
 };
-use crate::{SpanId, TraceId, UnixNanos};
+use crate::{Key, SpanId, TraceId, UnixNanos};
 
 /// prost's nesting limit (`prost::RECURSION_LIMIT`, not exported).
 const RECURSION_LIMIT: u32 = 100;
@@ -999,8 +999,13 @@ impl Decoder<'_> {
 
     /// The model form of an attribute key: every `KeyValue` this decoder builds gets its key
     /// here, limited as [`Limiter::attrs`](super::Limiter::attrs) limits keys.
-    fn key(&mut self, key: &str) -> String {
-        self.string(key)
+    /// A key seen before is interned straight from the request's bytes: no allocation.
+    fn key(&mut self, key: &str) -> Key {
+        let kept = char_prefix(key, self.limits.max_attribute_value_len);
+        if kept.len() < key.len() {
+            self.modified = true;
+        }
+        Key::from(kept)
     }
 
     /// Reads the fields of one `AnyValue` body into `value` (the oneof so far).
