@@ -518,9 +518,13 @@ impl<T> Kept<T> {
 }
 
 /// Most resources [`RESOURCES`] keeps per thread; it starts over when full.
-const MAX_CACHED_RESOURCES: usize = 256;
-/// Larger resources are decoded every time (so a thread's cache stays under 4 MiB of bytes).
-const MAX_CACHED_RESOURCE_BYTES: usize = 16 * 1024;
+const MAX_CACHED_RESOURCES: usize = 128;
+/// Larger resources are decoded every time. With the limit above this bounds a thread's cache
+/// to 512 KiB of bytes plus the resources built from them (about 2 MiB in all); the cache sits
+/// outside the store's memory budget, and the receivers decode on at most
+/// `max_concurrent_requests` threads at once (64 by default). A resource of 25 typical
+/// attributes is 1–2 KiB.
+const MAX_CACHED_RESOURCE_BYTES: usize = 4 * 1024;
 
 /// A resource as decoded from `body` (valid: only successes are kept).
 struct CachedResource {
