@@ -208,16 +208,16 @@ impl AttrBuilder {
         Ok(true)
     }
 
-    fn append_null(&mut self) {
+    fn append_nulls(&mut self, n: usize) {
         match self {
-            Self::Str(b) => b.append_null(),
-            Self::Int(b) => b.append_null(),
-            Self::Double(b) => b.append_null(),
-            Self::Bool(b) => b.append_null(),
-            Self::Uuid(b) => b.append_null(),
-            Self::Hex(b, _) => b.append_null(),
-            Self::Ipv4(b) => b.append_null(),
-            Self::Prefixed(b, _) => b.append_null(),
+            Self::Str(b) => b.append_nulls(n),
+            Self::Int(b) => b.append_nulls(n),
+            Self::Double(b) => b.append_nulls(n),
+            Self::Bool(b) => b.append_nulls(n),
+            Self::Uuid(b) => b.append_nulls(n),
+            Self::Hex(b, _) => b.append_nulls(n),
+            Self::Ipv4(b) => b.append_nulls(n),
+            Self::Prefixed(b, _) => b.append_nulls(n),
         }
     }
 
@@ -327,17 +327,19 @@ impl RouteTable {
         &self,
         attrs: &[KeyValue],
         ids: &[u32],
+        types: &[Option<ValueType>],
         used: &mut Vec<bool>,
         slots: &mut Vec<Option<usize>>,
     ) {
         used.clear();
         used.resize(self.columns, false);
         slots.clear();
-        slots.extend(attrs.iter().zip(ids).map(|(kv, id)| {
-            let slot =
-                self.by_key.get(*id as usize)?.iter().find(|(i, ty)| {
-                    !used.get(*i).copied().unwrap_or(true) && ty.holds(&kv.value)
-                })?;
+        slots.extend(ids.iter().zip(types).map(|(id, of)| {
+            let slot = self
+                .by_key
+                .get(*id as usize)?
+                .iter()
+                .find(|(i, ty)| !used.get(*i).copied().unwrap_or(true) && ty.takes(*of))?;
             if let Some(u) = used.get_mut(slot.0) {
                 *u = true;
             }
@@ -350,18 +352,64 @@ impl RouteTable {
 }
 
 /// The distinct attribute keys of a block's spans, numbered in first-seen order, and the
-/// number of every span attribute's key, in span order.
+/// number of every span attribute's key and the type of its value ([`ValueType::of`]), in
+/// span order; and the same numbering of span names, by span. Routing and encoding go by
+/// these numbers and types: neither hashes a key or name nor parses a value again.
 struct BlockKeys<'a> {
     keys: Vec<&'a str>,
     of_attr: Vec<u32>,
+    type_of_attr: Vec<Option<ValueType>>,
+    names: Vec<&'a str>,
+    name_of_span: Vec<u32>,
 }
 
 impl<'a> BlockKeys<'a> {
-    /// The key numbers of the attributes of the span whose first attribute is the `at`th
-    /// of the block (a shorter slice if the spans are not the ones numbered).
-    fn of_span(&self, at: usize, attrs: usize) -> &[u32] {
+    /// The key numbers and value types of the attributes of the span whose first attribute
+    /// is the `at`th of the block (shorter slices if the spans are not the ones numbered).
+    fn of_span(&self, at: usize, attrs: usize) -> (&[u32], &[Option<ValueType>]) {
         let end = at.saturating_add(attrs).min(self.of_attr.len());
-        self.of_attr.get(at.min(end)..end).unwrap_or_default()
+        let range = at.min(end)..end;
+        (
+            self.of_attr.get(range.clone()).unwrap_or_default(),
+            self.type_of_attr.get(range).unwrap_or_default(),
+        )
+    }
+}
+
+/// How often a derivable column takes each value on the spans of one name: a short list
+/// compared value by value (a name nearly always has one or two values, and comparing them
+/// costs less than hashing), a hash map once there are many.
+enum ValueCounts<'a> {
+    Few(Vec<(&'a str, usize)>),
+    Many(ContentMap<&'a str, usize>),
+}
+
+/// Distinct values a [`ValueCounts`] list holds before it becomes a map.
+const FEW_VALUES: usize = 8;
+
+impl<'a> ValueCounts<'a> {
+    fn add(&mut self, v: &'a str) {
+        match self {
+            Self::Few(list) => {
+                if let Some((_, n)) = list.iter_mut().find(|(x, _)| *x == v) {
+                    *n += 1;
+                } else if list.len() < FEW_VALUES {
+                    list.push((v, 1));
+                } else {
+                    let mut map: ContentMap<&'a str, usize> = list.drain(..).collect();
+                    map.insert(v, 1);
+                    *self = Self::Many(map);
+                }
+            }
+            Self::Many(map) => *map.entry(v).or_default() += 1,
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = (&'a str, usize)> + '_> {
+        match self {
+            Self::Few(list) => Box::new(list.iter().copied()),
+            Self::Many(map) => Box::new(map.iter().map(|(v, n)| (*v, *n))),
+        }
     }
 }
 
@@ -379,37 +427,50 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
     let fixed = AttrColumns::for_writing(Vec::new())?;
     let router = AttrRouter::new(&fixed);
     let mut numbers: ContentMap<&'a str, u32> = ContentMap::default();
+    let mut name_numbers: ContentMap<&'a str, u32> = ContentMap::default();
+    let attrs: usize = spans.iter().map(|s| s.borrow().attributes.len()).sum();
     let mut keys = BlockKeys {
         keys: Vec::new(),
-        of_attr: Vec::with_capacity(spans.iter().map(|s| s.borrow().attributes.len()).sum()),
+        of_attr: Vec::with_capacity(attrs),
+        type_of_attr: Vec::with_capacity(attrs),
+        names: Vec::new(),
+        name_of_span: Vec::with_capacity(spans.len()),
     };
     let mut table = router.table(&[]);
     let mut counts: FastMap<(u32, ValueType), usize> = FastMap::default();
-    let mut by_name: ContentMap<(usize, &str, &str), usize> = ContentMap::default();
+    // By span name number: the value counts of each derivable column its spans carry, the
+    // columns in first-seen order (a name has a few).
+    let mut by_name: Vec<Vec<(usize, ValueCounts<'a>)>> = Vec::new();
     let derivable: Vec<bool> = fixed
         .columns
         .iter()
         .map(|c| c.ty == ValueType::Str && c.prefix_of.is_none())
         .collect();
     let (mut used, mut slots) = (Vec::new(), Vec::new());
+    let too_many = || BlockError::Settings("over 2^32 distinct keys or names in a block".into());
     for s in spans {
-        let s = s.borrow();
+        let s: &'a Span = s.borrow();
+        let next = u32::try_from(name_numbers.len()).map_err(|_| too_many())?;
+        let name = *name_numbers.entry(s.name.as_str()).or_insert_with(|| {
+            keys.names.push(s.name.as_str());
+            next
+        });
+        keys.name_of_span.push(name);
         let at = keys.of_attr.len();
         for kv in &s.attributes {
-            let next = u32::try_from(numbers.len()).map_err(|_| {
-                BlockError::Settings("over 2^32 distinct attribute keys in a block".into())
-            })?;
+            let next = u32::try_from(numbers.len()).map_err(|_| too_many())?;
             let id = *numbers.entry(kv.key.as_str()).or_insert_with(|| {
                 keys.keys.push(kv.key.as_str());
                 next
             });
             keys.of_attr.push(id);
+            keys.type_of_attr.push(ValueType::of(&kv.value));
         }
         table.extend(&router, &keys.keys);
-        let ids = keys.of_span(at, s.attributes.len());
-        table.route(&s.attributes, ids, &mut used, &mut slots);
-        for ((kv, slot), id) in s.attributes.iter().zip(&slots).zip(ids) {
-            let Some(ty) = ValueType::of(&kv.value) else {
+        let (ids, types) = keys.of_span(at, s.attributes.len());
+        table.route(&s.attributes, ids, types, &mut used, &mut slots);
+        for (((kv, slot), id), ty) in s.attributes.iter().zip(&slots).zip(ids).zip(types) {
+            let Some(ty) = *ty else {
                 continue;
             };
             let taken_as = slot.and_then(|i| fixed.columns.get(i)).map(|c| c.ty);
@@ -418,9 +479,16 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
             }
             if let (Some(i), AttributeValue::String(v)) = (slot, &kv.value) {
                 if derivable.get(*i).copied().unwrap_or(false) {
-                    *by_name
-                        .entry((*i, s.name.as_str(), v.as_str()))
-                        .or_default() += 1;
+                    let name = name as usize;
+                    if by_name.len() <= name {
+                        by_name.resize_with(name + 1, Vec::new);
+                    }
+                    if let Some(cols) = by_name.get_mut(name) {
+                        match cols.iter_mut().find(|(c, _)| c == i) {
+                            Some((_, values)) => values.add(v),
+                            None => cols.push((*i, ValueCounts::Few(vec![(v.as_str(), 1)]))),
+                        }
+                    }
                 }
             }
         }
@@ -440,7 +508,12 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
     // A stable order makes files of the same data identical.
     dynamic.sort();
     let mut cols = AttrColumns::for_writing(dynamic)?;
-    let derived = derivations(by_name, min)
+    let counted = by_name.iter().enumerate().flat_map(|(name, cols)| {
+        let name = keys.names.get(name).copied().unwrap_or_default();
+        cols.iter()
+            .flat_map(move |(col, values)| values.iter().map(move |(v, n)| ((*col, name, v), n)))
+    });
+    let derived = derivations(counted, min)
         .into_iter()
         .filter_map(|(i, d)| Some((fixed.columns.get(i)?.column.clone(), d)))
         .collect();
@@ -461,8 +534,8 @@ const DERIVED_NAME_BYTES: usize = 32 * 1024;
 /// [`DERIVED_NAME_BYTES`]. A column is derived when that covers at least half of its values,
 /// and `min` of them. Every other row keeps its value, so the choice only decides how many
 /// rows store one.
-fn derivations(
-    by_name: ContentMap<(usize, &str, &str), usize>,
+fn derivations<'a>(
+    by_name: impl IntoIterator<Item = ((usize, &'a str, &'a str), usize)>,
     min: usize,
 ) -> BTreeMap<usize, Derived> {
     // Column → name → (its most frequent value, count), and the column's value count.
@@ -594,18 +667,18 @@ mod derivation_tests {
     }
 }
 
-/// The value derived column `col` (of `derived`) gives a span named `name`, `name_key` in the
-/// row group's name dictionary, remembered in `by_name`; `None` if `col` is not derived.
+/// The value derived column `col` (of `derived`) gives a span named `name`, `name_number` in
+/// the block, remembered in `by_name`; `None` if `col` is not derived.
 fn derived_value<'d>(
     derived: &'d [Option<Derived>],
     by_name: &'d mut [Vec<Option<Box<str>>>],
     col: usize,
     name: &str,
-    name_key: i32,
+    name_number: u32,
 ) -> Option<&'d str> {
     let d = derived.get(col)?.as_ref()?;
     let by_name = by_name.get_mut(col)?;
-    let at = usize::try_from(name_key).ok()?;
+    let at = name_number as usize;
     if by_name.len() <= at {
         by_name.resize(at + 1, None);
     }
@@ -640,25 +713,34 @@ struct RowGroupBuilder<'a> {
     dropped_events: UInt32Builder,
     dropped_links: UInt32Builder,
     attr_columns: Vec<AttrBuilder>,
+    /// Per attribute column, the rows it has a cell for: a row without a value gets its null
+    /// when the column's next value comes, or at the end of the row group, so a span costs
+    /// nothing in the columns it has no attribute for (each column got a null per span, and
+    /// most columns are empty on most spans).
+    attr_rows: Vec<usize>,
     /// Per attribute column, the column its values are stored relative to (shared-prefix
     /// columns only).
     prefix_of: Vec<Option<usize>>,
     /// Per attribute column, its derivation from the span name (derived columns only).
     derived: Vec<Option<Derived>>,
-    /// Per attribute column, the derived value of each span name of the row group so far,
-    /// by the name's dictionary index: looked up in the derivation once per name instead of
-    /// once per attribute (the lookup compared names byte by byte, 1% of server CPU).
+    /// Per attribute column, the derived value of each span name, by the name's number in
+    /// the block: looked up in the derivation once per name instead of once per attribute
+    /// (the lookup compared names byte by byte, 1% of server CPU).
     derived_by_name: Vec<Vec<Option<Box<str>>>>,
     /// The columns of each attribute key of the block, by key number.
     routes: RouteTable,
-    /// The key number of every span attribute of the block, in row order, and the position
-    /// of the next span's first attribute.
-    key_ids: Vec<u32>,
+    /// The key number and value type of every span attribute of the block and the name
+    /// number of every span, in row order, and the position of the next span's first
+    /// attribute and of the next span.
+    keys: BlockKeys<'a>,
     next_attr: usize,
+    next_span: usize,
+    /// The row group's `name` dictionary index of each span name, by the name's number in
+    /// the block: the dictionary hashes each name once per row group, not once per span.
+    name_keys: Vec<Option<i32>>,
     /// Buffers reused from span to span.
     used: Vec<bool>,
     slots: Vec<Option<usize>>,
-    filled: Vec<bool>,
     layout: Vec<u8>,
     generic: Vec<&'a KeyValue>,
     cell: Vec<u8>,
@@ -670,7 +752,7 @@ struct RowGroupBuilder<'a> {
 }
 
 impl<'a> RowGroupBuilder<'a> {
-    fn new(cols: &AttrColumns, keys: BlockKeys<'_>) -> Self {
+    fn new(cols: &AttrColumns, keys: BlockKeys<'a>) -> Self {
         Self {
             schema: arrow_schema(cols),
             rows: 0,
@@ -697,15 +779,17 @@ impl<'a> RowGroupBuilder<'a> {
             dropped_events: UInt32Builder::new(),
             dropped_links: UInt32Builder::new(),
             attr_columns: cols.columns.iter().map(AttrBuilder::new).collect(),
+            attr_rows: vec![0; cols.columns.len()],
             prefix_of: cols.columns.iter().map(|c| c.prefix_of).collect(),
             derived: cols.columns.iter().map(|c| c.derived.clone()).collect(),
             derived_by_name: vec![Vec::new(); cols.columns.len()],
             routes: AttrRouter::new(cols).table(&keys.keys),
-            key_ids: keys.of_attr,
+            name_keys: vec![None; keys.names.len()],
+            keys,
             next_attr: 0,
+            next_span: 0,
             used: Vec::new(),
             slots: Vec::new(),
-            filled: Vec::new(),
             layout: Vec::new(),
             generic: Vec::new(),
             cell: Vec::new(),
@@ -775,7 +859,17 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.service.keys.append_value(service);
         self.resource.append_key(resource);
-        let name = self.name.intern(&s.name)?;
+        let number = self.keys.name_of_span.get(self.next_span).copied();
+        self.next_span += 1;
+        let name = match number.and_then(|n| self.name_keys.get_mut(n as usize)) {
+            Some(Some(key)) => *key,
+            Some(slot) => *slot.insert(self.name.intern(&s.name)?),
+            None => {
+                return Err(BlockError::Settings(
+                    "spans changed between planning and encoding".into(),
+                ))
+            }
+        };
         self.name.keys.append_value(name);
         self.kind.append_value(s.kind as u8);
         self.status_code.append_value(s.status.code as u8);
@@ -794,7 +888,7 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.scope.append_key(scope);
 
-        self.append_attributes(&s.attributes, &s.name, name)?;
+        self.append_attributes(&s.attributes, &s.name, number.unwrap_or_default())?;
         if s.events.is_empty() {
             self.events.append_null();
         } else {
@@ -819,19 +913,21 @@ impl<'a> RowGroupBuilder<'a> {
         &mut self,
         attrs: &'a [KeyValue],
         name: &str,
-        name_key: i32,
+        name_number: u32,
     ) -> Result<(), BlockError> {
-        let end = self.next_attr.saturating_add(attrs.len());
-        let ids = self.key_ids.get(self.next_attr..end).ok_or_else(|| {
-            BlockError::Settings("spans changed between planning and encoding".into())
-        })?;
-        self.next_attr = end;
+        let (ids, types) = self.keys.of_span(self.next_attr, attrs.len());
+        if ids.len() != attrs.len() {
+            return Err(BlockError::Settings(
+                "spans changed between planning and encoding".into(),
+            ));
+        }
+        self.next_attr += attrs.len();
         self.routes
-            .route(attrs, ids, &mut self.used, &mut self.slots);
+            .route(attrs, ids, types, &mut self.used, &mut self.slots);
         self.layout.clear();
         self.generic.clear();
-        self.filled.clear();
-        self.filled.resize(self.attr_columns.len(), false);
+        // This span's row.
+        let row = self.rows.saturating_sub(1);
         for (kv, slot) in attrs.iter().zip(&self.slots) {
             let mut stored = false;
             // The reference column's value in this row: the attribute routed to it, wherever
@@ -847,22 +943,28 @@ impl<'a> RowGroupBuilder<'a> {
                 })
                 .unwrap_or("");
             let derived = match (slot, &kv.value) {
-                (Some(i), AttributeValue::String(v)) => {
-                    derived_value(&self.derived, &mut self.derived_by_name, *i, name, name_key)
-                        .is_some_and(|d| d == v.as_str())
-                }
+                (Some(i), AttributeValue::String(v)) => derived_value(
+                    &self.derived,
+                    &mut self.derived_by_name,
+                    *i,
+                    name,
+                    name_number,
+                )
+                .is_some_and(|d| d == v.as_str()),
                 _ => false,
             };
             if let (Some(i), true) = (slot, derived) {
                 // The null its column gets below stands for the derived value.
                 self.layout.push((*i + 1) as u8);
                 stored = true;
-            } else if let Some((i, b)) = slot.and_then(|i| Some((i, self.attr_columns.get_mut(i)?)))
+            } else if let Some((i, b, rows)) = slot
+                .and_then(|i| Some((i, self.attr_columns.get_mut(i)?, self.attr_rows.get_mut(i)?)))
             {
+                // The nulls of the rows since the column's last value.
+                b.append_nulls(row.saturating_sub(*rows));
+                *rows = row;
                 if b.append(&kv.value, reference)? {
-                    if let Some(f) = self.filled.get_mut(i) {
-                        *f = true;
-                    }
+                    *rows = row + 1;
                     // At most MAX_ATTR_COLUMNS (255) columns, so `i + 1` fits in a byte.
                     self.layout.push((i + 1) as u8);
                     stored = true;
@@ -871,11 +973,6 @@ impl<'a> RowGroupBuilder<'a> {
             if !stored {
                 self.layout.push(LAYOUT_GENERIC);
                 self.generic.push(kv);
-            }
-        }
-        for (b, filled) in self.attr_columns.iter_mut().zip(&self.filled) {
-            if !filled {
-                b.append_null();
             }
         }
         let layout = self.attr_layout.intern(&self.layout)?;
@@ -892,9 +989,13 @@ impl<'a> RowGroupBuilder<'a> {
 
     /// Takes the rows appended so far as one record batch.
     fn finish(&mut self) -> Result<RecordBatch, BlockError> {
+        for (b, rows) in self.attr_columns.iter_mut().zip(&mut self.attr_rows) {
+            b.append_nulls(self.rows.saturating_sub(*rows));
+            *rows = 0;
+        }
         self.rows = 0;
         // The name dictionary starts again with the next row group.
-        self.derived_by_name.iter_mut().for_each(Vec::clear);
+        self.name_keys.iter_mut().for_each(|k| *k = None);
         self.resource_keys.clear();
         self.scope_keys.clear();
         let mut cols: Vec<ArrayRef> = vec![
@@ -988,9 +1089,10 @@ mod tests {
             KeyValue::new("nope", AttributeValue::Bool(true)),
         ];
         let keys = ["http.route", "nope"];
+        let types: Vec<_> = attrs.iter().map(|kv| ValueType::of(&kv.value)).collect();
         router
             .table(&keys)
-            .route(&attrs, &[0, 0, 0, 1], &mut used, &mut slots);
+            .route(&attrs, &[0, 0, 0, 1], &types, &mut used, &mut slots);
         assert_eq!(slots, vec![Some(route_int), Some(route), None, None]);
     }
 }
