@@ -447,6 +447,11 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
         .map(|c| c.ty == ValueType::Str && c.prefix_of.is_none())
         .collect();
     let (mut used, mut slots) = (Vec::new(), Vec::new());
+    // By span name number, where the key numbers of the last span of that name start in
+    // `keys.of_attr`: spans of one name mostly carry the same keys in the same order, so
+    // each key is first compared with the key at its position there, and hashed only when
+    // that differs.
+    let mut last_of_name: Vec<usize> = Vec::new();
     let too_many = || BlockError::Settings("over 2^32 distinct keys or names in a block".into());
     for s in spans {
         let s: &'a Span = s.borrow();
@@ -457,12 +462,35 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
         });
         keys.name_of_span.push(name);
         let at = keys.of_attr.len();
-        for kv in &s.attributes {
-            let next = u32::try_from(numbers.len()).map_err(|_| too_many())?;
-            let id = *numbers.entry(kv.key.as_str()).or_insert_with(|| {
-                keys.keys.push(kv.key.as_str());
-                next
-            });
+        let name = name as usize;
+        if last_of_name.len() <= name {
+            last_of_name.resize(name + 1, usize::MAX);
+        }
+        let last = last_of_name
+            .get_mut(name)
+            .map_or(usize::MAX, |l| std::mem::replace(l, at));
+        for (pos, kv) in s.attributes.iter().enumerate() {
+            let key = kv.key.as_str();
+            let seen = last
+                .checked_add(pos)
+                .filter(|p| *p < at)
+                .and_then(|p| keys.of_attr.get(p))
+                .copied()
+                .filter(|id| {
+                    keys.keys
+                        .get(*id as usize)
+                        .is_some_and(|k| same_str(k, key))
+                });
+            let id = match seen {
+                Some(id) => id,
+                None => {
+                    let next = u32::try_from(numbers.len()).map_err(|_| too_many())?;
+                    *numbers.entry(key).or_insert_with(|| {
+                        keys.keys.push(key);
+                        next
+                    })
+                }
+            };
             keys.of_attr.push(id);
             keys.type_of_attr.push(ValueType::of(&kv.value));
         }
@@ -479,7 +507,6 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
             }
             if let (Some(i), AttributeValue::String(v)) = (slot, &kv.value) {
                 if derivable.get(*i).copied().unwrap_or(false) {
-                    let name = name as usize;
                     if by_name.len() <= name {
                         by_name.resize_with(name + 1, Vec::new);
                     }
@@ -519,6 +546,12 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
         .collect();
     cols.set_derived(derived)?;
     Ok(Plan { cols, keys })
+}
+
+/// Whether two strings are equal, comparing their addresses before their bytes (keys shared
+/// between spans are then equal without a look at their bytes).
+fn same_str(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
 /// Most footer bytes the span-name lists of a file's derived columns may take: every reader
