@@ -361,7 +361,23 @@ struct BlockKeys<'a> {
     type_of_attr: Vec<Option<ValueType>>,
     names: Vec<&'a str>,
     name_of_span: Vec<u32>,
+    /// Per attribute, the derivable fixed column the planning pass routed it to
+    /// ([`NOT_COUNTED`] if none) and its value's number among the values that column took on
+    /// spans of the same name ([`ValueCounts`]).
+    counted_in: Vec<u8>,
+    value_number: Vec<u32>,
+    /// Per attribute column, the number of its derived value among the values it took on the
+    /// spans of each name, by name number ([`NOT_A_NUMBER`] where it took no such value):
+    /// the encoding pass tells a derived value by its number, without reading the value's
+    /// bytes again (reading them cost a cache miss per attribute).
+    derived_numbers: Vec<Vec<u32>>,
 }
+
+/// In [`BlockKeys::counted_in`]: not counted (fixed columns are fewer).
+const NOT_COUNTED: u8 = u8::MAX;
+
+/// In [`BlockKeys::derived_numbers`]: the derived value is none of those counted.
+const NOT_A_NUMBER: u32 = u32::MAX;
 
 impl<'a> BlockKeys<'a> {
     /// The key numbers and value types of the attributes of the span whose first attribute
@@ -376,39 +392,48 @@ impl<'a> BlockKeys<'a> {
     }
 }
 
-/// How often a derivable column takes each value on the spans of one name: a short list
-/// compared value by value (a name nearly always has one or two values, and comparing them
-/// costs less than hashing), a hash map once there are many.
-enum ValueCounts<'a> {
-    Few(Vec<(&'a str, usize)>),
-    Many(ContentMap<&'a str, usize>),
+/// How often a derivable column takes each value on the spans of one name, the values
+/// numbered in first-seen order: looked up in the list value by value while it is short (a
+/// name nearly always has one or two values, and comparing them costs less than hashing),
+/// through a hash map once there are many.
+#[derive(Default)]
+struct ValueCounts<'a> {
+    values: Vec<(&'a str, usize)>,
+    index: Option<ContentMap<&'a str, u32>>,
 }
 
-/// Distinct values a [`ValueCounts`] list holds before it becomes a map.
+/// Distinct values a [`ValueCounts`] looks up without a map.
 const FEW_VALUES: usize = 8;
 
 impl<'a> ValueCounts<'a> {
-    fn add(&mut self, v: &'a str) {
-        match self {
-            Self::Few(list) => {
-                if let Some((_, n)) = list.iter_mut().find(|(x, _)| *x == v) {
-                    *n += 1;
-                } else if list.len() < FEW_VALUES {
-                    list.push((v, 1));
-                } else {
-                    let mut map: ContentMap<&'a str, usize> = list.drain(..).collect();
-                    map.insert(v, 1);
-                    *self = Self::Many(map);
+    /// Counts `v`; its number.
+    fn add(&mut self, v: &'a str) -> u32 {
+        let at = self.number(v).unwrap_or(self.values.len());
+        match self.values.get_mut(at) {
+            Some((_, n)) => *n += 1,
+            None => {
+                self.values.push((v, 1));
+                if let Some(index) = &mut self.index {
+                    index.insert(v, at as u32);
+                } else if self.values.len() > FEW_VALUES {
+                    self.index = Some(
+                        self.values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (v, _))| (*v, i as u32))
+                            .collect(),
+                    );
                 }
             }
-            Self::Many(map) => *map.entry(v).or_default() += 1,
         }
+        at as u32
     }
 
-    fn iter(&self) -> Box<dyn Iterator<Item = (&'a str, usize)> + '_> {
-        match self {
-            Self::Few(list) => Box::new(list.iter().copied()),
-            Self::Many(map) => Box::new(map.iter().map(|(v, n)| (*v, *n))),
+    /// The number of `v`, if counted.
+    fn number(&self, v: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(v).map(|i| *i as usize),
+            None => self.values.iter().position(|(x, _)| *x == v),
         }
     }
 }
@@ -435,6 +460,9 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
         type_of_attr: Vec::with_capacity(attrs),
         names: Vec::new(),
         name_of_span: Vec::with_capacity(spans.len()),
+        counted_in: Vec::with_capacity(attrs),
+        value_number: Vec::with_capacity(attrs),
+        derived_numbers: Vec::new(),
     };
     let mut table = router.table(&[]);
     let mut counts: FastMap<(u32, ValueType), usize> = FastMap::default();
@@ -495,28 +523,40 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
             keys.type_of_attr.push(ValueType::of(&kv.value));
         }
         table.extend(&router, &keys.keys);
-        let (ids, types) = keys.of_span(at, s.attributes.len());
+        // Field by field (not `of_span`), so that the other fields can grow meanwhile.
+        let span = at..keys.of_attr.len();
+        let ids = keys.of_attr.get(span.clone()).unwrap_or_default();
+        let types = keys.type_of_attr.get(span).unwrap_or_default();
         table.route(&s.attributes, ids, types, &mut used, &mut slots);
         for (((kv, slot), id), ty) in s.attributes.iter().zip(&slots).zip(ids).zip(types) {
-            let Some(ty) = *ty else {
-                continue;
-            };
-            let taken_as = slot.and_then(|i| fixed.columns.get(i)).map(|c| c.ty);
-            if taken_as.is_none() || (ty.packs_strings() && taken_as != Some(ty)) {
-                *counts.entry((*id, ty)).or_default() += 1;
-            }
+            let (mut counted_in, mut number) = (NOT_COUNTED, 0);
             if let (Some(i), AttributeValue::String(v)) = (slot, &kv.value) {
                 if derivable.get(*i).copied().unwrap_or(false) {
                     if by_name.len() <= name {
                         by_name.resize_with(name + 1, Vec::new);
                     }
                     if let Some(cols) = by_name.get_mut(name) {
-                        match cols.iter_mut().find(|(c, _)| c == i) {
-                            Some((_, values)) => values.add(v),
-                            None => cols.push((*i, ValueCounts::Few(vec![(v.as_str(), 1)]))),
+                        let values = match cols.iter().position(|(c, _)| c == i) {
+                            Some(at) => cols.get_mut(at),
+                            None => {
+                                cols.push((*i, ValueCounts::default()));
+                                cols.last_mut()
+                            }
+                        };
+                        if let (Some((_, values)), Ok(col)) = (values, u8::try_from(*i)) {
+                            (counted_in, number) = (col, values.add(v));
                         }
                     }
                 }
+            }
+            keys.counted_in.push(counted_in);
+            keys.value_number.push(number);
+            let Some(ty) = *ty else {
+                continue;
+            };
+            let taken_as = slot.and_then(|i| fixed.columns.get(i)).map(|c| c.ty);
+            if taken_as.is_none() || (ty.packs_strings() && taken_as != Some(ty)) {
+                *counts.entry((*id, ty)).or_default() += 1;
             }
         }
     }
@@ -537,14 +577,38 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
     let mut cols = AttrColumns::for_writing(dynamic)?;
     let counted = by_name.iter().enumerate().flat_map(|(name, cols)| {
         let name = keys.names.get(name).copied().unwrap_or_default();
-        cols.iter()
-            .flat_map(move |(col, values)| values.iter().map(move |(v, n)| ((*col, name, v), n)))
+        cols.iter().flat_map(move |(col, values)| {
+            values
+                .values
+                .iter()
+                .map(move |(v, n)| ((*col, name, *v), *n))
+        })
     });
     let derived = derivations(counted, min)
         .into_iter()
         .filter_map(|(i, d)| Some((fixed.columns.get(i)?.column.clone(), d)))
         .collect();
     cols.set_derived(derived)?;
+    keys.derived_numbers = vec![Vec::new(); cols.columns.len()];
+    for (name, counted) in by_name.iter().enumerate() {
+        let span_name = keys.names.get(name).copied().unwrap_or_default();
+        for (col, values) in counted {
+            let (Some(Some(d)), Some(numbers)) = (
+                cols.columns.get(*col).map(|c| c.derived.as_ref()),
+                keys.derived_numbers.get_mut(*col),
+            ) else {
+                continue;
+            };
+            if numbers.len() <= name {
+                numbers.resize(name + 1, NOT_A_NUMBER);
+            }
+            if let (Some(n), Some(at)) =
+                (numbers.get_mut(name), values.number(d.value_for(span_name)))
+            {
+                *n = at as u32;
+            }
+        }
+    }
     Ok(Plan { cols, keys })
 }
 
@@ -954,6 +1018,7 @@ impl<'a> RowGroupBuilder<'a> {
                 "spans changed between planning and encoding".into(),
             ));
         }
+        let first = self.next_attr;
         self.next_attr += attrs.len();
         self.routes
             .route(attrs, ids, types, &mut self.used, &mut self.slots);
@@ -961,7 +1026,7 @@ impl<'a> RowGroupBuilder<'a> {
         self.generic.clear();
         // This span's row.
         let row = self.rows.saturating_sub(1);
-        for (kv, slot) in attrs.iter().zip(&self.slots) {
+        for (k, (kv, slot)) in attrs.iter().zip(&self.slots).enumerate() {
             let mut stored = false;
             // The reference column's value in this row: the attribute routed to it, wherever
             // it is in the span's list.
@@ -975,7 +1040,19 @@ impl<'a> RowGroupBuilder<'a> {
                     }
                 })
                 .unwrap_or("");
+            let at = first + k;
             let derived = match (slot, &kv.value) {
+                // Counted in this column by the planning pass: the value's number tells.
+                (Some(i), AttributeValue::String(_))
+                    if self.keys.counted_in.get(at).map(|c| usize::from(*c)) == Some(*i) =>
+                {
+                    let number = self.keys.value_number.get(at);
+                    self.keys
+                        .derived_numbers
+                        .get(*i)
+                        .and_then(|n| n.get(name_number as usize))
+                        .is_some_and(|n| Some(n) == number)
+                }
                 (Some(i), AttributeValue::String(v)) => derived_value(
                     &self.derived,
                     &mut self.derived_by_name,
