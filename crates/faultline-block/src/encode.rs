@@ -208,16 +208,16 @@ impl AttrBuilder {
         Ok(true)
     }
 
-    fn append_null(&mut self) {
+    fn append_nulls(&mut self, n: usize) {
         match self {
-            Self::Str(b) => b.append_null(),
-            Self::Int(b) => b.append_null(),
-            Self::Double(b) => b.append_null(),
-            Self::Bool(b) => b.append_null(),
-            Self::Uuid(b) => b.append_null(),
-            Self::Hex(b, _) => b.append_null(),
-            Self::Ipv4(b) => b.append_null(),
-            Self::Prefixed(b, _) => b.append_null(),
+            Self::Str(b) => b.append_nulls(n),
+            Self::Int(b) => b.append_nulls(n),
+            Self::Double(b) => b.append_nulls(n),
+            Self::Bool(b) => b.append_nulls(n),
+            Self::Uuid(b) => b.append_nulls(n),
+            Self::Hex(b, _) => b.append_nulls(n),
+            Self::Ipv4(b) => b.append_nulls(n),
+            Self::Prefixed(b, _) => b.append_nulls(n),
         }
     }
 
@@ -327,17 +327,19 @@ impl RouteTable {
         &self,
         attrs: &[KeyValue],
         ids: &[u32],
+        types: &[Option<ValueType>],
         used: &mut Vec<bool>,
         slots: &mut Vec<Option<usize>>,
     ) {
         used.clear();
         used.resize(self.columns, false);
         slots.clear();
-        slots.extend(attrs.iter().zip(ids).map(|(kv, id)| {
-            let slot =
-                self.by_key.get(*id as usize)?.iter().find(|(i, ty)| {
-                    !used.get(*i).copied().unwrap_or(true) && ty.holds(&kv.value)
-                })?;
+        slots.extend(ids.iter().zip(types).map(|(id, of)| {
+            let slot = self
+                .by_key
+                .get(*id as usize)?
+                .iter()
+                .find(|(i, ty)| !used.get(*i).copied().unwrap_or(true) && ty.takes(*of))?;
             if let Some(u) = used.get_mut(slot.0) {
                 *u = true;
             }
@@ -350,18 +352,89 @@ impl RouteTable {
 }
 
 /// The distinct attribute keys of a block's spans, numbered in first-seen order, and the
-/// number of every span attribute's key, in span order.
+/// number of every span attribute's key and the type of its value ([`ValueType::of`]), in
+/// span order; and the same numbering of span names, by span. Routing and encoding go by
+/// these numbers and types: neither hashes a key or name nor parses a value again.
 struct BlockKeys<'a> {
     keys: Vec<&'a str>,
     of_attr: Vec<u32>,
+    type_of_attr: Vec<Option<ValueType>>,
+    names: Vec<&'a str>,
+    name_of_span: Vec<u32>,
+    /// Per attribute, the derivable fixed column the planning pass routed it to
+    /// ([`NOT_COUNTED`] if none) and its value's number among the values that column took on
+    /// spans of the same name ([`ValueCounts`]).
+    counted_in: Vec<u8>,
+    value_number: Vec<u32>,
+    /// Per attribute column, the number of its derived value among the values it took on the
+    /// spans of each name, by name number ([`NOT_A_NUMBER`] where it took no such value):
+    /// the encoding pass tells a derived value by its number, without reading the value's
+    /// bytes again (reading them cost a cache miss per attribute).
+    derived_numbers: Vec<Vec<u32>>,
 }
 
+/// In [`BlockKeys::counted_in`]: not counted (fixed columns are fewer).
+const NOT_COUNTED: u8 = u8::MAX;
+
+/// In [`BlockKeys::derived_numbers`]: the derived value is none of those counted.
+const NOT_A_NUMBER: u32 = u32::MAX;
+
 impl<'a> BlockKeys<'a> {
-    /// The key numbers of the attributes of the span whose first attribute is the `at`th
-    /// of the block (a shorter slice if the spans are not the ones numbered).
-    fn of_span(&self, at: usize, attrs: usize) -> &[u32] {
+    /// The key numbers and value types of the attributes of the span whose first attribute
+    /// is the `at`th of the block (shorter slices if the spans are not the ones numbered).
+    fn of_span(&self, at: usize, attrs: usize) -> (&[u32], &[Option<ValueType>]) {
         let end = at.saturating_add(attrs).min(self.of_attr.len());
-        self.of_attr.get(at.min(end)..end).unwrap_or_default()
+        let range = at.min(end)..end;
+        (
+            self.of_attr.get(range.clone()).unwrap_or_default(),
+            self.type_of_attr.get(range).unwrap_or_default(),
+        )
+    }
+}
+
+/// How often a derivable column takes each value on the spans of one name, the values
+/// numbered in first-seen order: looked up in the list value by value while it is short (a
+/// name nearly always has one or two values, and comparing them costs less than hashing),
+/// through a hash map once there are many.
+#[derive(Default)]
+struct ValueCounts<'a> {
+    values: Vec<(&'a str, usize)>,
+    index: Option<ContentMap<&'a str, u32>>,
+}
+
+/// Distinct values a [`ValueCounts`] looks up without a map.
+const FEW_VALUES: usize = 8;
+
+impl<'a> ValueCounts<'a> {
+    /// Counts `v`; its number.
+    fn add(&mut self, v: &'a str) -> u32 {
+        let at = self.number(v).unwrap_or(self.values.len());
+        match self.values.get_mut(at) {
+            Some((_, n)) => *n += 1,
+            None => {
+                self.values.push((v, 1));
+                if let Some(index) = &mut self.index {
+                    index.insert(v, at as u32);
+                } else if self.values.len() > FEW_VALUES {
+                    self.index = Some(
+                        self.values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (v, _))| (*v, i as u32))
+                            .collect(),
+                    );
+                }
+            }
+        }
+        at as u32
+    }
+
+    /// The number of `v`, if counted.
+    fn number(&self, v: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(v).map(|i| *i as usize),
+            None => self.values.iter().position(|(x, _)| *x == v),
+        }
     }
 }
 
@@ -379,49 +452,111 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
     let fixed = AttrColumns::for_writing(Vec::new())?;
     let router = AttrRouter::new(&fixed);
     let mut numbers: ContentMap<&'a str, u32> = ContentMap::default();
+    let mut name_numbers: ContentMap<&'a str, u32> = ContentMap::default();
+    let attrs: usize = spans.iter().map(|s| s.borrow().attributes.len()).sum();
     let mut keys = BlockKeys {
         keys: Vec::new(),
-        of_attr: Vec::with_capacity(spans.iter().map(|s| s.borrow().attributes.len()).sum()),
+        of_attr: Vec::with_capacity(attrs),
+        type_of_attr: Vec::with_capacity(attrs),
+        names: Vec::new(),
+        name_of_span: Vec::with_capacity(spans.len()),
+        counted_in: Vec::with_capacity(attrs),
+        value_number: Vec::with_capacity(attrs),
+        derived_numbers: Vec::new(),
     };
     let mut table = router.table(&[]);
     let mut counts: FastMap<(u32, ValueType), usize> = FastMap::default();
-    let mut by_name: ContentMap<(usize, &str, &str), usize> = ContentMap::default();
+    // By span name number: the value counts of each derivable column its spans carry, the
+    // columns in first-seen order (a name has a few).
+    let mut by_name: Vec<Vec<(usize, ValueCounts<'a>)>> = Vec::new();
     let derivable: Vec<bool> = fixed
         .columns
         .iter()
         .map(|c| c.ty == ValueType::Str && c.prefix_of.is_none())
         .collect();
     let (mut used, mut slots) = (Vec::new(), Vec::new());
+    // By span name number, where the key numbers of the last span of that name start in
+    // `keys.of_attr`: spans of one name mostly carry the same keys in the same order, so
+    // each key is first compared with the key at its position there, and hashed only when
+    // that differs.
+    let mut last_of_name: Vec<usize> = Vec::new();
+    let too_many = || BlockError::Settings("over 2^32 distinct keys or names in a block".into());
     for s in spans {
-        let s = s.borrow();
+        let s: &'a Span = s.borrow();
+        let next = u32::try_from(name_numbers.len()).map_err(|_| too_many())?;
+        let name = *name_numbers.entry(s.name.as_str()).or_insert_with(|| {
+            keys.names.push(s.name.as_str());
+            next
+        });
+        keys.name_of_span.push(name);
         let at = keys.of_attr.len();
-        for kv in &s.attributes {
-            let next = u32::try_from(numbers.len()).map_err(|_| {
-                BlockError::Settings("over 2^32 distinct attribute keys in a block".into())
-            })?;
-            let id = *numbers.entry(kv.key.as_str()).or_insert_with(|| {
-                keys.keys.push(kv.key.as_str());
-                next
-            });
+        let name = name as usize;
+        if last_of_name.len() <= name {
+            last_of_name.resize(name + 1, usize::MAX);
+        }
+        let last = last_of_name
+            .get_mut(name)
+            .map_or(usize::MAX, |l| std::mem::replace(l, at));
+        for (pos, kv) in s.attributes.iter().enumerate() {
+            let key = kv.key.as_str();
+            let seen = last
+                .checked_add(pos)
+                .filter(|p| *p < at)
+                .and_then(|p| keys.of_attr.get(p))
+                .copied()
+                .filter(|id| {
+                    keys.keys
+                        .get(*id as usize)
+                        .is_some_and(|k| same_str(k, key))
+                });
+            let id = match seen {
+                Some(id) => id,
+                None => {
+                    let next = u32::try_from(numbers.len()).map_err(|_| too_many())?;
+                    *numbers.entry(key).or_insert_with(|| {
+                        keys.keys.push(key);
+                        next
+                    })
+                }
+            };
             keys.of_attr.push(id);
+            keys.type_of_attr.push(ValueType::of(&kv.value));
         }
         table.extend(&router, &keys.keys);
-        let ids = keys.of_span(at, s.attributes.len());
-        table.route(&s.attributes, ids, &mut used, &mut slots);
-        for ((kv, slot), id) in s.attributes.iter().zip(&slots).zip(ids) {
-            let Some(ty) = ValueType::of(&kv.value) else {
+        // Field by field (not `of_span`), so that the other fields can grow meanwhile.
+        let span = at..keys.of_attr.len();
+        let ids = keys.of_attr.get(span.clone()).unwrap_or_default();
+        let types = keys.type_of_attr.get(span).unwrap_or_default();
+        table.route(&s.attributes, ids, types, &mut used, &mut slots);
+        for (((kv, slot), id), ty) in s.attributes.iter().zip(&slots).zip(ids).zip(types) {
+            let (mut counted_in, mut number) = (NOT_COUNTED, 0);
+            if let (Some(i), AttributeValue::String(v)) = (slot, &kv.value) {
+                if derivable.get(*i).copied().unwrap_or(false) {
+                    if by_name.len() <= name {
+                        by_name.resize_with(name + 1, Vec::new);
+                    }
+                    if let Some(cols) = by_name.get_mut(name) {
+                        let values = match cols.iter().position(|(c, _)| c == i) {
+                            Some(at) => cols.get_mut(at),
+                            None => {
+                                cols.push((*i, ValueCounts::default()));
+                                cols.last_mut()
+                            }
+                        };
+                        if let (Some((_, values)), Ok(col)) = (values, u8::try_from(*i)) {
+                            (counted_in, number) = (col, values.add(v));
+                        }
+                    }
+                }
+            }
+            keys.counted_in.push(counted_in);
+            keys.value_number.push(number);
+            let Some(ty) = *ty else {
                 continue;
             };
             let taken_as = slot.and_then(|i| fixed.columns.get(i)).map(|c| c.ty);
             if taken_as.is_none() || (ty.packs_strings() && taken_as != Some(ty)) {
                 *counts.entry((*id, ty)).or_default() += 1;
-            }
-            if let (Some(i), AttributeValue::String(v)) = (slot, &kv.value) {
-                if derivable.get(*i).copied().unwrap_or(false) {
-                    *by_name
-                        .entry((*i, s.name.as_str(), v.as_str()))
-                        .or_default() += 1;
-                }
             }
         }
     }
@@ -440,12 +575,47 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
     // A stable order makes files of the same data identical.
     dynamic.sort();
     let mut cols = AttrColumns::for_writing(dynamic)?;
-    let derived = derivations(by_name, min)
+    let counted = by_name.iter().enumerate().flat_map(|(name, cols)| {
+        let name = keys.names.get(name).copied().unwrap_or_default();
+        cols.iter().flat_map(move |(col, values)| {
+            values
+                .values
+                .iter()
+                .map(move |(v, n)| ((*col, name, *v), *n))
+        })
+    });
+    let derived = derivations(counted, min)
         .into_iter()
         .filter_map(|(i, d)| Some((fixed.columns.get(i)?.column.clone(), d)))
         .collect();
     cols.set_derived(derived)?;
+    keys.derived_numbers = vec![Vec::new(); cols.columns.len()];
+    for (name, counted) in by_name.iter().enumerate() {
+        let span_name = keys.names.get(name).copied().unwrap_or_default();
+        for (col, values) in counted {
+            let (Some(Some(d)), Some(numbers)) = (
+                cols.columns.get(*col).map(|c| c.derived.as_ref()),
+                keys.derived_numbers.get_mut(*col),
+            ) else {
+                continue;
+            };
+            if numbers.len() <= name {
+                numbers.resize(name + 1, NOT_A_NUMBER);
+            }
+            if let (Some(n), Some(at)) =
+                (numbers.get_mut(name), values.number(d.value_for(span_name)))
+            {
+                *n = at as u32;
+            }
+        }
+    }
     Ok(Plan { cols, keys })
+}
+
+/// Whether two strings are equal, comparing their addresses before their bytes (keys shared
+/// between spans are then equal without a look at their bytes).
+fn same_str(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
 /// Most footer bytes the span-name lists of a file's derived columns may take: every reader
@@ -461,8 +631,8 @@ const DERIVED_NAME_BYTES: usize = 32 * 1024;
 /// [`DERIVED_NAME_BYTES`]. A column is derived when that covers at least half of its values,
 /// and `min` of them. Every other row keeps its value, so the choice only decides how many
 /// rows store one.
-fn derivations(
-    by_name: ContentMap<(usize, &str, &str), usize>,
+fn derivations<'a>(
+    by_name: impl IntoIterator<Item = ((usize, &'a str, &'a str), usize)>,
     min: usize,
 ) -> BTreeMap<usize, Derived> {
     // Column → name → (its most frequent value, count), and the column's value count.
@@ -594,18 +764,18 @@ mod derivation_tests {
     }
 }
 
-/// The value derived column `col` (of `derived`) gives a span named `name`, `name_key` in the
-/// row group's name dictionary, remembered in `by_name`; `None` if `col` is not derived.
+/// The value derived column `col` (of `derived`) gives a span named `name`, `name_number` in
+/// the block, remembered in `by_name`; `None` if `col` is not derived.
 fn derived_value<'d>(
     derived: &'d [Option<Derived>],
     by_name: &'d mut [Vec<Option<Box<str>>>],
     col: usize,
     name: &str,
-    name_key: i32,
+    name_number: u32,
 ) -> Option<&'d str> {
     let d = derived.get(col)?.as_ref()?;
     let by_name = by_name.get_mut(col)?;
-    let at = usize::try_from(name_key).ok()?;
+    let at = name_number as usize;
     if by_name.len() <= at {
         by_name.resize(at + 1, None);
     }
@@ -640,25 +810,34 @@ struct RowGroupBuilder<'a> {
     dropped_events: UInt32Builder,
     dropped_links: UInt32Builder,
     attr_columns: Vec<AttrBuilder>,
+    /// Per attribute column, the rows it has a cell for: a row without a value gets its null
+    /// when the column's next value comes, or at the end of the row group, so a span costs
+    /// nothing in the columns it has no attribute for (each column got a null per span, and
+    /// most columns are empty on most spans).
+    attr_rows: Vec<usize>,
     /// Per attribute column, the column its values are stored relative to (shared-prefix
     /// columns only).
     prefix_of: Vec<Option<usize>>,
     /// Per attribute column, its derivation from the span name (derived columns only).
     derived: Vec<Option<Derived>>,
-    /// Per attribute column, the derived value of each span name of the row group so far,
-    /// by the name's dictionary index: looked up in the derivation once per name instead of
-    /// once per attribute (the lookup compared names byte by byte, 1% of server CPU).
+    /// Per attribute column, the derived value of each span name, by the name's number in
+    /// the block: looked up in the derivation once per name instead of once per attribute
+    /// (the lookup compared names byte by byte, 1% of server CPU).
     derived_by_name: Vec<Vec<Option<Box<str>>>>,
     /// The columns of each attribute key of the block, by key number.
     routes: RouteTable,
-    /// The key number of every span attribute of the block, in row order, and the position
-    /// of the next span's first attribute.
-    key_ids: Vec<u32>,
+    /// The key number and value type of every span attribute of the block and the name
+    /// number of every span, in row order, and the position of the next span's first
+    /// attribute and of the next span.
+    keys: BlockKeys<'a>,
     next_attr: usize,
+    next_span: usize,
+    /// The row group's `name` dictionary index of each span name, by the name's number in
+    /// the block: the dictionary hashes each name once per row group, not once per span.
+    name_keys: Vec<Option<i32>>,
     /// Buffers reused from span to span.
     used: Vec<bool>,
     slots: Vec<Option<usize>>,
-    filled: Vec<bool>,
     layout: Vec<u8>,
     generic: Vec<&'a KeyValue>,
     cell: Vec<u8>,
@@ -670,7 +849,7 @@ struct RowGroupBuilder<'a> {
 }
 
 impl<'a> RowGroupBuilder<'a> {
-    fn new(cols: &AttrColumns, keys: BlockKeys<'_>) -> Self {
+    fn new(cols: &AttrColumns, keys: BlockKeys<'a>) -> Self {
         Self {
             schema: arrow_schema(cols),
             rows: 0,
@@ -697,15 +876,17 @@ impl<'a> RowGroupBuilder<'a> {
             dropped_events: UInt32Builder::new(),
             dropped_links: UInt32Builder::new(),
             attr_columns: cols.columns.iter().map(AttrBuilder::new).collect(),
+            attr_rows: vec![0; cols.columns.len()],
             prefix_of: cols.columns.iter().map(|c| c.prefix_of).collect(),
             derived: cols.columns.iter().map(|c| c.derived.clone()).collect(),
             derived_by_name: vec![Vec::new(); cols.columns.len()],
             routes: AttrRouter::new(cols).table(&keys.keys),
-            key_ids: keys.of_attr,
+            name_keys: vec![None; keys.names.len()],
+            keys,
             next_attr: 0,
+            next_span: 0,
             used: Vec::new(),
             slots: Vec::new(),
-            filled: Vec::new(),
             layout: Vec::new(),
             generic: Vec::new(),
             cell: Vec::new(),
@@ -775,7 +956,17 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.service.keys.append_value(service);
         self.resource.append_key(resource);
-        let name = self.name.intern(&s.name)?;
+        let number = self.keys.name_of_span.get(self.next_span).copied();
+        self.next_span += 1;
+        let name = match number.and_then(|n| self.name_keys.get_mut(n as usize)) {
+            Some(Some(key)) => *key,
+            Some(slot) => *slot.insert(self.name.intern(&s.name)?),
+            None => {
+                return Err(BlockError::Settings(
+                    "spans changed between planning and encoding".into(),
+                ))
+            }
+        };
         self.name.keys.append_value(name);
         self.kind.append_value(s.kind as u8);
         self.status_code.append_value(s.status.code as u8);
@@ -794,7 +985,7 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.scope.append_key(scope);
 
-        self.append_attributes(&s.attributes, &s.name, name)?;
+        self.append_attributes(&s.attributes, &s.name, number.unwrap_or_default())?;
         if s.events.is_empty() {
             self.events.append_null();
         } else {
@@ -819,20 +1010,23 @@ impl<'a> RowGroupBuilder<'a> {
         &mut self,
         attrs: &'a [KeyValue],
         name: &str,
-        name_key: i32,
+        name_number: u32,
     ) -> Result<(), BlockError> {
-        let end = self.next_attr.saturating_add(attrs.len());
-        let ids = self.key_ids.get(self.next_attr..end).ok_or_else(|| {
-            BlockError::Settings("spans changed between planning and encoding".into())
-        })?;
-        self.next_attr = end;
+        let (ids, types) = self.keys.of_span(self.next_attr, attrs.len());
+        if ids.len() != attrs.len() {
+            return Err(BlockError::Settings(
+                "spans changed between planning and encoding".into(),
+            ));
+        }
+        let first = self.next_attr;
+        self.next_attr += attrs.len();
         self.routes
-            .route(attrs, ids, &mut self.used, &mut self.slots);
+            .route(attrs, ids, types, &mut self.used, &mut self.slots);
         self.layout.clear();
         self.generic.clear();
-        self.filled.clear();
-        self.filled.resize(self.attr_columns.len(), false);
-        for (kv, slot) in attrs.iter().zip(&self.slots) {
+        // This span's row.
+        let row = self.rows.saturating_sub(1);
+        for (k, (kv, slot)) in attrs.iter().zip(&self.slots).enumerate() {
             let mut stored = false;
             // The reference column's value in this row: the attribute routed to it, wherever
             // it is in the span's list.
@@ -846,23 +1040,41 @@ impl<'a> RowGroupBuilder<'a> {
                     }
                 })
                 .unwrap_or("");
+            let at = first + k;
             let derived = match (slot, &kv.value) {
-                (Some(i), AttributeValue::String(v)) => {
-                    derived_value(&self.derived, &mut self.derived_by_name, *i, name, name_key)
-                        .is_some_and(|d| d == v.as_str())
+                // Counted in this column by the planning pass: the value's number tells.
+                (Some(i), AttributeValue::String(_))
+                    if self.keys.counted_in.get(at).map(|c| usize::from(*c)) == Some(*i) =>
+                {
+                    let number = self.keys.value_number.get(at);
+                    self.keys
+                        .derived_numbers
+                        .get(*i)
+                        .and_then(|n| n.get(name_number as usize))
+                        .is_some_and(|n| Some(n) == number)
                 }
+                (Some(i), AttributeValue::String(v)) => derived_value(
+                    &self.derived,
+                    &mut self.derived_by_name,
+                    *i,
+                    name,
+                    name_number,
+                )
+                .is_some_and(|d| d == v.as_str()),
                 _ => false,
             };
             if let (Some(i), true) = (slot, derived) {
                 // The null its column gets below stands for the derived value.
                 self.layout.push((*i + 1) as u8);
                 stored = true;
-            } else if let Some((i, b)) = slot.and_then(|i| Some((i, self.attr_columns.get_mut(i)?)))
+            } else if let Some((i, b, rows)) = slot
+                .and_then(|i| Some((i, self.attr_columns.get_mut(i)?, self.attr_rows.get_mut(i)?)))
             {
+                // The nulls of the rows since the column's last value.
+                b.append_nulls(row.saturating_sub(*rows));
+                *rows = row;
                 if b.append(&kv.value, reference)? {
-                    if let Some(f) = self.filled.get_mut(i) {
-                        *f = true;
-                    }
+                    *rows = row + 1;
                     // At most MAX_ATTR_COLUMNS (255) columns, so `i + 1` fits in a byte.
                     self.layout.push((i + 1) as u8);
                     stored = true;
@@ -871,11 +1083,6 @@ impl<'a> RowGroupBuilder<'a> {
             if !stored {
                 self.layout.push(LAYOUT_GENERIC);
                 self.generic.push(kv);
-            }
-        }
-        for (b, filled) in self.attr_columns.iter_mut().zip(&self.filled) {
-            if !filled {
-                b.append_null();
             }
         }
         let layout = self.attr_layout.intern(&self.layout)?;
@@ -892,9 +1099,13 @@ impl<'a> RowGroupBuilder<'a> {
 
     /// Takes the rows appended so far as one record batch.
     fn finish(&mut self) -> Result<RecordBatch, BlockError> {
+        for (b, rows) in self.attr_columns.iter_mut().zip(&mut self.attr_rows) {
+            b.append_nulls(self.rows.saturating_sub(*rows));
+            *rows = 0;
+        }
         self.rows = 0;
         // The name dictionary starts again with the next row group.
-        self.derived_by_name.iter_mut().for_each(Vec::clear);
+        self.name_keys.iter_mut().for_each(|k| *k = None);
         self.resource_keys.clear();
         self.scope_keys.clear();
         let mut cols: Vec<ArrayRef> = vec![
@@ -988,9 +1199,10 @@ mod tests {
             KeyValue::new("nope", AttributeValue::Bool(true)),
         ];
         let keys = ["http.route", "nope"];
+        let types: Vec<_> = attrs.iter().map(|kv| ValueType::of(&kv.value)).collect();
         router
             .table(&keys)
-            .route(&attrs, &[0, 0, 0, 1], &mut used, &mut slots);
+            .route(&attrs, &[0, 0, 0, 1], &types, &mut used, &mut slots);
         assert_eq!(slots, vec![Some(route_int), Some(route), None, None]);
     }
 }

@@ -165,7 +165,9 @@ impl ValueType {
         })
     }
 
-    /// Whether a column of this type can hold `v` exactly.
+    /// Whether a column of this type can hold `v` exactly. The encoder asks [`Self::takes`]
+    /// of the type it found once per value; this is what that must agree with.
+    #[cfg(test)]
     pub(crate) fn holds(self, v: &AttributeValue) -> bool {
         match (self, v) {
             (Self::Str, AttributeValue::String(_)) => true,
@@ -176,6 +178,18 @@ impl ValueType {
             (Self::Double, AttributeValue::Double(_)) => true,
             (Self::Bool, AttributeValue::Bool(_)) => true,
             _ => false,
+        }
+    }
+
+    /// [`ValueType::holds`] for a value whose type [`ValueType::of`] gave as `of`, without
+    /// looking at the value again: a `str` column holds every string, any other type only
+    /// its own values. (The packed string types exclude each other: a UUID has hyphens, a
+    /// hex string at least 16 characters, an IPv4 address at most 15 and dots.)
+    pub(crate) fn takes(self, of: Option<Self>) -> bool {
+        match (self, of) {
+            (Self::Str, Some(of)) => of == Self::Str || of.packs_strings(),
+            (ty, Some(of)) => ty == of,
+            (_, None) => false,
         }
     }
 
@@ -844,6 +858,45 @@ mod tests {
             addresses += usize::from(std.is_some());
         }
         assert!(addresses > 500, "{addresses}");
+    }
+
+    #[test]
+    fn takes_agrees_with_holds_on_every_kind_of_value() {
+        let values = [
+            AttributeValue::String("0192f3c4-5b6a-7d8e-9f00-a1b2c3d4e5f6".into()),
+            AttributeValue::String("0192F3C4-5B6A-7D8E-9F00-A1B2C3D4E5F6".into()),
+            AttributeValue::String("0123456789abcdef".into()),
+            AttributeValue::String("0123456789abcdef0".into()),
+            AttributeValue::String("10.0.3.7".into()),
+            AttributeValue::String("010.0.3.7".into()),
+            AttributeValue::String("255.255.255.255".into()),
+            AttributeValue::String("/orders/{id}".into()),
+            AttributeValue::String(String::new()),
+            AttributeValue::Int(7),
+            AttributeValue::Double(0.5),
+            AttributeValue::Bool(true),
+            AttributeValue::Bytes(vec![1, 2]),
+            AttributeValue::Array(vec![AttributeValue::Int(1)]),
+            AttributeValue::Empty,
+        ];
+        let types = [
+            ValueType::Str,
+            ValueType::Int,
+            ValueType::Double,
+            ValueType::Bool,
+            ValueType::Uuid,
+            ValueType::Hex,
+            ValueType::Ipv4,
+        ];
+        let mut taken = 0;
+        for v in &values {
+            for ty in types {
+                assert_eq!(ty.takes(ValueType::of(v)), ty.holds(v), "{ty:?} {v:?}");
+                taken += usize::from(ty.holds(v));
+            }
+        }
+        // Each string of a packed type is held by two types, other strings and scalars by one.
+        assert_eq!(taken, 16);
     }
 
     #[test]
