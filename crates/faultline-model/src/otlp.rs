@@ -41,6 +41,20 @@ pub struct SpanLimits {
     pub max_value_depth: usize,
 }
 
+impl SpanLimits {
+    /// Limits loose enough that converting never changes a span (for WAL replay: spans were
+    /// limited once on ingest).
+    pub fn unlimited() -> Self {
+        Self {
+            max_attribute_value_len: usize::MAX,
+            max_attributes_per_span: usize::MAX,
+            max_events_per_span: usize::MAX,
+            max_links_per_span: usize::MAX,
+            max_value_depth: usize::MAX,
+        }
+    }
+}
+
 impl Default for SpanLimits {
     fn default() -> Self {
         Self {

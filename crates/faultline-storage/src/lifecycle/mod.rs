@@ -253,18 +253,6 @@ pub(crate) async fn reopen_wal<H: Send + 'static>(
     Ok((wal, rebuilt, stats, first_seq))
 }
 
-/// Limits loose enough that decoding a WAL record never changes a span: the spans were
-/// limited once on ingest.
-fn replay_limits() -> SpanLimits {
-    SpanLimits {
-        max_attribute_value_len: usize::MAX,
-        max_attributes_per_span: usize::MAX,
-        max_events_per_span: usize::MAX,
-        max_links_per_span: usize::MAX,
-        max_value_depth: usize::MAX,
-    }
-}
-
 /// Reads WAL segments numbered above `after` into a fresh head.
 fn replay_into_head(
     dir: &Path,
@@ -272,7 +260,7 @@ fn replay_into_head(
     max_per_trace: usize,
 ) -> Result<(Head, wal::ReplayStats), StorageError> {
     let mut head = Head::default();
-    let limits = replay_limits();
+    let limits = SpanLimits::unlimited();
     let stats = wal::replay(dir, after, |seq, rec| match rec.kind {
         RecordKind::Traces => match decode_traces(&rec.payload, &limits) {
             Ok(converted) => {

@@ -52,16 +52,6 @@ fn check(bytes: &[u8], limits: &SpanLimits) -> bool {
     }
 }
 
-fn unlimited() -> SpanLimits {
-    SpanLimits {
-        max_attribute_value_len: usize::MAX,
-        max_attributes_per_span: usize::MAX,
-        max_events_per_span: usize::MAX,
-        max_links_per_span: usize::MAX,
-        max_value_depth: usize::MAX,
-    }
-}
-
 // ---- requests built from the prost types ----------------------------------------------------
 
 fn text() -> impl Strategy<Value = String> {
@@ -252,7 +242,7 @@ fn request() -> impl Strategy<Value = ExportTraceServiceRequest> {
 fn limits() -> impl Strategy<Value = SpanLimits> {
     prop_oneof![
         Just(SpanLimits::default()),
-        Just(unlimited()),
+        Just(SpanLimits::unlimited()),
         (0..12usize, 0..4usize, 0..3usize, 0..3usize, 0..4usize).prop_map(
             |(len, attrs, events, links, depth)| SpanLimits {
                 max_attribute_value_len: len,
@@ -520,7 +510,7 @@ fn check_span(span_body: &[u8]) -> bool {
     let bytes = wrap_span(span_body);
     let ok = check(&bytes, &SpanLimits::default());
     for limits in [
-        unlimited(),
+        SpanLimits::unlimited(),
         SpanLimits {
             max_attribute_value_len: 1,
             max_attributes_per_span: 0,
@@ -924,7 +914,7 @@ fn recursion_limit_is_prost_s() {
                         embed(holder, &holder_body, true)
                     };
                     let ok = check(&bytes, &SpanLimits::default());
-                    assert_eq!(check(&bytes, &unlimited()), ok);
+                    assert_eq!(check(&bytes, &SpanLimits::unlimited()), ok);
                     if last.is_some_and(|l| l != ok) {
                         switched += 1;
                     }
