@@ -59,7 +59,12 @@ fn intern(s: &str) -> Option<&'static str> {
     }
     let found = {
         let t = table().read().unwrap_or_else(|e| e.into_inner());
-        t.get(s).copied()
+        match t.get(s) {
+            Some(e) => Some(*e),
+            // Full: every new key stays owned, without taking the write lock each time.
+            None if t.len() >= MAX_INTERNED => return None,
+            None => None,
+        }
     };
     let entry = match found {
         Some(e) => e,
