@@ -517,13 +517,14 @@ impl<T> Kept<T> {
     }
 }
 
-/// Most resources [`RESOURCES`] keeps per thread; it starts over when full.
-const MAX_CACHED_RESOURCES: usize = 128;
-/// Larger resources are decoded every time. With the limit above this bounds a thread's cache
-/// to 512 KiB of bytes plus the resources built from them (about 2 MiB in all); the cache sits
-/// outside the store's memory budget, and the receivers decode on at most
-/// `max_concurrent_requests` threads at once (64 by default). A resource of 25 typical
-/// attributes is 1–2 KiB.
+/// Protobuf bytes of the resources [`RESOURCES`] keeps per thread; it starts over when full.
+/// Counted in bytes rather than resources so that a collector fanning in many pods still hits:
+/// 512 KiB hold about 400 resources of 25 typical attributes (1–2 KiB each), and the
+/// resources built from them take about three times their bytes, so a thread's cache stays
+/// near 2 MiB. It sits outside the store's memory budget; the receivers decode on at most
+/// `max_concurrent_requests` threads at once (64 by default).
+const MAX_CACHED_RESOURCE_BYTES_PER_THREAD: usize = 512 * 1024;
+/// Larger resources (with their schema URL) are decoded every time.
 const MAX_CACHED_RESOURCE_BYTES: usize = 4 * 1024;
 
 /// A resource as decoded from `body` (valid: only successes are kept).
@@ -540,7 +541,14 @@ thread_local! {
     /// Resources this thread decoded recently, by a hash of their bytes and schema URL. Spans
     /// of different requests with the same resource then share one `Arc<Resource>`, as the
     /// spans of one `ResourceSpans` always did.
-    static RESOURCES: RefCell<HashMap<u64, CachedResource>> = RefCell::new(HashMap::new());
+    static RESOURCES: RefCell<ResourceCache> = RefCell::new(ResourceCache::default());
+}
+
+/// A thread's resources by hash of their bytes, and the bytes they hold.
+#[derive(Default)]
+struct ResourceCache {
+    by_hash: HashMap<u64, CachedResource>,
+    bytes: usize,
 }
 
 /// Builds model values as [`Limiter`](super::Limiter) does.
@@ -592,7 +600,9 @@ impl Decoder<'_> {
         budget: u32,
         schema_url: &str,
     ) -> Result<Arc<Resource>> {
-        if body.len() > MAX_CACHED_RESOURCE_BYTES {
+        // The schema URL is kept with the bytes, so it counts against the same bounds.
+        let size = body.len() + schema_url.len();
+        if size > MAX_CACHED_RESOURCE_BYTES {
             return self.resource(Some(&Bodies::One(body)), budget, schema_url);
         }
         let hash = {
@@ -603,6 +613,7 @@ impl Decoder<'_> {
         };
         let hit = RESOURCES.with_borrow(|cache| {
             cache
+                .by_hash
                 .get(&hash)
                 .filter(|e| {
                     *e.body == *body && *e.schema_url == *schema_url && e.limits == *self.limits
@@ -621,19 +632,21 @@ impl Decoder<'_> {
         self.modified |= before;
         let resource = resource?;
         RESOURCES.with_borrow_mut(|cache| {
-            if cache.len() >= MAX_CACHED_RESOURCES {
-                cache.clear();
+            if cache.bytes + size > MAX_CACHED_RESOURCE_BYTES_PER_THREAD {
+                cache.by_hash.clear();
+                cache.bytes = 0;
             }
-            cache.insert(
-                hash,
-                CachedResource {
-                    body: body.into(),
-                    schema_url: schema_url.into(),
-                    limits: *self.limits,
-                    resource: Arc::clone(&resource),
-                    modified,
-                },
-            );
+            let entry = CachedResource {
+                body: body.into(),
+                schema_url: schema_url.into(),
+                limits: *self.limits,
+                resource: Arc::clone(&resource),
+                modified,
+            };
+            cache.bytes += size;
+            // A hash collision replaces the other resource; its bytes stay counted until the
+            // next clear, which only makes that clear come sooner.
+            cache.by_hash.insert(hash, entry);
         });
         Ok(resource)
     }

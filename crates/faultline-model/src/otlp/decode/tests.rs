@@ -1175,6 +1175,52 @@ fn repeated_resources_are_shared_and_keep_their_modified_flag() {
     assert_eq!(c.spans[0].resource.service_name(), "other");
 }
 
+/// A collector sends the resources of hundreds of pods: the per-thread cache is bounded in
+/// bytes, not in a count that such traffic would overflow on every round; a resource whose
+/// schema URL alone is large is not kept at all.
+#[test]
+fn the_resource_cache_holds_hundreds_of_pods_and_no_oversized_entry() {
+    let request = |pod: usize, schema_url: String| {
+        let attributes = (0..25)
+            .map(|i| {
+                kv(
+                    &format!("attribute.{i}"),
+                    V::StringValue(format!("pod-{pod}-{i}")),
+                )
+            })
+            .collect();
+        ExportTraceServiceRequest {
+            resource_spans: vec![pt::ResourceSpans {
+                resource: Some(pr::Resource {
+                    attributes,
+                    ..Default::default()
+                }),
+                scope_spans: vec![pt::ScopeSpans {
+                    spans: vec![valid_span()],
+                    ..Default::default()
+                }],
+                schema_url,
+            }],
+        }
+        .encode_to_vec()
+    };
+    let limits = SpanLimits::default();
+    let decode = |bytes: &[u8]| decode_traces(bytes, &limits).expect("decodes");
+    let pods: Vec<Vec<u8>> = (0..300).map(|p| request(p, String::new())).collect();
+    let first: Vec<_> = pods.iter().map(|r| decode(r)).collect();
+    for (again, first) in pods.iter().map(|r| decode(r)).zip(&first) {
+        assert!(Arc::ptr_eq(
+            &again.spans[0].resource,
+            &first.spans[0].resource
+        ));
+    }
+    let huge = request(0, "u".repeat(MAX_CACHED_RESOURCE_BYTES));
+    assert!(!Arc::ptr_eq(
+        &decode(&huge).spans[0].resource,
+        &decode(&huge).spans[0].resource
+    ));
+}
+
 /// Spans are counted before they are decoded, but the output is never sized for more spans
 /// than the bytes could hold with valid IDs, so empty spans cannot make it reserve gigabytes.
 #[test]
