@@ -1018,11 +1018,7 @@ impl Decoder<'_> {
     /// here, limited as [`Limiter::attrs`](super::Limiter::attrs) limits keys.
     /// A key seen before is interned straight from the request's bytes: no allocation.
     fn key(&mut self, key: &str) -> Key {
-        let kept = char_prefix(key, self.limits.max_attribute_value_len);
-        if kept.len() < key.len() {
-            self.modified = true;
-        }
-        Key::from(kept)
+        Key::from(self.kept(key))
     }
 
     /// Reads the fields of one `AnyValue` body into `value` (the oneof so far).
@@ -1177,11 +1173,16 @@ impl Decoder<'_> {
 
     /// [`Limiter::string`](super::Limiter::string): the kept prefix, copied once.
     fn string(&mut self, s: &str) -> String {
+        self.kept(s).to_owned()
+    }
+
+    /// The part of `s` the value-length limit keeps; a cut marks the request modified.
+    fn kept<'s>(&mut self, s: &'s str) -> &'s str {
         let kept = char_prefix(s, self.limits.max_attribute_value_len);
         if kept.len() < s.len() {
             self.modified = true;
         }
-        kept.to_owned()
+        kept
     }
 }
 
