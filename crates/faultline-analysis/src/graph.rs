@@ -10,13 +10,14 @@
 //! unpaired.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use faultline_model::query::PEER_ATTRIBUTES;
 use faultline_model::{Resource, Span, SpanId, SpanKind, StatusCode, TraceId, UnixNanos};
 
 use crate::config::AnalysisConfig;
-use crate::intern::{Interner, OVERFLOW};
+use crate::intern::{Interner, NameId};
 use crate::window::{Observation, WindowStats, WindowedSeries};
 
 /// Which side of a call a span is.
@@ -26,15 +27,17 @@ enum Side {
     Server,
 }
 
-/// One half of a call waiting for the other.
-#[derive(Clone, Debug)]
+/// One half of a call waiting for the other. Kept small, with names as numbers, because the
+/// pairing store holds up to `max_pending_pairs` of them and every half is looked up in it.
+#[derive(Clone, Copy, Debug)]
 struct Half {
-    service: Arc<str>,
     nanos: u64,
-    error: bool,
     end: UnixNanos,
-    /// For client halves: the callee named by the span's attributes, and which attribute.
-    peer: Option<(Arc<str>, &'static str)>,
+    service: NameId,
+    /// For client halves: the callee named by the span's attributes, and which of
+    /// [`PEER_ATTRIBUTES`] named it.
+    peer: Option<(NameId, u8)>,
+    error: bool,
 }
 
 /// A call half extracted from a span, ready to be offered to the pairing store.
@@ -46,10 +49,12 @@ pub struct PreparedHalf {
     messaging: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+/// The half that came first, waiting for the other side. A pair leaves the store as soon as
+/// both halves are there, so one half is all an entry holds.
+#[derive(Clone, Copy, Debug)]
 struct Pending {
-    client: Option<Half>,
-    server: Option<Half>,
+    half: Half,
+    side: Side,
     messaging: bool,
     expires_at: u64,
 }
@@ -97,6 +102,9 @@ pub struct PairingStats {
     pub pending: u64,
 }
 
+/// An edge's (client, server) names.
+type EdgeNames = (Arc<str>, Arc<str>);
+
 /// The service graph: pairing store and edges.
 #[derive(Debug)]
 pub struct ServiceGraph {
@@ -104,7 +112,8 @@ pub struct ServiceGraph {
     /// SipHash, which took a third of this store's time (two lookups per call half).
     pending: foldhash::HashMap<(TraceId, SpanId), Pending>,
     expiry: VecDeque<(u64, (TraceId, SpanId))>,
-    edges: HashMap<(Arc<str>, Arc<str>), Edge>,
+    /// Edges by (client, server) number, each with its names.
+    edges: foldhash::HashMap<(NameId, NameId), (EdgeNames, Edge)>,
     names: Interner,
     stats: PairingStats,
     wait_nanos: u64,
@@ -137,7 +146,7 @@ impl ServiceGraph {
         Self {
             pending: foldhash::HashMap::default(),
             expiry: VecDeque::new(),
-            edges: HashMap::new(),
+            edges: foldhash::HashMap::default(),
             names: Interner::new(config.max_services),
             stats: PairingStats::default(),
             wait_nanos: config.pairing_wait.as_nanos().min(u128::from(u64::MAX)) as u64,
@@ -161,7 +170,7 @@ impl ServiceGraph {
     /// so that they can be committed once the spans are stored.
     pub fn prepare(&mut self, spans: &[Span], out: &mut Vec<PreparedHalf>) {
         // Spans of one batch mostly share their resource: intern its service name once.
-        let mut last: Option<(*const Resource, Arc<str>)> = None;
+        let mut last: Option<(*const Resource, NameId)> = None;
         for span in spans {
             let (side, key) = match span.kind {
                 SpanKind::Client | SpanKind::Producer => {
@@ -175,11 +184,11 @@ impl ServiceGraph {
             };
             let messaging = matches!(span.kind, SpanKind::Producer | SpanKind::Consumer);
             let resource = Arc::as_ptr(&span.resource);
-            let service = match &last {
-                Some((r, name)) if *r == resource => Arc::clone(name),
+            let service = match last {
+                Some((r, name)) if r == resource => name,
                 _ => {
-                    let name = self.names.get(span.service_name());
-                    last = Some((resource, Arc::clone(&name)));
+                    let name = self.names.id(span.service_name());
+                    last = Some((resource, name));
                     name
                 }
             };
@@ -211,8 +220,10 @@ impl ServiceGraph {
         self.stats.pending = self.pending.len() as u64;
     }
 
-    fn peer_of(&mut self, span: &Span) -> Option<(Arc<str>, &'static str)> {
-        faultline_model::query::peer_of(span).map(|(key, peer)| (self.names.get(peer), key))
+    fn peer_of(&mut self, span: &Span) -> Option<(NameId, u8)> {
+        let (key, peer) = faultline_model::query::peer_of(span)?;
+        let attribute = PEER_ATTRIBUTES.iter().position(|k| *k == key)?;
+        Some((self.names.id(peer), attribute as u8))
     }
 
     fn offer(
@@ -223,19 +234,16 @@ impl ServiceGraph {
         messaging: bool,
         now: UnixNanos,
     ) {
-        if let Entry::Occupied(mut entry) = self.pending.entry(key) {
-            let waiting = entry.get_mut();
-            let slot = match side {
-                Side::Client => &mut waiting.client,
-                Side::Server => &mut waiting.server,
-            };
-            if slot.is_none() {
-                *slot = Some(half);
-                waiting.messaging |= messaging;
-            }
-            if waiting.client.is_some() && waiting.server.is_some() {
-                let done = entry.remove();
-                self.complete(key.0, done, now);
+        if let Entry::Occupied(entry) = self.pending.entry(key) {
+            // A second half of the same side (a duplicate span) is ignored.
+            if entry.get().side != side {
+                let waiting = entry.remove();
+                let messaging = waiting.messaging || messaging;
+                let (client, server) = match side {
+                    Side::Client => (half, waiting.half),
+                    Side::Server => (waiting.half, half),
+                };
+                self.complete(key.0, client, server, messaging, now);
             }
             return;
         }
@@ -249,16 +257,15 @@ impl ServiceGraph {
             }
         }
         let expires_at = now.0.saturating_add(self.wait_nanos);
-        let mut entry = Pending {
-            messaging,
-            expires_at,
-            ..Pending::default()
-        };
-        match side {
-            Side::Client => entry.client = Some(half),
-            Side::Server => entry.server = Some(half),
-        }
-        self.pending.insert(key, entry);
+        self.pending.insert(
+            key,
+            Pending {
+                half,
+                side,
+                messaging,
+                expires_at,
+            },
+        );
         self.expiry.push_back((expires_at, key));
         // Matched pairs leave stale queue entries behind; keep the queue proportional to the
         // store so that it stays bounded too.
@@ -286,33 +293,38 @@ impl ServiceGraph {
     }
 
     fn expired(&mut self, trace_id: TraceId, p: Pending, now: UnixNanos) {
-        match (p.client, p.server) {
-            (Some(client), None) => match client.peer.clone() {
-                Some((peer, attr)) if *peer != *client.service => {
-                    self.stats.virtual_edges += 1;
-                    let (slot, slots) = (now.0 / self.slot_nanos, self.slots);
-                    let edge = self.edge(&client.service, &peer, EdgeKind::Virtual(attr));
-                    edge.client
-                        .record(&observation(&client, client.error, trace_id), slot, slots);
-                }
-                _ => self.stats.unpaired_client += 1,
-            },
-            (None, Some(_)) => self.stats.unpaired_server += 1,
-            // Complete pairs never wait; nothing to count.
-            _ => {}
+        let client = p.half;
+        match (p.side, client.peer) {
+            (Side::Client, Some((peer, attribute))) if peer != client.service => {
+                self.stats.virtual_edges += 1;
+                let (slot, slots) = (now.0 / self.slot_nanos, self.slots);
+                let attribute = PEER_ATTRIBUTES
+                    .get(usize::from(attribute))
+                    .copied()
+                    .unwrap_or(PEER_ATTRIBUTES[0]);
+                let edge = self.edge(client.service, peer, EdgeKind::Virtual(attribute));
+                edge.client
+                    .record(&observation(&client, client.error, trace_id), slot, slots);
+            }
+            (Side::Client, _) => self.stats.unpaired_client += 1,
+            (Side::Server, _) => self.stats.unpaired_server += 1,
         }
     }
 
-    fn complete(&mut self, trace_id: TraceId, p: Pending, now: UnixNanos) {
-        let (Some(client), Some(server)) = (p.client, p.server) else {
-            return;
-        };
+    fn complete(
+        &mut self,
+        trace_id: TraceId,
+        client: Half,
+        server: Half,
+        messaging: bool,
+        now: UnixNanos,
+    ) {
         if client.service == server.service {
             self.stats.same_service += 1;
             return;
         }
         self.stats.paired += 1;
-        let kind = if p.messaging {
+        let kind = if messaging {
             EdgeKind::Messaging
         } else {
             EdgeKind::Request
@@ -320,25 +332,30 @@ impl ServiceGraph {
         let failed = client.error || server.error;
         let slot = now.0 / self.slot_nanos;
         let slots = self.slots;
-        let edge = self.edge(&client.service, &server.service, kind);
+        let edge = self.edge(client.service, server.service, kind);
         edge.client
             .record(&observation(&client, failed, trace_id), slot, slots);
         edge.server
             .record(&observation(&server, server.error, trace_id), slot, slots);
     }
 
-    fn edge(&mut self, client: &Arc<str>, server: &Arc<str>, kind: EdgeKind) -> &mut Edge {
-        let mut key = (Arc::clone(client), Arc::clone(server));
+    fn edge(&mut self, client: NameId, server: NameId, kind: EdgeKind) -> &mut Edge {
+        let mut key = (client, server);
         if !self.edges.contains_key(&key) && self.edges.len() >= self.max_edges {
             self.stats.edge_overflow += 1;
-            let overflow: Arc<str> = Arc::from(OVERFLOW);
-            key = (Arc::clone(&overflow), overflow);
+            key = (NameId::OVERFLOW, NameId::OVERFLOW);
         }
-        self.edges.entry(key).or_insert_with(|| Edge {
-            kind,
-            client: WindowedSeries::default(),
-            server: WindowedSeries::default(),
-        })
+        let names = &self.names;
+        let (_, edge) = self.edges.entry(key).or_insert_with(|| {
+            let names = (Arc::clone(names.name(key.0)), Arc::clone(names.name(key.1)));
+            let edge = Edge {
+                kind,
+                client: WindowedSeries::default(),
+                server: WindowedSeries::default(),
+            };
+            (names, edge)
+        });
+        edge
     }
 
     /// The pairing counters.
@@ -356,7 +373,7 @@ impl ServiceGraph {
 
     /// Every edge with its cumulative series, for `/metrics`.
     pub fn edges(&self) -> impl Iterator<Item = (&(Arc<str>, Arc<str>), &Edge)> {
-        self.edges.iter()
+        self.edges.values().map(|(names, edge)| (names, edge))
     }
 
     /// Every edge over the `window_slots` newest slots at `now`, with traffic in the window.
@@ -364,7 +381,7 @@ impl ServiceGraph {
         let now_slot = now.0 / self.slot_nanos;
         let mut out: Vec<EdgeSnapshot> = self
             .edges
-            .iter()
+            .values()
             .map(|((c, s), e)| EdgeSnapshot {
                 client: Arc::clone(c),
                 server: Arc::clone(s),
@@ -399,6 +416,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::intern::OVERFLOW;
     use crate::test_spans::span;
 
     const S: u64 = 1_000_000_000;
@@ -576,7 +594,7 @@ mod size_tests {
     #[test]
     fn waiting_halves_stay_small() {
         assert!(
-            std::mem::size_of::<Pending>() <= 160,
+            std::mem::size_of::<Pending>() <= 48,
             "{}",
             std::mem::size_of::<Pending>()
         );

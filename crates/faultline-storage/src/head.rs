@@ -44,20 +44,35 @@ impl Head {
             seen_operations,
             seed,
         } = self;
-        // Exporters send a trace's spans together, so a batch is mostly runs of one trace: look
-        // each run's trace up once and grow its vector once (a span is ~250 bytes, and growing
-        // by doubling copied each about once more).
+        // A batch holds each of its traces' spans scattered among other traces' (an SDK exports
+        // in end order, a collector groups by resource), so count them first and give each
+        // trace's vector its batch's spans in one exact reservation when its first span comes:
+        // growing by doubling copied each ~250-byte span about once more and left up to half
+        // of the vector unused, beyond what the head's byte budget counts.
+        let mut per_trace: foldhash::HashMap<TraceId, usize> = foldhash::HashMap::default();
+        for span in &spans {
+            *per_trace.entry(span.trace_id).or_default() += 1;
+        }
         let mut rest = spans.into_iter();
         while let Some(first) = rest.as_slice().first() {
             let id = first.trace_id;
+            // Consecutive spans of one trace (a run) share one lookup.
             let run = rest
                 .as_slice()
                 .iter()
                 .take_while(|s| s.trace_id == id)
                 .count();
             let t = traces.entry(id).or_default();
-            t.spans
-                .reserve(run.min(max_per_trace.saturating_sub(t.spans.len())));
+            if let Some(n) = per_trace.remove(&id) {
+                let n = n.min(max_per_trace.saturating_sub(t.spans.len()));
+                if t.spans.is_empty() {
+                    t.spans.reserve_exact(n);
+                } else {
+                    // A trace arriving over many batches still grows by doubling, not by
+                    // one exact copy per batch.
+                    t.spans.reserve(n);
+                }
+            }
             for span in rest.by_ref().take(run) {
                 if t.spans.len() >= max_per_trace {
                     t.dropped += 1;
@@ -269,6 +284,9 @@ mod tests {
         assert_eq!(ids(1), [101, 102]);
         assert_eq!(ids(2), [101, 102]);
         assert_eq!(ids(3), [101, 200]);
+        // Each trace's spans of a batch were reserved at once, exactly, within the limit.
+        let capacity = |t: u64| head.traces[&crate::test_util::trace_id(t)].spans.capacity();
+        assert_eq!((capacity(1), capacity(2)), (2, 2));
         assert_eq!((head.spans, head.dropped), (6, 2));
         let ops: Vec<&str> = head.operations["s"]
             .iter()
