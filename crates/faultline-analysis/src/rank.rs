@@ -671,7 +671,7 @@ fn value_of(v: &AttributeValue) -> Option<Value> {
     match v {
         AttributeValue::Double(d) if d.is_finite() => Some(Value::Number(*d, false)),
         AttributeValue::Int(i) => Some(Value::Number(*i as f64, true)),
-        AttributeValue::String(s) if s.len() <= 200 => Some(Value::Text(s.clone())),
+        AttributeValue::String(s) if s.len() <= 200 => Some(Value::Text(s.to_string())),
         AttributeValue::Bool(b) => Some(Value::Text(b.to_string())),
         _ => None,
     }

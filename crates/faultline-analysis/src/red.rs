@@ -574,8 +574,10 @@ mod tests {
                     1 => "x".repeat(500),
                     _ => format!("user-{i}"),
                 };
-                s.attributes
-                    .push(KeyValue::new("user.id", AttributeValue::String(value)));
+                s.attributes.push(KeyValue::new(
+                    "user.id",
+                    AttributeValue::String(value.into()),
+                ));
                 s
             })
             .collect();

@@ -28,7 +28,7 @@ pub fn span(
         resource: Arc::new(Resource {
             attributes: vec![KeyValue::new(
                 "service.name",
-                AttributeValue::String(service.to_owned()),
+                AttributeValue::String(service.into()),
             )],
             dropped_attributes_count: 0,
             schema_url: String::new(),

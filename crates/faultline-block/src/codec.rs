@@ -272,7 +272,7 @@ impl<'a> Reader<'a> {
         }
         Ok(match self.byte()? {
             TAG_EMPTY => AttributeValue::Empty,
-            TAG_STRING => AttributeValue::String(self.string()?),
+            TAG_STRING => AttributeValue::String(self.str()?.into()),
             TAG_BOOL => match self.byte()? {
                 0 => AttributeValue::Bool(false),
                 1 => AttributeValue::Bool(true),
@@ -400,7 +400,7 @@ pub(crate) mod tests {
     pub(crate) fn arb_value() -> impl Strategy<Value = AttributeValue> {
         let leaf = prop_oneof![
             Just(AttributeValue::Empty),
-            ".{0,12}".prop_map(AttributeValue::String),
+            ".{0,12}".prop_map(|s: String| AttributeValue::String(s.into())),
             any::<bool>().prop_map(AttributeValue::Bool),
             any::<i64>().prop_map(AttributeValue::Int),
             // Bit patterns rather than f64s so NaN payloads and -0.0 are covered; compared by bits.

@@ -246,7 +246,7 @@ impl<'a> AttrCells<'a> {
                 Some(b) => Some(AttributeValue::String(
                     std::str::from_utf8(b)
                         .map_err(|_| BlockError::corrupt(format!("column {column}"), "not UTF-8"))?
-                        .to_owned(),
+                        .into(),
                 )),
                 None => None,
             },
@@ -257,12 +257,12 @@ impl<'a> AttrCells<'a> {
             Self::Bool(c) => c.is_valid(row).then(|| AttributeValue::Bool(c.value(row))),
             Self::Uuid(c) => c
                 .is_valid(row)
-                .then(|| AttributeValue::String(schema::uuid_string(c.value(row)))),
+                .then(|| AttributeValue::String(schema::uuid_string(c.value(row)).into())),
             Self::Hex(c) => (row < c.len() && c.is_valid(row))
-                .then(|| AttributeValue::String(schema::hex_string(c.value(row)))),
+                .then(|| AttributeValue::String(schema::hex_string(c.value(row)).into())),
             Self::Ipv4(c) => c
                 .is_valid(row)
-                .then(|| AttributeValue::String(schema::ipv4_string(c.value(row)))),
+                .then(|| AttributeValue::String(schema::ipv4_string(c.value(row)).into())),
             Self::Prefixed(_) => {
                 return Err(BlockError::corrupt(
                     format!("column {column}"),
@@ -382,12 +382,12 @@ impl<'a> TypedAttrs<'a> {
             let reference = match col.prefix_of {
                 Some(r) => match self.value(r, row)? {
                     Some(AttributeValue::String(s)) => s,
-                    _ => String::new(),
+                    _ => Default::default(),
                 },
-                None => String::new(),
+                None => Default::default(),
             };
             let value = crate::prefix::decode(reference.as_bytes(), c.value(row), &col.column)?;
-            return Ok(Some(AttributeValue::String(value)));
+            return Ok(Some(AttributeValue::String(value.into())));
         }
         if let Some(v) = cells.get(row, &col.column)? {
             return Ok(Some(v));
@@ -409,9 +409,7 @@ impl<'a> TypedAttrs<'a> {
             .as_ref()
             .ok_or_else(|| BlockError::corrupt("column name", "not read"))?
             .str(row, schema::NAME)?;
-        Ok(Some(AttributeValue::String(
-            derived.value_for(name).to_owned(),
-        )))
+        Ok(Some(AttributeValue::String(derived.value_for(name).into())))
     }
 }
 

@@ -631,7 +631,7 @@ fn peer_at(
     layout: &[u8],
     cols: &AttrColumns,
     typed: &TypedAttrs<'_>,
-) -> Result<Option<(&'static str, String)>, BlockError> {
+) -> Result<Option<(&'static str, faultline_model::CompactString)>, BlockError> {
     for key in PEER_ATTRIBUTES {
         let first = layout
             .iter()

@@ -871,7 +871,7 @@ mod tests {
             AttributeValue::String("010.0.3.7".into()),
             AttributeValue::String("255.255.255.255".into()),
             AttributeValue::String("/orders/{id}".into()),
-            AttributeValue::String(String::new()),
+            AttributeValue::String(Default::default()),
             AttributeValue::Int(7),
             AttributeValue::Double(0.5),
             AttributeValue::Bool(true),

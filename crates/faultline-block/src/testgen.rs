@@ -42,7 +42,7 @@ impl Rng {
     }
 }
 
-fn s(k: &str, v: impl Into<String>) -> KeyValue {
+fn s(k: &str, v: impl Into<faultline_model::CompactString>) -> KeyValue {
     KeyValue::new(k, V::String(v.into()))
 }
 fn i(k: &str, v: i64) -> KeyValue {

@@ -18,6 +18,9 @@ pub mod otlp_logs;
 pub mod query;
 mod span;
 
+/// The string of a string attribute value: up to 24 bytes are kept inline, so the short values
+/// most attributes have (methods, routes, hosts, versions) cost no allocation of their own.
+pub use compact_str::CompactString;
 pub use ids::{IdParseError, SpanId, TraceId, UnixNanos};
 pub use key::{Key, MAX_INTERNED, MAX_INTERNED_LEN};
 pub use log::LogRecord;

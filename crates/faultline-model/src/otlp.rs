@@ -174,7 +174,7 @@ impl Limiter<'_> {
             return AttributeValue::Empty;
         };
         match v {
-            V::StringValue(s) => AttributeValue::String(self.string(s)),
+            V::StringValue(s) => AttributeValue::String(self.string(s).into()),
             // Only the profiles signal carries a string table; in traces an index means nothing.
             V::StringValueStrindex(_) => {
                 self.modified = true;
@@ -393,7 +393,7 @@ pub fn key_values_to_otlp(kvs: &[KeyValue]) -> Vec<pc::KeyValue> {
 pub fn value_to_otlp(v: &AttributeValue) -> pc::AnyValue {
     use pc::any_value::Value as V;
     let value = match v {
-        AttributeValue::String(s) => Some(V::StringValue(s.clone())),
+        AttributeValue::String(s) => Some(V::StringValue(s.to_string())),
         AttributeValue::Bool(b) => Some(V::BoolValue(*b)),
         AttributeValue::Int(i) => Some(V::IntValue(*i)),
         AttributeValue::Double(d) => Some(V::DoubleValue(*d)),

@@ -110,8 +110,8 @@ pub struct Status {
 /// A typed attribute value, mirroring OTLP's `AnyValue`.
 #[derive(Clone, PartialEq, Debug)]
 pub enum AttributeValue {
-    /// UTF-8 string.
-    String(String),
+    /// UTF-8 string, inline when short (see [`CompactString`](crate::CompactString)).
+    String(compact_str::CompactString),
     /// Boolean.
     Bool(bool),
     /// Signed 64-bit integer.
@@ -133,7 +133,7 @@ impl AttributeValue {
     /// numbers and booleans in their usual text form, bytes as base64, and nested values as JSON.
     pub fn to_text(&self) -> String {
         match self {
-            Self::String(s) => s.clone(),
+            Self::String(s) => s.to_string(),
             Self::Bool(b) => b.to_string(),
             Self::Int(i) => i.to_string(),
             Self::Double(d) => d.to_string(),
@@ -150,7 +150,7 @@ impl AttributeValue {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match self {
-            Self::String(s) => Value::String(s.clone()),
+            Self::String(s) => Value::String(s.to_string()),
             Self::Bool(b) => Value::Bool(*b),
             Self::Int(i) => Value::from(*i),
             Self::Double(d) => serde_json::Number::from_f64(*d)
@@ -167,14 +167,27 @@ impl AttributeValue {
         }
     }
 
-    /// Approximate heap size in bytes, used for memory accounting.
+    /// Approximate heap size in bytes, used for memory accounting: none for a string short
+    /// enough to be kept inline.
     pub fn heap_size(&self) -> usize {
         match self {
-            Self::String(s) => s.len(),
+            Self::String(s) if s.is_heap_allocated() => s.len(),
+            Self::String(_) => 0,
             Self::Bytes(b) => b.len(),
             Self::Array(items) => items.iter().map(|v| v.heap_size() + 32).sum(),
             Self::KvList(kvs) => kvs.iter().map(KeyValue::heap_size).sum(),
             _ => 0,
+        }
+    }
+
+    /// Whether the value holds an allocation of its own (for memory accounting).
+    pub fn allocates(&self) -> bool {
+        match self {
+            Self::String(s) => s.is_heap_allocated(),
+            Self::Bytes(b) => b.capacity() > 0,
+            Self::Array(items) => items.capacity() > 0,
+            Self::KvList(kvs) => kvs.capacity() > 0,
+            Self::Bool(_) | Self::Int(_) | Self::Double(_) | Self::Empty => false,
         }
     }
 }
@@ -252,7 +265,7 @@ pub struct Resource {
 impl Resource {
     /// A resource whose only attribute is `service.name`: what a reader has when it knows a
     /// span's service and nothing else of its resource.
-    pub fn for_service(name: impl Into<String>) -> Self {
+    pub fn for_service(name: impl Into<compact_str::CompactString>) -> Self {
         Self {
             attributes: vec![KeyValue::new(
                 "service.name",

@@ -26,7 +26,7 @@ use tower::ServiceExt;
 
 const RUNS: usize = 5;
 
-fn text(s: impl Into<String>) -> AttributeValue {
+fn text(s: impl Into<faultline_model::CompactString>) -> AttributeValue {
     AttributeValue::String(s.into())
 }
 

@@ -23,7 +23,7 @@ use faultline_storage::{AckMode, AppendBatch, Store, StoreConfig};
 use prost::Message;
 use tower::ServiceExt;
 
-fn text(s: impl Into<String>) -> AttributeValue {
+fn text(s: impl Into<faultline_model::CompactString>) -> AttributeValue {
     AttributeValue::String(s.into())
 }
 

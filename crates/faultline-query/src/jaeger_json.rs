@@ -125,7 +125,7 @@ impl JaegerKeyValue {
     /// as strings holding their JSON form.
     pub fn from_attribute(kv: &KeyValue) -> Self {
         let (value_type, value) = match &kv.value {
-            AttributeValue::String(s) => ("string", Value::String(s.clone())),
+            AttributeValue::String(s) => ("string", Value::String(s.to_string())),
             AttributeValue::Bool(b) => ("bool", Value::Bool(*b)),
             AttributeValue::Int(i) if (-JS_MAX_SAFE_INTEGER..=JS_MAX_SAFE_INTEGER).contains(i) => {
                 ("int64", Value::from(*i))

@@ -63,7 +63,7 @@ impl LogJson {
             severity_text: r.severity_text.clone(),
             severity_number: r.severity_number,
             body: match &r.body {
-                AttributeValue::String(s) => serde_json::Value::String(s.clone()),
+                AttributeValue::String(s) => serde_json::Value::String(s.to_string()),
                 other => other.to_json(),
             },
             service_name: r.service_name().to_owned(),

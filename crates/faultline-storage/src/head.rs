@@ -181,7 +181,7 @@ pub(crate) fn span_bytes(span: &Span) -> usize {
     let kv_allocs = |attrs: &[faultline_model::KeyValue]| {
         1 + attrs
             .iter()
-            .map(|kv| 1 + usize::from(!kv.key.is_interned()))
+            .map(|kv| usize::from(kv.value.allocates()) + usize::from(!kv.key.is_interned()))
             .sum::<usize>()
     };
     let allocations = kv_allocs(&span.attributes)

@@ -46,7 +46,7 @@ fn records() -> Vec<LogRecord> {
             trace,
             1_000 + i,
             svc,
-            AttributeValue::String(format!("line {i}")),
+            AttributeValue::String(format!("line {i}").into()),
         ));
     }
     out.push(record(3, 10, &a, AttributeValue::Bytes(vec![0, 1])));
@@ -168,7 +168,7 @@ mod properties {
 
     fn arb_value() -> impl Strategy<Value = AttributeValue> {
         let leaf = prop_oneof![
-            any::<String>().prop_map(AttributeValue::String),
+            any::<String>().prop_map(|s: String| AttributeValue::String(s.into())),
             any::<bool>().prop_map(AttributeValue::Bool),
             any::<i64>().prop_map(AttributeValue::Int),
             (-1e12f64..1e12).prop_map(AttributeValue::Double),

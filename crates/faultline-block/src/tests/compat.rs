@@ -27,7 +27,7 @@ fn hex_fixture_spans() -> Vec<Span> {
         let id = (i as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C834);
         s.attributes.push(KeyValue::new(
             "request.id",
-            AttributeValue::String(format!("{id:032x}")),
+            AttributeValue::String(format!("{id:032x}").into()),
         ));
     }
     spans

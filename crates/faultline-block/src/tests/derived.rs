@@ -8,7 +8,7 @@ use super::*;
 pub(super) fn spans() -> Vec<Span> {
     let resource = |svc: &str| Arc::new(Resource::for_service(svc));
     let (web, db) = (resource("web"), resource("db"));
-    let s = |k: &str, v: String| KeyValue::new(k, AttributeValue::String(v));
+    let s = |k: &str, v: String| KeyValue::new(k, AttributeValue::String(v.into()));
     let mut out = Vec::new();
     for i in 0..600u32 {
         let route = ["/x", "/y", "/z"][i as usize % 3];

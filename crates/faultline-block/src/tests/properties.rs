@@ -31,23 +31,26 @@ fn arb_span_attrs() -> impl Strategy<Value = Vec<KeyValue>> {
     ];
     let uuid = proptest::array::uniform16(any::<u8>()).prop_map(|b| crate::schema::uuid_string(&b));
     let value = prop_oneof![
-        "[a-z/]{0,8}".prop_map(AttributeValue::String),
+        "[a-z/]{0,8}".prop_map(|s: String| AttributeValue::String(s.into())),
         any::<i64>().prop_map(AttributeValue::Int),
         any::<bool>().prop_map(AttributeValue::Bool),
         prop_oneof![Just(0.5f64), Just(-0.0), Just(f64::INFINITY)].prop_map(AttributeValue::Double),
-        uuid.clone().prop_map(AttributeValue::String),
+        uuid.clone()
+            .prop_map(|s: String| AttributeValue::String(s.into())),
         // Almost-UUIDs must stay strings exactly as given.
-        uuid.prop_map(|u| AttributeValue::String(u.to_uppercase())),
+        uuid.prop_map(|u| AttributeValue::String(u.to_uppercase().into())),
         // Hex digit strings (`hex` columns) and near misses: upper case, odd, too short.
-        "[0-9a-f]{14,20}".prop_map(AttributeValue::String),
-        "[0-9A-F]{16}".prop_map(AttributeValue::String),
+        "[0-9a-f]{14,20}".prop_map(|s: String| AttributeValue::String(s.into())),
+        "[0-9A-F]{16}".prop_map(|s: String| AttributeValue::String(s.into())),
         // IPv4 addresses (`ipv4` columns) and near misses: leading zeros, out of range.
         proptest::array::uniform4(any::<u8>())
-            .prop_map(|b| AttributeValue::String(crate::schema::ipv4_string(&b))),
-        "(0[0-9]|[0-9]{1,3})\\.[0-9]{1,3}\\.[0-9]\\.[0-9]{1,4}".prop_map(AttributeValue::String),
+            .prop_map(|b| AttributeValue::String(crate::schema::ipv4_string(&b).into())),
+        "(0[0-9]|[0-9]{1,3})\\.[0-9]{1,3}\\.[0-9]\\.[0-9]{1,4}"
+            .prop_map(|s: String| AttributeValue::String(s.into())),
         // Routes and paths that share prefixes with them, in part or whole, with multi-byte
         // characters so that a shared prefix can end inside one.
-        "/(api|é|è)?(/orders)?(/\\{id\\}|/[0-9é]{0,3}){0,2}".prop_map(AttributeValue::String),
+        "/(api|é|è)?(/orders)?(/\\{id\\}|/[0-9é]{0,3}){0,2}"
+            .prop_map(|s: String| AttributeValue::String(s.into())),
         prop_oneof![Just("/a"), Just("/b")].prop_map(|v| AttributeValue::String(v.into())),
         arb_value(),
     ];

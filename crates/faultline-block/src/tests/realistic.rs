@@ -142,7 +142,7 @@ fn thousands_of_distinct_resources_round_trip() {
         let mut r = (*s.resource).clone();
         r.attributes.push(KeyValue::new(
             "k8s.pod.uid",
-            AttributeValue::String(format!("pod-{}", i / 2)),
+            AttributeValue::String(format!("pod-{}", i / 2).into()),
         ));
         s.resource = Arc::new(r);
     }

@@ -1081,7 +1081,7 @@ impl Decoder<'_> {
         let limits = self.limits;
         Ok(match value {
             Pending::Unset => AttributeValue::Empty,
-            Pending::Str(s) => AttributeValue::String(self.string(s)),
+            Pending::Str(s) => AttributeValue::String(self.kept(s).into()),
             // Only the profiles signal carries a string table; in traces an index means nothing.
             Pending::Strindex => {
                 self.modified = true;

@@ -178,7 +178,7 @@ fn value_of(field: &Field, span: &Span) -> Option<TypedValue> {
                 }
             }?;
             Some(match value {
-                AttributeValue::String(s) => string(s),
+                AttributeValue::String(s) => string(s.into()),
                 AttributeValue::Int(i) => TypedValue {
                     value_type: "int",
                     value: i.to_string(),

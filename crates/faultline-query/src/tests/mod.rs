@@ -41,7 +41,7 @@ fn kv(key: &str, value: AttributeValue) -> KeyValue {
 }
 
 fn text(s: &str) -> AttributeValue {
-    AttributeValue::String(s.to_owned())
+    AttributeValue::String(s.into())
 }
 
 fn base_span(

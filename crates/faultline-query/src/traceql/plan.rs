@@ -171,7 +171,7 @@ fn condition(field: &Field, op: CmpOp, v: &Static, p: &mut Pushdown) {
             // `SpanQuery` compares tags as text over span, resource and event attributes: a
             // superset of any one scope. Only types whose text form is exact are pushed.
             let text = match v {
-                Static::Str(s) => AttributeValue::String(s.clone()).to_text(),
+                Static::Str(s) => AttributeValue::String(s.as_str().into()).to_text(),
                 Static::Int(i) => AttributeValue::Int(*i).to_text(),
                 Static::Bool(b) => AttributeValue::Bool(*b).to_text(),
                 _ => return,

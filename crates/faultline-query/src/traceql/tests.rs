@@ -28,7 +28,7 @@ const MS: u64 = 1_000_000;
 const T0: u64 = 1_700_000_000_000_000_000;
 
 fn text(s: &str) -> AttributeValue {
-    AttributeValue::String(s.to_owned())
+    AttributeValue::String(s.into())
 }
 
 fn resource(service: &str) -> Arc<Resource> {
