@@ -13,6 +13,7 @@
 //! log records that do not fit theirs are dropped.
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod client;
 pub mod db;

@@ -256,8 +256,15 @@ impl Incoming {
 /// `None` means "not that shape": the caller then asks the SDK's propagator, which decides
 /// every other case exactly as before.
 fn fast_traceparent(value: &[u8], tracestate: Option<&HeaderValue>) -> Option<SpanContext> {
+    // The usual value is exactly the 55 bytes: it is not searched for whitespace to trim (a
+    // 55-byte value with any fails the fixed positions below and goes to the SDK), and as an
+    // array of known length its pieces below need no length checks.
+    let value: &[u8; 55] = match value.try_into() {
+        Ok(exact) => exact,
+        Err(_) => value.trim_ascii().try_into().ok()?,
+    };
     // Fixed-size pieces, so nothing below needs a bounds check.
-    let (version, rest) = value.trim_ascii().split_first_chunk::<3>()?;
+    let (version, rest) = value.split_first_chunk::<3>()?;
     let (trace_id, rest) = rest.split_first_chunk::<32>()?;
     let (dash, rest) = rest.split_first_chunk::<1>()?;
     let (span_id, rest) = rest.split_first_chunk::<16>()?;

@@ -187,15 +187,27 @@ fn add_trace_headers(cx: &Context, config: &ServerConfig, headers: &mut http::He
     // slicing a `Bytes` made from a `Vec` promoted it to a second allocation).
     let traceresponse = Bytes::from_owner(semconv::traceresponse(sc));
     if let Some(name) = &config.trace_id_header {
-        if let Ok(value) = HeaderValue::from_maybe_shared(traceresponse.slice(3..35)) {
-            headers.insert(name.clone(), value);
-        }
+        headers.insert(name.clone(), formatted_value(traceresponse.slice(3..35)));
     }
     if config.traceresponse {
-        if let Ok(value) = HeaderValue::from_maybe_shared(traceresponse) {
-            headers.insert(TRACERESPONSE.clone(), value);
-        }
+        headers.insert(TRACERESPONSE.clone(), formatted_value(traceresponse));
     }
+}
+
+/// A header value of bytes that [`semconv::traceresponse`] formatted, or a slice of them,
+/// without `http` checking them again one by one (about 250 instructions for the two values).
+/// Only [`add_trace_headers`] calls it, with nothing else.
+#[allow(unsafe_code)]
+fn formatted_value(bytes: Bytes) -> HeaderValue {
+    debug_assert!(bytes
+        .iter()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-')));
+    // SAFETY: `semconv::traceresponse` writes only the digits `0`-`9`, the letters `a`-`f` and
+    // `-` (its tests compare its output with the formatted ids, byte for byte), and the caller
+    // passes that buffer or a slice of it. These are visible ASCII bytes: valid UTF-8, which is
+    // what this constructor requires, and every one of them a byte that `HeaderValue`'s checked
+    // constructors accept, so the value is the one `from_maybe_shared` would have built.
+    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) }
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -205,5 +217,79 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::propagation::Propagation;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceFlags, TraceId, TraceState, TracerProvider,
+    };
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    /// The unchecked header values are exactly what the checked constructor builds from the
+    /// formatted ids, and read back as text.
+    #[test]
+    fn trace_headers_are_valid_values_of_the_formatted_ids() {
+        let provider = SdkTracerProvider::builder().build();
+        let config = ServerConfig {
+            tracer: provider.tracer("test"),
+            propagation: Propagation::default(),
+            trace_id_header: Some(HeaderName::from_static("x-trace-id")),
+            traceresponse: true,
+            logs: None,
+            sampler_reads_name: false,
+            sampler: None,
+        };
+        let ids = [
+            (
+                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+                0x00f0_67aa_0ba9_02b7,
+            ),
+            (u128::MAX, u64::MAX),
+            (1, 1),
+            (
+                0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+                0x9a9a_0f0f_a0a0_f9f9,
+            ),
+        ];
+        for (trace_id, span_id) in ids {
+            let sc = SpanContext::new(
+                TraceId::from(trace_id),
+                SpanId::from(span_id),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            );
+            let cx = Context::new().with_remote_span_context(sc.clone());
+            let mut headers = http::HeaderMap::new();
+            add_trace_headers(&cx, &config, &mut headers);
+            let traceresponse = format!("00-{}-{}-01", sc.trace_id(), sc.span_id());
+            let trace_id = sc.trace_id().to_string();
+            for (name, expected) in [("traceresponse", &traceresponse), ("x-trace-id", &trace_id)] {
+                let value = &headers[name];
+                assert_eq!(value.to_str().ok(), Some(expected.as_str()));
+                let checked = HeaderValue::from_maybe_shared(Bytes::from(expected.clone()))
+                    .expect("hex digits and dashes are a valid header value");
+                assert_eq!(*value, checked);
+            }
+        }
+        // Unsampled: no headers at all.
+        let sc = SpanContext::new(
+            TraceId::from(1),
+            SpanId::from(1),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        );
+        let mut headers = http::HeaderMap::new();
+        add_trace_headers(
+            &Context::new().with_remote_span_context(sc),
+            &config,
+            &mut headers,
+        );
+        assert!(headers.is_empty());
     }
 }
