@@ -38,8 +38,9 @@ struct SpanStats {
     bloom: TraceBloom,
 }
 
-/// Statistics of spans sorted by trace ID (which `spans` must be, and non-empty).
-fn stats<S: Borrow<Span>>(spans: &[S]) -> SpanStats {
+/// Statistics of spans sorted by trace ID (which `spans` must be, and non-empty), with their
+/// operations as the encoder found them.
+fn stats<S: Borrow<Span>>(spans: &[S], operations: encode::Operations) -> SpanStats {
     let same_trace = |a: &S, b: &S| a.borrow().trace_id == b.borrow().trace_id;
     let trace_count = spans.chunk_by(same_trace).count();
     let mut bloom = TraceBloom::with_capacity(trace_count);
@@ -48,28 +49,12 @@ fn stats<S: Borrow<Span>>(spans: &[S]) -> SpanStats {
             bloom.insert(&first.borrow().trace_id);
         }
     }
-    // Borrowed first, owned once per distinct triple: spans vastly outnumber operations.
-    let mut seen: foldhash::HashSet<(&str, &str, SpanKind)> = foldhash::HashSet::default();
-    // The service name by the address of the span's shared resource: looking it up in the
-    // resource's attributes for every span cost a cache miss each.
-    let mut services: crate::fasthash::FastMap<usize, &str> = Default::default();
     let mut min_start = UnixNanos(u64::MAX);
     let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
     for s in spans.iter().map(Borrow::borrow) {
         min_start = min_start.min(s.start);
         max_start = max_start.max(s.start);
         max_end = max_end.max(s.end);
-        let service = *services
-            .entry(std::sync::Arc::as_ptr(&s.resource) as usize)
-            .or_insert_with(|| s.service_name());
-        seen.insert((service, &s.name, s.kind));
-    }
-    let mut operations: BTreeMap<String, BTreeSet<(String, SpanKind)>> = BTreeMap::new();
-    for (svc, name, kind) in seen {
-        operations
-            .entry(svc.to_owned())
-            .or_default()
-            .insert((name.to_owned(), kind));
     }
     SpanStats {
         span_count: spans.len() as u64,
@@ -146,10 +131,10 @@ fn encode_sorted<S: Borrow<Span>>(
     settings: &BlockSettings,
 ) -> Result<Encoded, BlockError> {
     sort_for_block(spans);
-    let data = encode::encode(spans, settings)?;
+    let encode::Encoding { data, operations } = encode::encode(spans, settings)?;
     Ok(Encoded {
         data,
-        stats: stats(spans),
+        stats: stats(spans, operations),
         min_trace_id: spans
             .first()
             .map(|s| s.borrow().trace_id)
