@@ -1250,8 +1250,10 @@ impl<'a> RowGroupBuilder<'a> {
                 .and_then(|i| Some((i, self.attr_columns.get_mut(i)?, self.attr_rows.get_mut(i)?)))
             {
                 // The nulls of the rows since the column's last value.
-                b.append_nulls(row.saturating_sub(*rows));
-                *rows = row;
+                if row > *rows {
+                    b.append_nulls(row - *rows);
+                    *rows = row;
+                }
                 if b.append(&kv.value, reference)? {
                     *rows = row + 1;
                     // At most MAX_ATTR_COLUMNS (255) columns, so `i + 1` fits in a byte.
