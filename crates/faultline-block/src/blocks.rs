@@ -38,45 +38,20 @@ struct SpanStats {
     bloom: TraceBloom,
 }
 
-/// Statistics of spans sorted by trace ID (which `spans` must be, and non-empty).
-fn stats<S: Borrow<Span>>(spans: &[S]) -> SpanStats {
-    let same_trace = |a: &S, b: &S| a.borrow().trace_id == b.borrow().trace_id;
-    let trace_count = spans.chunk_by(same_trace).count();
-    let mut bloom = TraceBloom::with_capacity(trace_count);
-    for trace in spans.chunk_by(same_trace) {
-        if let Some(first) = trace.first() {
-            bloom.insert(&first.borrow().trace_id);
-        }
-    }
-    // Borrowed first, owned once per distinct triple: spans vastly outnumber operations.
-    let mut seen: foldhash::HashSet<(&str, &str, SpanKind)> = foldhash::HashSet::default();
-    // The service name by the address of the span's shared resource: looking it up in the
-    // resource's attributes for every span cost a cache miss each.
-    let mut services: crate::fasthash::FastMap<usize, &str> = Default::default();
-    let mut min_start = UnixNanos(u64::MAX);
-    let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
-    for s in spans.iter().map(Borrow::borrow) {
-        min_start = min_start.min(s.start);
-        max_start = max_start.max(s.start);
-        max_end = max_end.max(s.end);
-        let service = *services
-            .entry(std::sync::Arc::as_ptr(&s.resource) as usize)
-            .or_insert_with(|| s.service_name());
-        seen.insert((service, &s.name, s.kind));
-    }
-    let mut operations: BTreeMap<String, BTreeSet<(String, SpanKind)>> = BTreeMap::new();
-    for (svc, name, kind) in seen {
-        operations
-            .entry(svc.to_owned())
-            .or_default()
-            .insert((name.to_owned(), kind));
+/// Statistics of a block's (non-empty) spans from what sorting them found and the operations
+/// the encoder found: neither reads the spans again (on a flushed head each read of a span
+/// is a cache miss).
+fn stats(spans: usize, order: &BlockOrder, operations: encode::Operations) -> SpanStats {
+    let mut bloom = TraceBloom::with_capacity(order.traces.len());
+    for id in &order.traces {
+        bloom.insert(id);
     }
     SpanStats {
-        span_count: spans.len() as u64,
-        trace_count: trace_count as u64,
-        min_start,
-        max_start,
-        max_end,
+        span_count: spans as u64,
+        trace_count: order.traces.len() as u64,
+        min_start: order.min_start,
+        max_start: order.max_start,
+        max_end: order.max_end,
         operations,
         bloom,
     }
@@ -145,20 +120,23 @@ fn encode_sorted<S: Borrow<Span>>(
     spans: &mut [S],
     settings: &BlockSettings,
 ) -> Result<Encoded, BlockError> {
-    sort_for_block(spans);
-    let data = encode::encode(spans, settings)?;
+    let order = sort_for_block(spans);
+    let encode::Encoding { data, operations } = encode::encode(spans, settings)?;
     Ok(Encoded {
         data,
-        stats: stats(spans),
-        min_trace_id: spans
-            .first()
-            .map(|s| s.borrow().trace_id)
-            .unwrap_or_default(),
-        max_trace_id: spans
-            .last()
-            .map(|s| s.borrow().trace_id)
-            .unwrap_or_default(),
+        stats: stats(spans.len(), &order, operations),
+        min_trace_id: order.traces.first().copied().unwrap_or_default(),
+        max_trace_id: order.traces.last().copied().unwrap_or_default(),
     })
+}
+
+/// What sorting a block's spans found out on the way: its trace IDs in block order, each
+/// once, and the extremes of its spans' times.
+struct BlockOrder {
+    traces: Vec<TraceId>,
+    min_start: UnixNanos,
+    max_start: UnixNanos,
+    max_end: UnixNanos,
 }
 
 /// Sorts spans by (trace ID, start, span ID), keeping the given order of equal ones.
@@ -166,12 +144,17 @@ fn encode_sorted<S: Borrow<Span>>(
 /// Sorting the spans themselves compared IDs through two references per comparison, most of
 /// them cache misses on a head of borrowed spans; this sorts contiguous keys (IDs read as
 /// big-endian integers, which order like their bytes) and then moves each span once.
-fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) {
+fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) -> BlockOrder {
+    let mut min_start = UnixNanos(u64::MAX);
+    let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
     let mut order: Vec<(u128, u64, u64, usize)> = spans
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let s = s.borrow();
+            min_start = min_start.min(s.start);
+            max_start = max_start.max(s.start);
+            max_end = max_end.max(s.end);
             (
                 u128::from_be_bytes(s.trace_id.0),
                 s.start.0,
@@ -182,6 +165,13 @@ fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) {
         .collect();
     // The index makes every key distinct, so an unstable sort gives the stable order.
     order.sort_unstable();
+    let mut traces: Vec<TraceId> = Vec::new();
+    for (id, ..) in &order {
+        let id = TraceId(id.to_be_bytes());
+        if traces.last() != Some(&id) {
+            traces.push(id);
+        }
+    }
     // Position k takes the span now at `from[k]`; each cycle of the permutation is followed
     // once, marking positions done by pointing them at themselves.
     let mut from: Vec<usize> = order.into_iter().map(|(.., i)| i).collect();
@@ -194,6 +184,12 @@ fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) {
             spans.swap(k, j);
             k = j;
         }
+    }
+    BlockOrder {
+        traces,
+        min_start,
+        max_start,
+        max_end,
     }
 }
 
@@ -369,6 +365,7 @@ mod tests {
                     trace_id: TraceId(trace),
                     span_id: SpanId((rng.below(3) << 56 | rng.below(2)).to_be_bytes()),
                     start: UnixNanos(rng.below(4) << 40 | rng.below(2)),
+                    end: UnixNanos(rng.below(1 << 42)),
                     name: i.to_string(),
                     ..Default::default()
                 }
@@ -379,8 +376,15 @@ mod tests {
             (a.trace_id, a.start, a.span_id).cmp(&(b.trace_id, b.start, b.span_id))
         });
         let mut borrowed: Vec<&Span> = spans.iter().collect();
-        sort_for_block(&mut borrowed);
+        let order = sort_for_block(&mut borrowed);
         assert_eq!(borrowed, expected);
+        let mut traces: Vec<TraceId> = expected.iter().map(|s| s.trace_id).collect();
+        traces.dedup();
+        assert_eq!(order.traces, traces);
+        let starts = || expected.iter().map(|s| s.start);
+        assert_eq!(Some(order.min_start), starts().min());
+        assert_eq!(Some(order.max_start), starts().max());
+        assert_eq!(Some(order.max_end), expected.iter().map(|s| s.end).max());
         let mut owned = spans.clone();
         sort_for_block(&mut owned);
         assert!(owned.iter().eq(expected.iter().copied()));

@@ -61,8 +61,11 @@ impl Hasher for FastHasher {
     }
 }
 
+/// Builds [`FastHasher`]s.
+pub(crate) type BuildFast = BuildHasherDefault<FastHasher>;
+
 /// A `HashMap` using [`FastHasher`].
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildFast>;
 
 #[cfg(test)]
 mod tests {

@@ -14,13 +14,33 @@ use crate::BlockError;
 
 /// Appends the cell of `value` relative to `reference` to `out`.
 pub(crate) fn encode(reference: &str, value: &str, out: &mut Vec<u8>) {
-    let shared = reference
-        .bytes()
-        .zip(value.bytes())
-        .take_while(|(a, b)| a == b)
-        .count();
+    let shared = common_prefix(reference.as_bytes(), value.as_bytes());
     codec::put_varint(out, (reference.len() - shared) as u64);
     out.extend_from_slice(value.as_bytes().get(shared..).unwrap_or_default());
+}
+
+/// The length of the longest common prefix of `a` and `b`, compared 8 bytes at a time (byte
+/// by byte it was 1.7% of the server's CPU: a route and its paths share 10–30 bytes).
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let mut shared = 0;
+    let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut wa).zip(&mut wb) {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(x);
+        let mut w = [0u8; 8];
+        w.copy_from_slice(y);
+        // Little-endian: the lowest differing bit is in the first differing byte.
+        let diff = u64::from_le_bytes(v) ^ u64::from_le_bytes(w);
+        if diff != 0 {
+            return shared + (diff.trailing_zeros() / 8) as usize;
+        }
+        shared += 8;
+    }
+    let (ra, rb) = (
+        a.get(shared..).unwrap_or_default(),
+        b.get(shared..).unwrap_or_default(),
+    );
+    shared + ra.iter().zip(rb).take_while(|(x, y)| x == y).count()
 }
 
 /// The string a cell stands for, given the reference's bytes (empty when the row has none).
@@ -75,6 +95,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn common_prefix_is_the_bytewise_one(a in proptest::collection::vec(0u8..4, 0..40), b in proptest::collection::vec(0u8..4, 0..40)) {
+            let bytewise = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+            prop_assert_eq!(common_prefix(&a, &b), bytewise);
+            let mut longer = a.clone();
+            longer.extend_from_slice(&b);
+            prop_assert_eq!(common_prefix(&a, &longer), a.len());
+        }
+
         #[test]
         fn round_trips(reference in "(/[a-zé{}]{0,4}){0,4}", value in "(/[a-zé0-9]{0,4}){0,4}") {
             let c = cell(&reference, &value);

@@ -150,6 +150,17 @@ pub(crate) fn hex_string(b: &[u8]) -> String {
 }
 
 impl ValueType {
+    /// Every type, each at its own position (`ty as usize`).
+    pub(crate) const ALL: [Self; 7] = [
+        Self::Str,
+        Self::Int,
+        Self::Double,
+        Self::Bool,
+        Self::Uuid,
+        Self::Hex,
+        Self::Ipv4,
+    ];
+
     /// The type of a value as attribute columns see it; `None` for bytes, arrays, kvlists and
     /// empty values, which always stay in the generic list.
     pub(crate) fn of(v: &AttributeValue) -> Option<Self> {
@@ -858,6 +869,14 @@ mod tests {
             addresses += usize::from(std.is_some());
         }
         assert!(addresses > 500, "{addresses}");
+    }
+
+    #[test]
+    fn every_type_is_at_its_own_position() {
+        for (i, ty) in ValueType::ALL.iter().enumerate() {
+            assert_eq!(*ty as usize, i);
+            assert_eq!(ValueType::from_name(ty.name()), Some(*ty));
+        }
     }
 
     #[test]

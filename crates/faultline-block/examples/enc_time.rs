@@ -1,0 +1,75 @@
+//! Process CPU time of writing one block from borrowed spans (the server's flush path,
+//! [`write_block_from`]: sort, plan, encode, statistics, commit to an in-memory store; the
+//! spans are not dropped), repeated; 10 ms resolution (`/proc/self/stat`).
+//!
+//! `cargo run --release -p faultline-block --example enc_time -- [spans] [repetitions]`
+#[allow(dead_code)]
+#[path = "../src/testgen.rs"]
+mod testgen;
+
+use std::sync::Arc;
+
+use faultline_block::{write_block_from, BlockInfo, BlockSettings, SpanSource};
+use faultline_model::{Span, UnixNanos};
+use object_store::memory::InMemory;
+use object_store::path::Path;
+
+struct Src(Vec<Span>);
+impl SpanSource for Src {
+    fn spans(&self) -> Vec<&Span> {
+        self.0.iter().collect()
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// User plus system time of this process, in seconds (at 100 ticks per second).
+fn cpu() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .ok_or("no ) in /proc/self/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks =
+        |i: usize| -> Result<f64> { Ok(fields.get(i).ok_or("short stat")?.parse::<f64>()?) };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(200_000);
+    let reps: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
+    let src = Arc::new(Src(testgen::realistic_spans(
+        42,
+        n,
+        UnixNanos(1_700_000_000_000_000_000),
+    )));
+    let settings = BlockSettings::default();
+    let mut times = Vec::new();
+    for _ in 0..reps.max(1) {
+        let store = InMemory::new();
+        let c = cpu()?;
+        write_block_from(
+            &store,
+            &Path::from("b"),
+            src.clone(),
+            BlockInfo::default(),
+            &settings,
+        )
+        .await?;
+        times.push(cpu()? - c);
+    }
+    let cpus: Vec<String> = times.iter().map(|t| format!("{t:.2}")).collect();
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    let min = times.first().copied().unwrap_or_default();
+    println!("cpu {} median {median:.3} min {min:.3}", cpus.join(" "));
+    Ok(())
+}
