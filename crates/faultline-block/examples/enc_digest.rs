@@ -66,10 +66,14 @@ fn adversarial(seed: u64, n: usize) -> Vec<Span> {
                         || &*kv.key == "server.address"
                     {
                         kv.value = match rng.below(5) {
-                            0 => V::String(rng.uuid()),
-                            1 => V::String(format!("{:016x}{:08x}", rng.next(), rng.next() as u32)),
-                            2 => V::String(format!("10.{}.0.{}", rng.below(3), rng.below(256))),
-                            3 => V::String(String::new()),
+                            0 => V::String(rng.uuid().into()),
+                            1 => V::String(
+                                format!("{:016x}{:08x}", rng.next(), rng.next() as u32).into(),
+                            ),
+                            2 => V::String(
+                                format!("10.{}.0.{}", rng.below(3), rng.below(256)).into(),
+                            ),
+                            3 => V::String(Default::default()),
                             _ => V::Int(rng.below(10) as i64),
                         };
                     }
@@ -91,8 +95,8 @@ fn adversarial(seed: u64, n: usize) -> Vec<Span> {
                 "app.mixed",
                 match rng.below(4) {
                     0 => V::Int(rng.below(100) as i64),
-                    1 => V::String(format!("10.9.{}.{}", rng.below(4), rng.below(200))),
-                    2 => V::String(rng.uuid()),
+                    1 => V::String(format!("10.9.{}.{}", rng.below(4), rng.below(200)).into()),
+                    2 => V::String(rng.uuid().into()),
                     _ => V::Bytes(vec![1, 2, 3]),
                 },
             )),
@@ -104,13 +108,13 @@ fn adversarial(seed: u64, n: usize) -> Vec<Span> {
             7 => {
                 s.attributes.push(KeyValue::new(
                     "url.path",
-                    V::String(format!("/p/{}", rng.below(100))),
+                    V::String(format!("/p/{}", rng.below(100)).into()),
                 ));
             }
             8 if k % 2 == 0 => s.attributes.clear(),
             9 => s.attributes.push(KeyValue::new(
                 "rpc.system",
-                V::String(format!("sys{}", rng.below(30))),
+                V::String(format!("sys{}", rng.below(30)).into()),
             )),
             _ => {}
         }
