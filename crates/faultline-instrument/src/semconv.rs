@@ -179,6 +179,22 @@ pub(crate) fn error_status() -> Status {
     Status::error("")
 }
 
+/// Trace and span ids whose formatting tests check: a W3C example, all ones, the smallest,
+/// and every hex digit.
+#[cfg(test)]
+pub(crate) const TEST_IDS: [(u128, u64); 4] = [
+    (
+        0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+        0x00f0_67aa_0ba9_02b7,
+    ),
+    (u128::MAX, u64::MAX),
+    (1, 1),
+    (
+        0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        0x9a9a_0f0f_a0a0_f9f9,
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,19 +228,7 @@ mod tests {
     #[test]
     fn traceresponse_matches_the_formatted_ids() {
         use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
-        let ids = [
-            (
-                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
-                0x00f0_67aa_0ba9_02b7,
-            ),
-            (u128::MAX, u64::MAX),
-            (1, 1),
-            (
-                0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
-                0x9a9a_0f0f_a0a0_f9f9,
-            ),
-        ];
-        for (trace_id, span_id) in ids {
+        for (trace_id, span_id) in TEST_IDS {
             for flags in [TraceFlags::SAMPLED, TraceFlags::new(0xab)] {
                 let sc = SpanContext::new(
                     TraceId::from(trace_id),

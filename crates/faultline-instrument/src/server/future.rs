@@ -243,19 +243,7 @@ mod tests {
             sampler_reads_name: false,
             sampler: None,
         };
-        let ids = [
-            (
-                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
-                0x00f0_67aa_0ba9_02b7,
-            ),
-            (u128::MAX, u64::MAX),
-            (1, 1),
-            (
-                0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
-                0x9a9a_0f0f_a0a0_f9f9,
-            ),
-        ];
-        for (trace_id, span_id) in ids {
+        for (trace_id, span_id) in crate::semconv::TEST_IDS {
             let sc = SpanContext::new(
                 TraceId::from(trace_id),
                 SpanId::from(span_id),
