@@ -80,7 +80,7 @@ fn peer(span: &Span) -> Option<&str> {
 }
 
 fn key(span: &Span) -> Key {
-    (span.service_name().to_owned(), span.name.clone())
+    (span.service_name().to_owned(), span.name.to_string())
 }
 
 fn span_ref(span: &Span) -> SpanRef {
@@ -88,7 +88,7 @@ fn span_ref(span: &Span) -> SpanRef {
         trace_id: span.trace_id.to_hex(),
         span_id: span.span_id.to_hex(),
         service: span.service_name().to_owned(),
-        operation: span.name.clone(),
+        operation: span.name.to_string(),
     }
 }
 

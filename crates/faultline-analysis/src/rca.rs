@@ -150,7 +150,7 @@ fn entry_sums(
             continue;
         }
         let e = out
-            .entry((s.service_name().to_owned(), s.name.clone()))
+            .entry((s.service_name().to_owned(), s.name.to_string()))
             .or_default();
         e.calls += 1;
         e.errors += u64::from(s.status.code == StatusCode::Error);

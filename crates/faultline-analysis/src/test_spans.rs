@@ -21,7 +21,7 @@ pub fn span(
         trace_id: TraceId([trace; 16]),
         span_id: SpanId([id; 8]),
         parent_span_id: parent.map(|p| SpanId([p; 8])),
-        name: format!("op-{id}"),
+        name: format!("op-{id}").into(),
         kind,
         start: UnixNanos(start_us * 1_000),
         end: UnixNanos(end_us * 1_000),
@@ -100,7 +100,7 @@ fn shop_span(
     s.trace_id = TraceId(t);
     s.span_id = SpanId((trace << 8 | id).to_be_bytes());
     s.parent_span_id = parent.map(|p| SpanId((trace << 8 | p).to_be_bytes()));
-    s.name = name.to_owned();
+    s.name = name.into();
     s
 }
 

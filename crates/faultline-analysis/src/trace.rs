@@ -239,7 +239,9 @@ pub fn analyze_trace(spans: &[Span]) -> Option<TraceAnalysis> {
                 service: i
                     .map(|i| nodes[i].span.service_name().to_owned())
                     .unwrap_or_default(),
-                operation: i.map(|i| nodes[i].span.name.clone()).unwrap_or_default(),
+                operation: i
+                    .map(|i| nodes[i].span.name.to_string())
+                    .unwrap_or_default(),
                 start_micros: start,
                 duration_micros: end - start,
             }
@@ -275,7 +277,7 @@ pub fn analyze_trace(spans: &[Span]) -> Option<TraceAnalysis> {
             origins.push(ErrorOrigin {
                 span_id: n.span.span_id.to_hex(),
                 service: n.span.service_name().to_owned(),
-                operation: n.span.name.clone(),
+                operation: n.span.name.to_string(),
                 depth: n.depth,
                 message: n.span.status.message.clone(),
             });
@@ -284,7 +286,7 @@ pub fn analyze_trace(spans: &[Span]) -> Option<TraceAnalysis> {
             span_id: n.span.span_id.to_hex(),
             parent_span_id: n.parent.map(|p| nodes[p].span.span_id.to_hex()),
             service: n.span.service_name().to_owned(),
-            operation: n.span.name.clone(),
+            operation: n.span.name.to_string(),
             depth: n.depth,
             duration_micros: abs_micros(n.end) - abs_micros(n.start),
             self_micros: micros(self_time),

@@ -58,7 +58,7 @@ fn adversarial(seed: u64, n: usize) -> Vec<Span> {
     let mut spans = testgen::realistic_spans(seed, n, UnixNanos(1_700_000_000_000_000_000));
     for (k, s) in spans.iter_mut().enumerate() {
         match rng.below(20) {
-            0 => s.name = format!("extra name {}", rng.below(5000)),
+            0 => s.name = format!("extra name {}", rng.below(5000)).into(),
             1 => {
                 for kv in &mut s.attributes {
                     if &*kv.key == "http.route"

@@ -366,7 +366,7 @@ mod tests {
                     span_id: SpanId((rng.below(3) << 56 | rng.below(2)).to_be_bytes()),
                     start: UnixNanos(rng.below(4) << 40 | rng.below(2)),
                     end: UnixNanos(rng.below(1 << 42)),
-                    name: i.to_string(),
+                    name: i.to_string().into(),
                     ..Default::default()
                 }
             })

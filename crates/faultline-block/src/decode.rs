@@ -541,7 +541,7 @@ impl<'a> SpanColumns<'a> {
             parent_span_id: None,
             trace_state: self.trace_state.str(row, schema::TRACE_STATE)?.to_owned(),
             flags: self.flags.value(row),
-            name: self.name.str(row, schema::NAME)?.to_owned(),
+            name: self.name.str(row, schema::NAME)?.into(),
             kind: kind_from_u8(self.kind.value(row))?,
             start,
             end: UnixNanos(start.0.wrapping_add(self.duration.value(row))),

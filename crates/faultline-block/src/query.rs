@@ -427,7 +427,7 @@ fn search_batch(
         };
         let mut span = partial_span(decode::trace_id_at(trace_ids, row)?, start, end, resource);
         if let Some(n) = &names {
-            span.name = n.str(row, schema::NAME)?.to_owned();
+            span.name = n.str(row, schema::NAME)?.into();
         }
         if let Some(k) = kinds {
             span.kind = SpanKind::from_i32(i32::from(k.value(row)));

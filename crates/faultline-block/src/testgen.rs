@@ -383,7 +383,7 @@ impl World {
             parent_span_id: parent,
             trace_state: String::new(),
             flags: 0x101,
-            name,
+            name: name.into(),
             kind,
             start,
             end: UnixNanos(start.0 + dur),

@@ -146,7 +146,7 @@ mod tests {
             trace_id: TraceId([1; 16]),
             span_id: SpanId([id; 8]),
             parent_span_id: parent.map(|p| SpanId([p; 8])),
-            name: format!("op-{id}"),
+            name: format!("op-{id}").into(),
             kind,
             start: UnixNanos(1_000),
             end: UnixNanos(2_000),

@@ -315,8 +315,8 @@ pub struct Span {
     pub trace_state: String,
     /// W3C trace flags (bit 0: sampled) plus OTLP's remote-parent bits.
     pub flags: u32,
-    /// Operation name.
-    pub name: String,
+    /// Operation name, inline when up to 24 bytes (most are: `GET /api/orders/{id}`).
+    pub name: compact_str::CompactString,
     /// Span kind.
     pub kind: SpanKind,
     /// Start time.
@@ -364,7 +364,11 @@ impl Span {
     pub fn heap_size(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.trace_state.len()
-            + self.name.len()
+            + if self.name.is_heap_allocated() {
+                self.name.len()
+            } else {
+                0
+            }
             + self.status.message.len()
             + self
                 .attributes

@@ -82,7 +82,7 @@ fn build_trace(n: usize) -> Vec<Span> {
             parent_span_id: parent.map(|p| SpanId((p as u64 + 1).to_be_bytes())),
             trace_state: String::new(),
             flags: 1,
-            name: format!("GET /api/items/{}", i % 50),
+            name: format!("GET /api/items/{}", i % 50).into(),
             kind: if i % 2 == 0 {
                 SpanKind::Server
             } else {

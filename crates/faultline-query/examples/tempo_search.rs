@@ -45,7 +45,7 @@ fn trace(t: u64, services: &[Arc<Resource>], scope: &Arc<InstrumentationScope>) 
                 parent_span_id: (i > 0).then(|| SpanId((t * 16 + 1).to_be_bytes())),
                 trace_state: String::new(),
                 flags: 1,
-                name: format!("op-{}", i % 5),
+                name: format!("op-{}", i % 5).into(),
                 kind: if i == 0 {
                     SpanKind::Server
                 } else {

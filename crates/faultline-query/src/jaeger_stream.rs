@@ -459,7 +459,7 @@ mod tests {
                 parent_span_id: parent.map(|p| SpanId([p; 8])),
                 trace_state,
                 flags: 0x301,
-                name: format!("op{id}"),
+                name: format!("op{id}").into(),
                 kind: SpanKind::from_i32(kind),
                 start: UnixNanos(start * 1_000),
                 end: UnixNanos(start * 1_000 + dur),

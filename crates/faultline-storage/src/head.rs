@@ -86,7 +86,7 @@ impl Head {
                     operations
                         .entry(svc.to_owned())
                         .or_default()
-                        .insert((span.name.clone(), span.kind));
+                        .insert((span.name.to_string(), span.kind));
                 }
                 *bytes += span_bytes(&span);
                 *count += 1;
@@ -195,7 +195,8 @@ pub(crate) fn span_bytes(span: &Span) -> usize {
             .iter()
             .map(|l| 1 + kv_allocs(&l.attributes))
             .sum::<usize>()
-        + 2;
+        + usize::from(span.name.is_heap_allocated())
+        + 1;
     span.heap_size() + std::mem::size_of::<Span>() / 2 + 16 * allocations
 }
 

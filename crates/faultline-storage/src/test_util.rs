@@ -20,7 +20,7 @@ pub(crate) fn span(trace: u64, id: u64, start: u64, service: &str, name: &str) -
         trace_id: TraceId(t),
         span_id: SpanId(id.max(1).to_be_bytes()),
         flags: 1,
-        name: name.to_owned(),
+        name: name.into(),
         kind: SpanKind::Server,
         start: UnixNanos(start),
         end: UnixNanos(start + 1_000),

@@ -31,7 +31,7 @@ pub fn span(
         trace_id: TraceId([trace; 16]),
         span_id: SpanId([id; 8]),
         parent_span_id: parent.map(|p| SpanId([p; 8])),
-        name: name.to_owned(),
+        name: name.into(),
         kind,
         start: UnixNanos(base.0 + start_us * 1_000),
         end: UnixNanos(base.0 + end_us * 1_000),

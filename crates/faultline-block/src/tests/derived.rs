@@ -17,7 +17,7 @@ pub(super) fn spans() -> Vec<Span> {
         let server = Span {
             trace_id,
             span_id: SpanId([1, (i % 3) as u8, 0, 0, 0, 0, 0, 0]),
-            name: format!("GET {route}"),
+            name: format!("GET {route}").into(),
             kind: SpanKind::Server,
             start: UnixNanos(1_000 + u64::from(i)),
             end: UnixNanos(2_000 + u64::from(i)),

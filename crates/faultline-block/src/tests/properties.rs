@@ -137,7 +137,7 @@ fn arb_span(
             parent_span_id: parent,
             trace_state,
             flags,
-            name,
+            name: name.into(),
             kind: SpanKind::from_i32(i32::from(kind)),
             start: UnixNanos(start),
             end: UnixNanos(start.wrapping_add(len)),

@@ -22,7 +22,7 @@ fn realistic_round_trip_shares_resources_and_finds_traces() {
     for s in &spans {
         ops.entry(s.service_name().to_owned())
             .or_default()
-            .insert((s.name.clone(), s.kind));
+            .insert((s.name.to_string(), s.kind));
     }
     assert_eq!(meta.operations, ops);
     assert!(traces.keys().all(|id| meta.may_contain_trace(id)));

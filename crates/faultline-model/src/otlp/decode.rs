@@ -869,7 +869,7 @@ impl Decoder<'_> {
             parent_span_id,
             trace_state: trace_state.to_owned(),
             flags,
-            name: self.string(name),
+            name: self.kept(name).into(),
             kind: SpanKind::from_i32(kind),
             start,
             end,

@@ -258,7 +258,7 @@ fn metadata(
 ) -> TraceSearchMetadata {
     let (root_service, root_name) = view.root().map_or_else(
         || (NO_ROOT.to_owned(), NO_ROOT.to_owned()),
-        |r| (r.service_name().to_owned(), r.name.clone()),
+        |r| (r.service_name().to_owned(), r.name.to_string()),
     );
     let span_sets: Vec<SpanSet> = sets
         .iter()
@@ -311,7 +311,7 @@ fn search_span(view: &TraceView<'_>, i: usize, shown: &[Field]) -> SearchSpan {
         .collect();
     SearchSpan {
         span_id: span.span_id.to_hex(),
-        name: span.name.clone(),
+        name: span.name.to_string(),
         start_time_unix_nano: span.start.0.to_string(),
         duration_nanos: span.duration_nanos().to_string(),
         attributes,

@@ -196,7 +196,7 @@ fn value_of(field: &Field, span: &Span) -> Option<TypedValue> {
             })
         }
         Field::Intrinsic(i) => match i {
-            Intrinsic::Name => Some(string(span.name.clone())),
+            Intrinsic::Name => Some(string(span.name.to_string())),
             Intrinsic::StatusMessage if !span.status.message.is_empty() => {
                 Some(string(span.status.message.clone()))
             }

@@ -57,7 +57,7 @@ fn base_span(
         trace_id: TraceId([trace; 16]),
         span_id: SpanId([id; 8]),
         flags: 1,
-        name: name.to_owned(),
+        name: name.into(),
         kind,
         start: UnixNanos(start),
         end: UnixNanos(start + duration),

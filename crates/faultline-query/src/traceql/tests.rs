@@ -59,7 +59,7 @@ fn span(
         parent_span_id: parent.map(|p| SpanId([p; 8])),
         trace_state: String::new(),
         flags: 1,
-        name: name.to_owned(),
+        name: name.into(),
         kind,
         start: UnixNanos(T0 + start_ms * MS),
         end: UnixNanos(T0 + (start_ms + dur_ms) * MS),
