@@ -356,6 +356,14 @@ fn positive(name: &str, v: usize) -> Result<usize, ServerError> {
 mod tests {
     use super::*;
 
+    /// A config file holding `contents`, in a directory that lives as long as the guard.
+    fn config_file(contents: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, contents).unwrap();
+        (dir, file)
+    }
+
     #[test]
     fn defaults() {
         let c = ServeOptions::default().resolve().unwrap();
@@ -389,9 +397,7 @@ mod tests {
             ["http.response.status_code", "deployment.environment"]
         );
 
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f.toml");
-        std::fs::write(&file, "red-dimensions = [\"http.route\"]\n").unwrap();
+        let (_dir, file) = config_file("red-dimensions = [\"http.route\"]\n");
         let from_file = ServeOptions {
             config: Some(file),
             ..Default::default()
@@ -425,13 +431,8 @@ mod tests {
                 store.dependency_carry_spans
             )
         );
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f.toml");
-        std::fs::write(
-            &file,
-            "compaction-small-block-spans = 1000000\ndependency-carry-spans = 5000\n",
-        )
-        .unwrap();
+        let (_dir, file) =
+            config_file("compaction-small-block-spans = 1000000\ndependency-carry-spans = 5000\n");
         let flags = ServeOptions {
             config: Some(file),
             dependency_carry_spans: Some(7),
@@ -446,13 +447,8 @@ mod tests {
 
     #[test]
     fn flags_override_file_which_overrides_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f.toml");
-        std::fs::write(
-            &file,
-            "retention = \"24h\"\nhttp = \"127.0.0.1:9999\"\nack = \"received\"\n",
-        )
-        .unwrap();
+        let (_dir, file) =
+            config_file("retention = \"24h\"\nhttp = \"127.0.0.1:9999\"\nack = \"received\"\n");
         let flags = ServeOptions {
             config: Some(file),
             http: Some("127.0.0.1:1234".parse().unwrap()),
@@ -477,9 +473,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("--max-log-body-bytes"), "{err}");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f.toml");
-        std::fs::write(&file, "max-log-records-per-request = 7\n").unwrap();
+        let (_dir, file) = config_file("max-log-records-per-request = 7\n");
         let c = ServeOptions {
             config: Some(file),
             ..Default::default()
@@ -491,9 +485,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f.toml");
-        std::fs::write(&file, "retension = \"24h\"\n").unwrap();
+        let (_dir, file) = config_file("retension = \"24h\"\n");
         let err = ServeOptions {
             config: Some(file),
             ..Default::default()
