@@ -269,7 +269,7 @@ impl Store {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     // Heads already paired have their table; the rest (a prefix is paired,
-                    // the flusher goes in cut order) are paired against the carry, read-only.
+                    // the writer goes in cut order) are paired against the carry, read-only.
                     let mut unpaired = Vec::new();
                     for f in &st.flushing {
                         match f.edges.get() {

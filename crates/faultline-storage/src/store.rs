@@ -106,7 +106,7 @@ pub struct Store {
     pub(crate) flush_lock: Mutex<()>,
     /// Serialises compaction and retention.
     pub(crate) maintenance_lock: Mutex<()>,
-    /// Wakes the flusher when the head is over its size.
+    /// Wakes the cutter when the head is over its size.
     pub(crate) flush_wanted: Arc<Notify>,
     /// Retired blocks (compacted or expired) whose deletion failed, to retry.
     pub(crate) pending_deletes: Mutex<Vec<faultline_block::BlockId>>,
@@ -129,7 +129,7 @@ pub struct Store {
 
 impl Store {
     /// Opens the store: loads block metadata, cleans up after a crash, replays the WAL and
-    /// starts the background flusher and maintenance tasks.
+    /// starts the background cutter, writer and maintenance tasks.
     pub async fn open(config: StoreConfig) -> Result<Arc<Self>, StorageError> {
         Self::open_with(config, StoreTuning::default()).await
     }
@@ -220,7 +220,7 @@ impl Store {
         self.counters
             .appends_refused
             .fetch_add(1, Ordering::Relaxed);
-        // The head may be over its cut size with the flusher idle (e.g. a lone huge batch).
+        // The head may be over its cut size with the cutter idle (e.g. a lone huge batch).
         self.flush_wanted.notify_one();
         StorageError::Overloaded {
             used,

@@ -83,6 +83,9 @@ pub(crate) struct FlakyStore {
     pub(crate) fail_meta_writes: std::sync::atomic::AtomicBool,
     /// Fail deletes.
     pub(crate) fail_deletes: std::sync::atomic::AtomicBool,
+    /// Writes wait while a test holds this lock for writing: a block write then stays in
+    /// progress for as long as the test needs.
+    pub(crate) hold_writes: tokio::sync::RwLock<()>,
 }
 
 impl std::fmt::Display for FlakyStore {
@@ -121,6 +124,7 @@ mod flaky {
             payload: PutPayload,
             opts: PutOptions,
         ) -> Result<PutResult> {
+            let _held = self.hold_writes.read().await;
             self.check()?;
             if self.fail_meta_writes.load(Ordering::SeqCst)
                 && location.filename() == Some(faultline_block::META_FILE)
@@ -138,6 +142,7 @@ mod flaky {
             location: &Path,
             opts: PutMultipartOptions,
         ) -> Result<Box<dyn MultipartUpload>> {
+            let _held = self.hold_writes.read().await;
             self.check()?;
             self.inner.put_multipart_opts(location, opts).await
         }

@@ -37,7 +37,11 @@ impl Store {
     /// Swaps in an empty head and moves to a new WAL segment, in one step under the state lock:
     /// every record queued before the rotation is in the old head, every later one in the new
     /// head. The old head stays queryable until its block is committed.
-    async fn cut_head(&self) -> Result<(), StorageError> {
+    ///
+    /// Cuts may run while heads are written, and two cuts at once are safe: the rotation is
+    /// queued and the segment number taken under the same state lock, so rotations reach the
+    /// WAL writer in segment order.
+    pub(crate) async fn cut_head(&self) -> Result<(), StorageError> {
         let permit = self.wal.reserve().await?;
         let (pending, wal_through) = {
             let mut st = self.state.write().await;

@@ -175,9 +175,16 @@ pub(crate) async fn open(
         carry: Arc::new(std::sync::Mutex::new(carry)),
     });
     let weak = Arc::downgrade(&store);
-    store.background.spawn(flusher(
+    let write_wanted = Arc::new(Notify::new());
+    store.background.spawn(cutter(
         weak.clone(),
         Arc::clone(&store.flush_wanted),
+        Arc::clone(&write_wanted),
+        store.background.stop.subscribe(),
+    ));
+    store.background.spawn(writer(
+        weak.clone(),
+        write_wanted,
         store.background.stop.subscribe(),
     ));
     store
@@ -303,26 +310,60 @@ async fn stopped_within(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     }
 }
 
-/// Cuts the head when it is too big or too old and writes cut heads as blocks.
-async fn flusher(weak: Weak<Store>, wanted: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let Some(check) = weak.upgrade().map(|s| s.flush_check_interval()) else {
-            return;
-        };
-        tokio::select! {
-            _ = wanted.notified() => {}
-            _ = tokio::time::sleep(check) => {}
-            _ = stop.changed() => return,
+/// Waits for `wanted`, the check interval or stop; `None` once stop was signalled or the store
+/// is gone, else the store.
+async fn next_round(
+    weak: &Weak<Store>,
+    wanted: &Notify,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Arc<Store>> {
+    let check = weak.upgrade().map(|s| s.flush_check_interval())?;
+    tokio::select! {
+        _ = wanted.notified() => {}
+        _ = tokio::time::sleep(check) => {}
+        _ = stop.changed() => return None,
+    }
+    if *stop.borrow() {
+        return None;
+    }
+    weak.upgrade()
+}
+
+/// Cuts the head when it is too big or too old, and has the writer write it.
+///
+/// It runs beside the writer, so a head fills up to its cut size and is cut even while
+/// earlier heads are being written: under load, blocks keep the size the head is cut at, rather
+/// than taking in everything that arrives while the previous block is encoded. The memory
+/// budget counts every cut head until it is written, so memory stays bounded however many
+/// wait.
+async fn cutter(
+    weak: Weak<Store>,
+    wanted: Arc<Notify>,
+    write_wanted: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    while let Some(store) = next_round(&weak, &wanted, &mut stop).await {
+        if !store.head_due().await {
+            continue;
         }
-        if *stop.borrow() {
-            return;
+        let result = store.cut_head().await;
+        drop(store);
+        // Also after a failed cut: a head cut before the WAL rotation failed still waits.
+        write_wanted.notify_one();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cutting the head failed; will retry");
+            if stopped_within(&mut stop, RETRY_DELAY).await {
+                return;
+            }
         }
-        let Some(store) = weak.upgrade() else { return };
-        let result = if store.head_due().await {
-            store.flush().await
-        } else {
-            store.flush_cut_heads().await
-        };
+    }
+}
+
+/// Writes cut heads as blocks, oldest first, when the cutter has cut one (and every check
+/// interval, which retries a failed write).
+async fn writer(weak: Weak<Store>, wanted: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    while let Some(store) = next_round(&weak, &wanted, &mut stop).await {
+        let result = store.flush_cut_heads().await;
         drop(store);
         if let Err(e) = result {
             tracing::error!(error = %e, "writing the head as a block failed; will retry");
@@ -350,7 +391,7 @@ async fn maintainer(weak: Weak<Store>, mut stop: watch::Receiver<bool>) {
 }
 
 impl Store {
-    /// How often the flusher checks the head's age.
+    /// How often the cutter checks the head's age, and the writer retries a failed write.
     fn flush_check_interval(&self) -> Duration {
         (self.config.max_head_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }

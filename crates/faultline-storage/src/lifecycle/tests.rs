@@ -339,6 +339,69 @@ async fn retention_deletes_expired_blocks_meta_first() {
         .is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_are_cut_at_their_size_while_an_earlier_one_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyStore::default());
+    let mut cfg = config(dir.path(), flaky.clone());
+    cfg.max_head_bytes = 4 * 1024;
+    let store = Store::open(cfg).await.unwrap();
+    let mut acked = Vec::new();
+    let flushing = |store: &Arc<Store>| {
+        let store = Arc::clone(store);
+        async move {
+            let st = store.state.read().await;
+            st.flushing.iter().map(|f| f.head.spans).collect::<Vec<_>>()
+        }
+    };
+    let wait_for = |store: &Arc<Store>, heads: usize| {
+        let store = Arc::clone(store);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let sizes = flushing(&store).await;
+                if sizes.len() >= heads {
+                    return sizes;
+                }
+                assert!(Instant::now() < deadline, "cut heads: {sizes:?}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    // The first head's block write is held in progress.
+    let held = flaky.hold_writes.write().await;
+    let mut next = 0;
+    let mut fill = |store: &Arc<Store>| {
+        let store = Arc::clone(store);
+        let first = next;
+        next += 20;
+        async move { append_spans(&store, first, 20, 4).await }
+    };
+    acked.extend(fill(&store).await);
+    let first = wait_for(&store, 1).await;
+    // The head fills past its cut size again while that write waits: it is cut too, rather
+    // than growing until the write is done.
+    acked.extend(fill(&store).await);
+    let both = wait_for(&store, 2).await;
+    assert_eq!(both.first(), first.first());
+    assert_eq!(
+        store.stats().await.blocks,
+        0,
+        "a write got through the hold"
+    );
+    assert_eq!(all_spans(&store, 4).await, sorted(acked.clone()));
+
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !flushing(&store).await.is_empty() {
+        assert!(Instant::now() < deadline, "cut heads were never written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let blocks = list_blocks(&*flaky, &root()).await.unwrap();
+    assert!(blocks.len() >= 2, "{} blocks", blocks.len());
+    assert_eq!(all_spans(&store, 4).await, sorted(acked));
+}
+
 #[tokio::test]
 async fn over_budget_appends_fail_fast_and_acknowledged_spans_stay() {
     let dir = tempfile::tempdir().unwrap();
@@ -367,7 +430,7 @@ async fn over_budget_appends_fail_fast_and_acknowledged_spans_stay() {
     assert!(store.stats().await.appends_refused >= 1);
     assert_eq!(all_spans(&store, 5).await, sorted(acked.clone()));
 
-    // Once the block store works again the flusher drains the heads and appends are accepted.
+    // Once the block store works again the writer drains the heads and appends are accepted.
     flaky.fail_writes.store(false, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -675,7 +738,7 @@ async fn half_written_blocks_from_failed_writes_are_swept() {
         .unwrap();
     let expected = append_spans(&store, 0, 8, 2).await;
     assert!(store.flush().await.is_err());
-    // The background flusher may have retried (and failed) once more meanwhile.
+    // The background writer may have retried (and failed) once more meanwhile.
     let orphans = list_orphans(flaky.as_ref(), &root()).await.unwrap();
     assert!(!orphans.is_empty());
 
