@@ -172,20 +172,15 @@ impl Carry {
     /// Pairs the spans of `heads` as one generation (a trace may be spread over several).
     pub(crate) fn pair_heads(&self, heads: &[&Head], record: bool) -> Pairing {
         match heads {
-            [head] => self.pair(head.traces.values().map(|t| t.spans.iter()), record),
+            [head] => self.pair(head.traces.values().map(|t| head.spans_of(t)), record),
             _ => {
-                let mut by_trace: HashMap<TraceId, Vec<&[Span]>> = HashMap::default();
+                let mut by_trace: HashMap<TraceId, Vec<&Span>> = HashMap::default();
                 for h in heads {
                     for (id, t) in &h.traces {
-                        by_trace.entry(*id).or_default().push(&t.spans);
+                        by_trace.entry(*id).or_default().extend(h.spans_of(t));
                     }
                 }
-                self.pair(
-                    by_trace
-                        .values()
-                        .map(|parts| parts.iter().flat_map(|p| p.iter())),
-                    record,
-                )
+                self.pair(by_trace.into_values(), record)
             }
         }
     }

@@ -6,15 +6,26 @@ use std::hash::BuildHasher;
 use faultline_model::query::SpanQuery;
 use faultline_model::{Span, SpanKind, TraceId, UnixNanos};
 
+/// Where a span sits in [`Head::batches`]: batch, then position in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct At(u32, u32);
+
+/// One trace's spans in a head, by where they sit, in arrival order.
 #[derive(Default)]
 pub(crate) struct HeadTrace {
-    pub(crate) spans: Vec<Span>,
+    at: Vec<At>,
     pub(crate) dropped: u64,
 }
 
 /// Spans of one stretch of the WAL, indexed for queries.
 #[derive(Default)]
 pub(crate) struct Head {
+    /// The spans, one vector per appended batch, as decoded. A batch's spans and their
+    /// attribute lists lie in memory in the order they were allocated, so passes over all of
+    /// them (search, and dropping a written head) stream through memory; visiting them trace
+    /// by trace from a hash map cost a cache miss per span and per attribute list. An insert
+    /// moves no span, it only notes where each one is.
+    batches: Vec<Vec<Span>>,
     /// By client-chosen trace IDs, so with a seeded hasher: foldhash, a fraction of SipHash's
     /// cost per span.
     pub(crate) traces: foldhash::HashMap<TraceId, HeadTrace>,
@@ -32,8 +43,15 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    pub(crate) fn insert(&mut self, spans: Vec<Span>, max_per_trace: usize) {
+    pub(crate) fn insert(&mut self, mut spans: Vec<Span>, max_per_trace: usize) {
+        // Positions are 32-bit; a batch beyond that (never within a memory budget) is split.
+        while spans.len() > u32::MAX as usize {
+            let rest = spans.split_off(u32::MAX as usize);
+            self.insert(spans, max_per_trace);
+            spans = rest;
+        }
         let Self {
+            batches,
             traces,
             operations,
             bytes,
@@ -44,41 +62,36 @@ impl Head {
             seen_operations,
             seed,
         } = self;
-        // A batch holds each of its traces' spans scattered among other traces' (an SDK exports
-        // in end order, a collector groups by resource), so count them first and give each
-        // trace's vector its batch's spans in one exact reservation when its first span comes:
-        // growing by doubling copied each ~250-byte span about once more and left up to half
-        // of the vector unused, beyond what the head's byte budget counts.
-        let mut per_trace: foldhash::HashMap<TraceId, usize> = foldhash::HashMap::default();
-        for span in &spans {
-            *per_trace.entry(span.trace_id).or_default() += 1;
-        }
-        let mut rest = spans.into_iter();
-        while let Some(first) = rest.as_slice().first() {
+        // A head of 2^32 batches would need terabytes; should it happen, the batch is dropped
+        // and counted rather than misplaced.
+        let Ok(batch) = u32::try_from(batches.len()) else {
+            *dropped += spans.len() as u64;
+            return;
+        };
+        // Positions (in `spans`) of spans over their trace's limit, removed at the end.
+        let mut over: Vec<usize> = Vec::new();
+        let mut i = 0;
+        while let Some(first) = spans.get(i) {
             let id = first.trace_id;
             // Consecutive spans of one trace (a run) share one lookup.
-            let run = rest
-                .as_slice()
+            let run = spans
+                .get(i..)
+                .unwrap_or_default()
                 .iter()
                 .take_while(|s| s.trace_id == id)
                 .count();
             let t = traces.entry(id).or_default();
-            if let Some(n) = per_trace.remove(&id) {
-                let n = n.min(max_per_trace.saturating_sub(t.spans.len()));
-                if t.spans.is_empty() {
-                    t.spans.reserve_exact(n);
-                } else {
-                    // A trace arriving over many batches still grows by doubling, not by
-                    // one exact copy per batch.
-                    t.spans.reserve(n);
-                }
-            }
-            for span in rest.by_ref().take(run) {
-                if t.spans.len() >= max_per_trace {
+            for (k, span) in spans.iter().enumerate().skip(i).take(run) {
+                // Where the span will be once the spans over their limit are removed.
+                let kept = (t.at.len() < max_per_trace)
+                    .then(|| u32::try_from(k - over.len()).ok())
+                    .flatten();
+                let Some(kept) = kept else {
                     t.dropped += 1;
                     *dropped += 1;
+                    over.push(k);
                     continue;
-                }
+                };
                 let svc = span.service_name();
                 // Almost every span repeats a known operation; a hash check keeps that case free
                 // of allocation (the set lookup would need an owned key).
@@ -88,17 +101,40 @@ impl Head {
                         .or_default()
                         .insert((span.name.to_string(), span.kind));
                 }
-                *bytes += span_bytes(&span);
+                *bytes += span_bytes(span);
                 *count += 1;
                 *min_start = Some(min_start.map_or(span.start, |m| m.min(span.start)));
                 *max_start = Some(max_start.map_or(span.start, |m| m.max(span.start)));
-                t.spans.push(span);
+                t.at.push(At(batch, kept));
             }
+            i += run;
+        }
+        if !over.is_empty() {
+            let mut over = over.into_iter().peekable();
+            let mut k = 0;
+            spans.retain(|_| {
+                let keep = over.next_if_eq(&k).is_none();
+                k += 1;
+                keep
+            });
+        }
+        if !spans.is_empty() {
+            batches.push(spans);
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.spans == 0 && self.dropped == 0
+    }
+
+    /// The span at `at`.
+    fn span(&self, at: At) -> Option<&Span> {
+        self.batches.get(at.0 as usize)?.get(at.1 as usize)
+    }
+
+    /// A trace's spans, in arrival order.
+    pub(crate) fn spans_of<'h>(&'h self, t: &'h HeadTrace) -> impl Iterator<Item = &'h Span> {
+        t.at.iter().filter_map(|at| self.span(*at))
     }
 
     /// Latest matching start per trace.
@@ -109,16 +145,12 @@ impl Head {
         {
             return;
         }
-        for (id, t) in &self.traces {
-            if let Some(latest) = t
-                .spans
-                .iter()
-                .filter(|s| query.matches(s))
-                .map(|s| s.start)
-                .max()
-            {
-                let e = hits.entry(*id).or_insert(latest);
-                *e = (*e).max(latest);
+        // In memory order (see `batches`): the per-trace answer is a maximum, so the order
+        // the spans are visited in does not change it.
+        for s in self.batches.iter().flatten() {
+            if query.matches(s) {
+                let e = hits.entry(s.trace_id).or_insert(s.start);
+                *e = (*e).max(s.start);
             }
         }
     }
@@ -131,7 +163,7 @@ impl Head {
         let mut out = Vec::with_capacity(usize::try_from(self.spans).unwrap_or(0));
         let mut trace: Vec<&Span> = Vec::new();
         for t in self.traces.values() {
-            trace.extend(t.spans.iter());
+            trace.extend(self.spans_of(t));
             trace.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.name.cmp(&b.name)));
             trace.dedup_by(|a, b| key(a) == key(b) && a.name == b.name);
             out.append(&mut trace);
@@ -148,7 +180,7 @@ impl Head {
         for id in ids {
             if let Some(t) = self.traces.get(id) {
                 let e = out.entry(*id).or_default();
-                e.0.extend(t.spans.iter().cloned());
+                e.0.extend(self.spans_of(t).cloned());
                 e.1 += t.dropped;
             }
         }
@@ -174,9 +206,9 @@ impl faultline_block::SpanSource for FrozenHead {
 
 /// Bytes a span is accounted for in the memory budget. [`Span::heap_size`] counts payload
 /// bytes and struct sizes, which undercounts what the heap really holds: the allocator
-/// (every allocation rounded up, about 16 bytes each on top) and the per-trace `Vec<Span>`,
-/// which can hold up to half a span of spare capacity per span when a trace's spans arrive in
-/// many batches. An interned key is no allocation of the span's.
+/// (every allocation rounded up, about 16 bytes each on top), and the batch's `Vec<Span>` as
+/// decoded (spare capacity) plus the span's place in its trace's index: half a span each
+/// covers both. An interned key is no allocation of the span's.
 pub(crate) fn span_bytes(span: &Span) -> usize {
     let kv_allocs = |attrs: &[faultline_model::KeyValue]| {
         1 + attrs
@@ -275,19 +307,28 @@ mod tests {
             .collect();
         head.insert(batch, 2);
         head.insert(vec![span(3, 2, 200, "s", "late")], 2);
-        let ids = |t: u64| -> Vec<u64> {
-            head.traces[&crate::test_util::trace_id(t)]
-                .spans
-                .iter()
+        let starts = |t: u64| -> Vec<u64> {
+            head.spans_of(&head.traces[&crate::test_util::trace_id(t)])
                 .map(|s| s.start.0)
                 .collect()
         };
-        assert_eq!(ids(1), [101, 102]);
-        assert_eq!(ids(2), [101, 102]);
-        assert_eq!(ids(3), [101, 200]);
-        // Each trace's spans of a batch were reserved at once, exactly, within the limit.
-        let capacity = |t: u64| head.traces[&crate::test_util::trace_id(t)].spans.capacity();
-        assert_eq!((capacity(1), capacity(2)), (2, 2));
+        assert_eq!(starts(1), [101, 102]);
+        assert_eq!(starts(2), [101, 102]);
+        assert_eq!(starts(3), [101, 200]);
+        // The spans over the limit are gone from their batch, the rest stay in arrival order.
+        let batches: Vec<Vec<(u64, u64)>> = head
+            .batches
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .map(|s| (s.trace_id.0[15].into(), s.start.0 - 100))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            batches,
+            [vec![(1, 1), (1, 2), (2, 1), (3, 1), (2, 2)], vec![(3, 100)]]
+        );
         assert_eq!((head.spans, head.dropped), (6, 2));
         let ops: Vec<&str> = head.operations["s"]
             .iter()
