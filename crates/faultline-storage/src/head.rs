@@ -43,13 +43,30 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    pub(crate) fn insert(&mut self, mut spans: Vec<Span>, max_per_trace: usize) {
+    /// Adds a batch, keeping at most `max_per_trace` spans of each trace (the rest are counted
+    /// as dropped).
+    pub(crate) fn insert(&mut self, spans: Vec<Span>, max_per_trace: usize) {
+        let bytes = spans.iter().map(span_bytes).sum();
+        self.insert_sized(spans, bytes, max_per_trace);
+    }
+
+    /// [`insert`](Self::insert) of a batch whose [`span_bytes`] sum the caller has already
+    /// taken (the append path does, for its budget check: one walk over every attribute
+    /// less per span).
+    pub(crate) fn insert_sized(
+        &mut self,
+        mut spans: Vec<Span>,
+        bytes: usize,
+        max_per_trace: usize,
+    ) {
         // Positions are 32-bit; a batch beyond that (never within a memory budget) is split.
-        while spans.len() > u32::MAX as usize {
+        if spans.len() > u32::MAX as usize {
             let rest = spans.split_off(u32::MAX as usize);
             self.insert(spans, max_per_trace);
-            spans = rest;
+            self.insert(rest, max_per_trace);
+            return;
         }
+        self.bytes += bytes;
         let Self {
             batches,
             traces,
@@ -66,6 +83,7 @@ impl Head {
         // and counted rather than misplaced.
         let Ok(batch) = u32::try_from(batches.len()) else {
             *dropped += spans.len() as u64;
+            *bytes -= spans.iter().map(span_bytes).sum::<usize>().min(*bytes);
             return;
         };
         // Positions (in `spans`) of spans over their trace's limit, removed at the end.
@@ -89,6 +107,7 @@ impl Head {
                 let Some(kept) = kept else {
                     t.dropped += 1;
                     *dropped += 1;
+                    *bytes -= span_bytes(span).min(*bytes);
                     over.push(k);
                     continue;
                 };
@@ -101,7 +120,6 @@ impl Head {
                         .or_default()
                         .insert((span.name.to_string(), span.kind));
                 }
-                *bytes += span_bytes(span);
                 *count += 1;
                 *min_start = Some(min_start.map_or(span.start, |m| m.min(span.start)));
                 *max_start = Some(max_start.map_or(span.start, |m| m.max(span.start)));
@@ -293,6 +311,8 @@ mod tests {
         head.insert((1..=5).map(|i| span(9, i, 100, "s", "o")).collect(), 3);
         assert_eq!(head.spans, 3);
         assert_eq!(head.dropped, 2);
+        // Only the kept spans count against the budget.
+        assert_eq!(head.bytes, 3 * span_bytes(&span(9, 1, 100, "s", "o")));
         assert_eq!(head.traces.len(), 1);
     }
 

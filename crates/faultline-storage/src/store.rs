@@ -152,7 +152,8 @@ impl Store {
         if batch.spans.is_empty() {
             return Ok(());
         }
-        let incoming = batch.spans.iter().map(span_bytes).sum::<usize>() + batch.otlp.len();
+        let batch_bytes: usize = batch.spans.iter().map(span_bytes).sum();
+        let incoming = batch_bytes + batch.otlp.len();
         self.check_budget(incoming)?;
         let mut rec = Vec::with_capacity(record::HEADER_LEN + batch.otlp.len());
         record::encode(RecordKind::Traces, &batch.otlp, &mut rec).map_err(|len| {
@@ -182,7 +183,8 @@ impl Store {
                 st.head_since = Some(Instant::now());
             }
             let before = st.head.bytes;
-            st.head.insert(batch.spans, self.config.max_spans_per_trace);
+            st.head
+                .insert_sized(batch.spans, batch_bytes, self.config.max_spans_per_trace);
             self.in_memory
                 .fetch_add(st.head.bytes - before, Ordering::Relaxed);
             (pending, st.head.bytes >= self.cut_bytes())
