@@ -155,8 +155,7 @@ impl Store {
         let batch_bytes: usize = batch.spans.iter().map(span_bytes).sum();
         let incoming = batch_bytes + batch.otlp.len();
         self.check_budget(incoming)?;
-        let mut rec = Vec::with_capacity(record::HEADER_LEN + batch.otlp.len());
-        record::encode(RecordKind::Traces, &batch.otlp, &mut rec).map_err(|len| {
+        let rec = record::Encoded::new(RecordKind::Traces, batch.otlp).map_err(|len| {
             StorageError::BatchTooLarge {
                 bytes: len,
                 max: record::MAX_PAYLOAD_LEN,

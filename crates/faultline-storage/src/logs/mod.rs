@@ -194,8 +194,7 @@ impl LogStore {
         if used.saturating_add(incoming) > self.config.memory_budget_bytes {
             return Err(self.overloaded(used));
         }
-        let mut rec = Vec::with_capacity(record::HEADER_LEN + batch.otlp.len());
-        record::encode(RecordKind::Logs, &batch.otlp, &mut rec).map_err(|len| {
+        let rec = record::Encoded::new(RecordKind::Logs, batch.otlp).map_err(|len| {
             StorageError::BatchTooLarge {
                 bytes: len,
                 max: record::MAX_PAYLOAD_LEN,

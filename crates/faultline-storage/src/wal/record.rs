@@ -83,16 +83,56 @@ pub fn checksum(kind: u8, payload: &[u8]) -> u32 {
 /// Appends one encoded record to `out`. Fails only when the payload exceeds
 /// [`MAX_PAYLOAD_LEN`].
 pub fn encode(kind: RecordKind, payload: &[u8], out: &mut Vec<u8>) -> Result<(), usize> {
-    if payload.len() > MAX_PAYLOAD_LEN {
-        return Err(payload.len());
-    }
-    let kind = kind.to_byte();
+    let header = header(kind, payload)?;
     out.reserve(HEADER_LEN + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&checksum(kind, payload).to_le_bytes());
-    out.push(kind);
+    out.extend_from_slice(&header);
     out.extend_from_slice(payload);
     Ok(())
+}
+
+/// The header of a record of `payload`. Fails only when the payload exceeds
+/// [`MAX_PAYLOAD_LEN`].
+fn header(kind: RecordKind, payload: &[u8]) -> Result<[u8; HEADER_LEN], usize> {
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|_| payload.len() <= MAX_PAYLOAD_LEN)
+        .ok_or(payload.len())?;
+    let kind = kind.to_byte();
+    let mut header = [0; HEADER_LEN];
+    header[..4].copy_from_slice(&len.to_le_bytes());
+    header[4..8].copy_from_slice(&checksum(kind, payload).to_le_bytes());
+    header[8] = kind;
+    Ok(header)
+}
+
+/// A record ready for the WAL writer: its header, and the payload it covers, shared rather
+/// than copied (the writer copies it once, into the group it writes).
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    header: [u8; HEADER_LEN],
+    payload: bytes::Bytes,
+}
+
+impl Encoded {
+    /// Checksums `payload` as a record of `kind`. Fails only when the payload exceeds
+    /// [`MAX_PAYLOAD_LEN`], with its length.
+    pub fn new(kind: RecordKind, payload: bytes::Bytes) -> Result<Self, usize> {
+        Ok(Self {
+            header: header(kind, &payload)?,
+            payload,
+        })
+    }
+
+    /// Bytes the record takes in the WAL.
+    pub fn wal_bytes(&self) -> usize {
+        HEADER_LEN + self.payload.len()
+    }
+
+    /// Appends the record's bytes to `out`, exactly as [`encode`] writes them.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header);
+        out.extend_from_slice(&self.payload);
+    }
 }
 
 /// Reads records one by one from a byte stream, tracking the offset of the end of the last
@@ -211,6 +251,18 @@ mod tests {
                 payload,
             }
         })
+    }
+
+    #[test]
+    fn a_queued_record_writes_the_bytes_encode_does() {
+        let payload = bytes::Bytes::from_static(b"some otlp bytes");
+        let mut direct = Vec::new();
+        encode(RecordKind::Logs, &payload, &mut direct).unwrap();
+        let queued = Encoded::new(RecordKind::Logs, payload).unwrap();
+        let mut written = vec![7];
+        queued.write_to(&mut written);
+        assert_eq!(queued.wal_bytes(), direct.len());
+        assert_eq!(written[1..], direct[..]);
     }
 
     #[test]

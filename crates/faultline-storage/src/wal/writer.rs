@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::record::Encoded;
 use super::{segment_path, sync_dir};
 use crate::StorageError;
 
@@ -42,7 +43,7 @@ pub struct WalCounters {
 
 enum Request {
     Append {
-        record: Vec<u8>,
+        record: Encoded,
         done: Option<Reply<()>>,
     },
     Rotate {
@@ -163,8 +164,9 @@ impl Wal {
 impl WalPermit<'_> {
     /// Queues an encoded record. With `durable`, the returned [`Pending`] resolves once the
     /// record is fsynced; otherwise nobody waits and write errors are only logged.
-    pub fn append(self, record: Vec<u8>, durable: bool, dir: &Path) -> Option<Pending<()>> {
-        self.queued_bytes.fetch_add(record.len(), Ordering::Relaxed);
+    pub fn append(self, record: Encoded, durable: bool, dir: &Path) -> Option<Pending<()>> {
+        self.queued_bytes
+            .fetch_add(record.wal_bytes(), Ordering::Relaxed);
         if durable {
             let (done, rx) = oneshot::channel();
             self.permit.send(Request::Append {
@@ -224,7 +226,7 @@ impl Writer {
             while let Some(req) = next.take() {
                 match req {
                     Request::Append { record, done } => {
-                        buf.extend_from_slice(&record);
+                        record.write_to(&mut buf);
                         waiters.extend(done);
                         records += 1;
                     }
@@ -323,14 +325,12 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::{encode, RecordKind};
+    use super::super::record::RecordKind;
     use super::super::replay;
     use super::*;
 
-    fn record(payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode(RecordKind::Traces, payload, &mut out).unwrap();
-        out
+    fn record(payload: &[u8]) -> Encoded {
+        Encoded::new(RecordKind::Traces, bytes::Bytes::copy_from_slice(payload)).unwrap()
     }
 
     #[tokio::test]
