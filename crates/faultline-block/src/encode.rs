@@ -478,6 +478,11 @@ impl Val {
     }
 }
 
+/// String bytes per attribute [`BlockKeys::arena`] is first sized for: more than most spans
+/// have (a dozen attributes, a third of them scalars, most strings under 24 bytes), so that
+/// it rarely grows by copying; pages it does not use are never touched.
+const ARENA_BYTES_PER_ATTR: usize = 32;
+
 /// In [`BlockKeys::counted_in`]: not counted (fixed columns are fewer).
 const NOT_COUNTED: u8 = u8::MAX;
 
@@ -491,6 +496,9 @@ const NOT_A_NUMBER: u32 = u32::MAX;
 #[derive(Default)]
 struct ValueCounts<'a> {
     values: Vec<(&'a str, usize)>,
+    /// While there is no map: a copy of each value, compared instead of the bytes of the span
+    /// the value was first seen on (on a flushed head, a cache miss per comparison).
+    few: Vec<Box<str>>,
     index: Option<ContentMap<CountedKey<'a>, u32>>,
 }
 
@@ -561,7 +569,10 @@ impl<'a> ValueCounts<'a> {
                 self.values.push((v, 1));
                 if let Some(index) = &mut self.index {
                     index.insert(CountedKey::new(v), at as u32);
-                } else if self.values.len() > FEW_VALUES {
+                } else if self.values.len() <= FEW_VALUES {
+                    self.few.push(v.into());
+                } else {
+                    self.few = Vec::new();
                     self.index = Some(
                         self.values
                             .iter()
@@ -579,7 +590,7 @@ impl<'a> ValueCounts<'a> {
     fn number(&self, v: &str) -> Option<usize> {
         match &self.index {
             Some(index) => index.get(v.as_bytes()).map(|i| *i as usize),
-            None => self.values.iter().position(|(x, _)| *x == v),
+            None => self.few.iter().position(|x| **x == *v),
         }
     }
 }
@@ -618,7 +629,7 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S], attrs: usize) -> Result<Pla
         of_attr: Vec::with_capacity(attrs),
         type_of_attr: Vec::with_capacity(attrs),
         values: Vec::with_capacity(attrs),
-        arena: String::new(),
+        arena: String::with_capacity(attrs.saturating_mul(ARENA_BYTES_PER_ATTR)),
         names: Vec::new(),
         rows: Vec::with_capacity(spans.len()),
         resources: Vec::new(),
@@ -659,9 +670,14 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S], attrs: usize) -> Result<Pla
     let mut operations: std::collections::HashSet<(u32, u32, SpanKind), BuildFast> =
         Default::default();
     for (k, s) in spans.iter().enumerate() {
-        if let Some(ahead) = spans.get(k + WARM_AHEAD) {
-            std::hint::black_box(warm(ahead.borrow()));
-        }
+        // Read ahead in three stages (see `warm_span`), so that each stage's loads depend
+        // only on lines an earlier stage brought in, and the misses of several spans overlap.
+        let ahead = |n: usize| spans.get(k + n).map(Borrow::borrow);
+        std::hint::black_box(
+            ahead(WARM_SPAN).map_or(0, warm_span)
+                ^ ahead(WARM_LIST).map_or(0, warm_list)
+                ^ ahead(WARM_VALUES).map_or(0, warm_values),
+        );
         let s: &'a Span = s.borrow();
         let next = u32::try_from(name_numbers.len()).map_err(|_| too_many())?;
         let name = *name_numbers.entry(s.name.as_str()).or_insert_with(|| {
@@ -873,22 +889,53 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S], attrs: usize) -> Result<Pla
     })
 }
 
-/// Spans ahead of the one being planned whose parts [`warm`] reads.
-const WARM_AHEAD: usize = 4;
+/// How many spans ahead of the one being planned [`warm_span`], [`warm_list`] and
+/// [`warm_values`] read.
+const WARM_SPAN: usize = 12;
+const WARM_LIST: usize = 8;
+const WARM_VALUES: usize = 4;
 
-/// Reads a byte of each of a span's attribute values, for nothing but to have the memory loads
-/// issued together, ahead of the span's turn: a flushed head's spans, their attribute lists
-/// and value strings are scattered over the heap, and each pass over them otherwise waits for
-/// one cache miss after another.
-fn warm(s: &Span) -> usize {
-    s.attributes
-        .iter()
-        .fold(s.name.len(), |x, kv| match &kv.value {
+/// Reads the fields of a span, for nothing but to have its memory loaded ahead of its turn:
+/// a flushed head's spans, their attribute lists and value strings are scattered over the
+/// heap, and the planning pass otherwise waits for one cache miss after another. The three
+/// `warm_` functions read the span, then (spans later, once it is in cache) its attribute
+/// list through it, then the strings the list points to: none of these loads waits for a
+/// miss of its own stage, so the misses of several spans are in flight together.
+fn warm_span(s: &Span) -> usize {
+    usize::from(s.trace_id.0[0])
+        ^ s.name.len()
+        ^ s.attributes.len()
+        ^ s.events.len()
+        ^ s.links.len()
+        ^ s.status.message.len()
+        ^ s.trace_state.len()
+        ^ (Arc::as_ptr(&s.resource) as usize)
+        ^ (Arc::as_ptr(&s.scope) as usize)
+        ^ s.kind as usize
+        ^ s.flags as usize
+}
+
+/// Reads each entry of a span's attribute list (see [`warm_span`]).
+fn warm_list(s: &Span) -> usize {
+    s.attributes.iter().fold(0, |x, kv| {
+        x ^ match &kv.value {
+            AttributeValue::String(v) => v.len(),
+            _ => 1,
+        }
+    })
+}
+
+/// Reads a byte of each of a span's attribute values and of its name (see [`warm_span`]).
+fn warm_values(s: &Span) -> usize {
+    s.attributes.iter().fold(
+        usize::from(s.name.as_bytes().first().copied().unwrap_or(0)),
+        |x, kv| match &kv.value {
             AttributeValue::String(v) => {
                 x ^ usize::from(v.as_bytes().first().copied().unwrap_or(0))
             }
             _ => x,
-        })
+        },
+    )
 }
 
 /// Whether two strings are equal, comparing their addresses before their bytes (keys shared
