@@ -478,6 +478,76 @@ impl Val {
     }
 }
 
+/// The buffers of [`BlockKeys`] that are per attribute, kept from one block write for the
+/// next: the first writes to fresh memory were page faults (a block's attributes take some
+/// 40 MB of them), as the pages of big buffers go back to the system when they are freed.
+#[derive(Default)]
+struct Scratch {
+    of_attr: Vec<u32>,
+    type_of_attr: Vec<Option<ValueType>>,
+    values: Vec<Val>,
+    arena: String,
+    counted_in: Vec<u8>,
+    value_number: Vec<u32>,
+}
+
+/// Buffers kept for the next block writes: at most [`SCRATCH_KEPT`], each of at most
+/// [`SCRATCH_BYTES`] (a big compaction's are dropped, not kept).
+static SCRATCH: std::sync::Mutex<Vec<Scratch>> = std::sync::Mutex::new(Vec::new());
+const SCRATCH_KEPT: usize = 1;
+const SCRATCH_BYTES: usize = 96 << 20;
+
+impl Scratch {
+    /// Kept buffers if there are any, emptied, with room for `attrs` attributes.
+    fn take(attrs: usize) -> Self {
+        let kept = SCRATCH
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut s = kept.unwrap_or_default();
+        s.of_attr.clear();
+        s.type_of_attr.clear();
+        s.values.clear();
+        s.arena.clear();
+        s.counted_in.clear();
+        s.value_number.clear();
+        s.of_attr.reserve(attrs);
+        s.type_of_attr.reserve(attrs);
+        s.values.reserve(attrs);
+        s.arena
+            .reserve(attrs.saturating_mul(ARENA_BYTES_PER_ATTR));
+        s.counted_in.reserve(attrs);
+        s.value_number.reserve(attrs);
+        s
+    }
+
+    /// Keeps `keys`' buffers for the next block write, unless enough are kept or these are big.
+    fn keep(keys: BlockKeys<'_>) {
+        let s = Scratch {
+            of_attr: keys.of_attr,
+            type_of_attr: keys.type_of_attr,
+            values: keys.values,
+            arena: keys.arena,
+            counted_in: keys.counted_in,
+            value_number: keys.value_number,
+        };
+        let bytes = s.of_attr.capacity() * 4
+            + s.type_of_attr.capacity()
+            + s.values.capacity() * std::mem::size_of::<Val>()
+            + s.arena.capacity()
+            + s.counted_in.capacity()
+            + s.value_number.capacity() * 4;
+        if bytes <= SCRATCH_BYTES {
+            let mut kept = SCRATCH
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if kept.len() < SCRATCH_KEPT {
+                kept.push(s);
+            }
+        }
+    }
+}
+
 /// String bytes per attribute [`BlockKeys::arena`] is first sized for: more than most spans
 /// have (a dozen attributes, a third of them scalars, most strings under 24 bytes), so that
 /// it rarely grows by copying; pages it does not use are never touched.
@@ -624,18 +694,19 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S], attrs: usize) -> Result<Pla
     let router = AttrRouter::new(&fixed);
     let mut numbers: ContentMap<&'a str, u32> = ContentMap::default();
     let mut name_numbers: ContentMap<&'a str, u32> = ContentMap::default();
+    let scratch = Scratch::take(attrs);
     let mut keys = BlockKeys {
         keys: Vec::new(),
-        of_attr: Vec::with_capacity(attrs),
-        type_of_attr: Vec::with_capacity(attrs),
-        values: Vec::with_capacity(attrs),
-        arena: String::with_capacity(attrs.saturating_mul(ARENA_BYTES_PER_ATTR)),
+        of_attr: scratch.of_attr,
+        type_of_attr: scratch.type_of_attr,
+        values: scratch.values,
+        arena: scratch.arena,
         names: Vec::new(),
         rows: Vec::with_capacity(spans.len()),
         resources: Vec::new(),
         scopes: Vec::new(),
-        counted_in: Vec::with_capacity(attrs),
-        value_number: Vec::with_capacity(attrs),
+        counted_in: scratch.counted_in,
+        value_number: scratch.value_number,
         derived_numbers: Vec::new(),
     };
     let mut table = router.table(&[]);
@@ -1548,6 +1619,7 @@ pub(crate) fn encode<S: Borrow<Span>>(
     if builder.rows > 0 {
         writer.write(&builder.finish()?)?;
     }
+    Scratch::keep(builder.keys);
     Ok(Encoding {
         data: writer.into_inner()?,
         operations,
