@@ -121,7 +121,7 @@ fn encode_sorted<S: Borrow<Span>>(
     settings: &BlockSettings,
 ) -> Result<Encoded, BlockError> {
     let order = sort_for_block(spans);
-    let encode::Encoding { data, operations } = encode::encode(spans, order.attributes, settings)?;
+    let encode::Encoding { data, operations } = encode::encode(spans, settings)?;
     Ok(Encoded {
         data,
         stats: stats(spans.len(), &order, operations),
@@ -131,10 +131,9 @@ fn encode_sorted<S: Borrow<Span>>(
 }
 
 /// What sorting a block's spans found out on the way: its trace IDs in block order, each
-/// once, the extremes of its spans' times, and how many attributes they have.
+/// once, and the extremes of its spans' times.
 struct BlockOrder {
     traces: Vec<TraceId>,
-    attributes: usize,
     min_start: UnixNanos,
     max_start: UnixNanos,
     max_end: UnixNanos,
@@ -148,7 +147,6 @@ struct BlockOrder {
 fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) -> BlockOrder {
     let mut min_start = UnixNanos(u64::MAX);
     let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
-    let mut attributes = 0usize;
     let mut order: Vec<(u128, u64, u64, usize)> = spans
         .iter()
         .enumerate()
@@ -157,7 +155,6 @@ fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) -> BlockOrder {
             min_start = min_start.min(s.start);
             max_start = max_start.max(s.start);
             max_end = max_end.max(s.end);
-            attributes = attributes.saturating_add(s.attributes.len());
             (
                 u128::from_be_bytes(s.trace_id.0),
                 s.start.0,
@@ -190,7 +187,6 @@ fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) -> BlockOrder {
     }
     BlockOrder {
         traces,
-        attributes,
         min_start,
         max_start,
         max_end,
@@ -389,10 +385,6 @@ mod tests {
         assert_eq!(Some(order.min_start), starts().min());
         assert_eq!(Some(order.max_start), starts().max());
         assert_eq!(Some(order.max_end), expected.iter().map(|s| s.end).max());
-        assert_eq!(
-            order.attributes,
-            spans.iter().map(|s| s.attributes.len()).sum::<usize>()
-        );
         let mut owned = spans.clone();
         sort_for_block(&mut owned);
         assert!(owned.iter().eq(expected.iter().copied()));

@@ -12,9 +12,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{Int32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use faultline_model::{
-    AttributeValue, InstrumentationScope, KeyValue, Resource, Span, SpanId, SpanKind,
-};
+use faultline_model::{AttributeValue, KeyValue, Span, SpanId, SpanKind};
 use parquet::arrow::ArrowWriter;
 
 use crate::codec;
@@ -181,26 +179,26 @@ impl AttrBuilder {
 
     /// Appends `v`; false (and nothing appended) when the column cannot hold it. `reference`
     /// is the row's value of the column a shared-prefix column is relative to ("" if none).
-    fn append(&mut self, v: Value<'_>, reference: &str) -> Result<bool, BlockError> {
+    fn append(&mut self, v: &AttributeValue, reference: &str) -> Result<bool, BlockError> {
         match (self, v) {
-            (Self::Str(b), Value::Str(s)) => b.append_value(s),
-            (Self::Int(b), Value::Int(i)) => b.append_value(i),
-            (Self::Double(b), Value::Double(d)) => b.append_value(d),
-            (Self::Bool(b), Value::Bool(x)) => b.append_value(x),
-            (Self::Uuid(b), Value::Str(s)) => match crate::schema::uuid_bytes(s) {
+            (Self::Str(b), AttributeValue::String(s)) => b.append_value(s),
+            (Self::Int(b), AttributeValue::Int(i)) => b.append_value(*i),
+            (Self::Double(b), AttributeValue::Double(d)) => b.append_value(*d),
+            (Self::Bool(b), AttributeValue::Bool(x)) => b.append_value(*x),
+            (Self::Uuid(b), AttributeValue::String(s)) => match crate::schema::uuid_bytes(s) {
                 Some(bytes) => b.append_value(bytes)?,
                 None => return Ok(false),
             },
-            (Self::Hex(b, buf), Value::Str(s)) if crate::schema::is_hex(s) => {
+            (Self::Hex(b, buf), AttributeValue::String(s)) if crate::schema::is_hex(s) => {
                 buf.clear();
                 crate::schema::hex_decode(s, buf);
                 b.append_value(&buf);
             }
-            (Self::Ipv4(b), Value::Str(s)) => match crate::schema::ipv4_bytes(s) {
+            (Self::Ipv4(b), AttributeValue::String(s)) => match crate::schema::ipv4_bytes(s) {
                 Some(bytes) => b.append_value(bytes)?,
                 None => return Ok(false),
             },
-            (Self::Prefixed(b, buf), Value::Str(s)) => {
+            (Self::Prefixed(b, buf), AttributeValue::String(s)) => {
                 buf.clear();
                 crate::prefix::encode(reference, s, buf);
                 b.append_value(&buf);
@@ -327,7 +325,7 @@ impl RouteTable {
     /// not used yet.
     fn route(
         &self,
-        attrs: usize,
+        attrs: &[KeyValue],
         ids: &[u32],
         types: &[Option<ValueType>],
         used: &mut Vec<bool>,
@@ -349,34 +347,20 @@ impl RouteTable {
         }));
         // Attributes without a number (never, when the ids come from the same spans) stay
         // generic.
-        slots.resize(attrs, None);
+        slots.resize(attrs.len(), None);
     }
 }
 
-/// What the encoding pass needs of a block's spans, copied out of them by the planning pass,
-/// which reads every span anyway: on a flushed head the spans, their attribute lists and
-/// their value strings are scattered over the heap, and reading them a second time cost a
-/// cache miss per span, per attribute list and per long value. The encoding pass reads
-/// these contiguous buffers in row order instead, and a span itself only for what few spans
-/// have (events, links, a status message, a trace state, attributes left to the generic list).
-///
-/// Also the distinct attribute keys, numbered in first-seen order, the number of every span
-/// attribute's key and the type of its value ([`ValueType::of`]); and the same numbering of
-/// span names, resources and scopes. Routing and encoding go by these numbers and types:
-/// neither hashes a key or name nor parses a value again.
+/// The distinct attribute keys of a block's spans, numbered in first-seen order, and the
+/// number of every span attribute's key and the type of its value ([`ValueType::of`]), in
+/// span order; and the same numbering of span names, by span. Routing and encoding go by
+/// these numbers and types: neither hashes a key or name nor parses a value again.
 struct BlockKeys<'a> {
     keys: Vec<&'a str>,
     of_attr: Vec<u32>,
     type_of_attr: Vec<Option<ValueType>>,
-    /// Per attribute, its value ([`Val`]); string values' bytes are in `arena`.
-    values: Vec<Val>,
-    arena: String,
     names: Vec<&'a str>,
-    /// Per span, in block order.
-    rows: Vec<Row<'a>>,
-    /// The distinct resources and scopes of the spans (by address), by number.
-    resources: Vec<&'a Resource>,
-    scopes: Vec<&'a InstrumentationScope>,
+    name_of_span: Vec<u32>,
     /// Per attribute, the derivable fixed column the planning pass routed it to
     /// ([`NOT_COUNTED`] if none) and its value's number among the values that column took on
     /// spans of the same name ([`ValueCounts`]).
@@ -389,175 +373,24 @@ struct BlockKeys<'a> {
     derived_numbers: Vec<Vec<u32>>,
 }
 
-/// A span's fixed fields as the encoding pass needs them ([`BlockKeys`]).
-struct Row<'a> {
-    /// For the fields that most spans leave empty (see [`Row::rare`]), and attributes that
-    /// go to the generic list.
-    span: &'a Span,
-    trace_id: [u8; 16],
-    span_id: SpanId,
-    parent: Option<SpanId>,
-    start: u64,
-    /// Wrapping, so that even an end before the start round-trips exactly.
-    duration: u64,
-    /// Numbers in [`BlockKeys`]: name, resource, scope.
-    name: u32,
-    resource: u32,
-    scope: u32,
-    flags: u32,
-    /// The span's attributes (the next this many of [`BlockKeys`]'s attribute buffers).
-    attrs: u32,
-    dropped_attributes: u32,
-    dropped_events: u32,
-    dropped_links: u32,
-    kind: u8,
-    status_code: u8,
-    /// Which of [`HAS_EVENTS`], [`HAS_LINKS`], [`HAS_STATUS_MESSAGE`] and
-    /// [`HAS_TRACE_STATE`] the span has.
-    rare: u8,
-}
-
-const HAS_EVENTS: u8 = 1;
-const HAS_LINKS: u8 = 2;
-const HAS_STATUS_MESSAGE: u8 = 4;
-const HAS_TRACE_STATE: u8 = 8;
-
-/// An attribute value as [`BlockKeys`] keeps it: scalars inline, a string as the range of
-/// its bytes in the block's arena; `Other` (bytes, arrays, kvlists, empty values) always go
-/// to the generic list, read from the span.
-#[derive(Clone, Copy)]
-enum Val {
-    Str(usize, u32),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    Other,
-}
-
-/// A [`Val`] with its string bytes, as attribute columns take it.
-#[derive(Clone, Copy)]
-enum Value<'v> {
-    Str(&'v str),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    Other,
-}
-
-impl Val {
-    /// Copies `v` (its string bytes into `arena`).
-    fn copy(v: &AttributeValue, arena: &mut String) -> Result<Self, BlockError> {
-        Ok(match v {
-            AttributeValue::String(s) => {
-                let at = arena.len();
-                arena.push_str(s);
-                let len = u32::try_from(s.len())
-                    .map_err(|_| BlockError::Settings("an attribute value over 4 GiB".into()))?;
-                Self::Str(at, len)
-            }
-            AttributeValue::Int(i) => Self::Int(*i),
-            AttributeValue::Double(d) => Self::Double(*d),
-            AttributeValue::Bool(b) => Self::Bool(*b),
-            _ => Self::Other,
-        })
-    }
-
-    /// The value, its string bytes from `arena`.
-    fn get(self, arena: &str) -> Value<'_> {
-        match self {
-            Self::Str(at, len) => Value::Str(
-                arena
-                    .get(at..at.saturating_add(len as usize))
-                    .unwrap_or_default(),
-            ),
-            Self::Int(i) => Value::Int(i),
-            Self::Double(d) => Value::Double(d),
-            Self::Bool(b) => Value::Bool(b),
-            Self::Other => Value::Other,
-        }
-    }
-}
-
-/// The buffers of [`BlockKeys`] that are per attribute, kept from one block write for the
-/// next: the first writes to fresh memory were page faults (a block's attributes take some
-/// 40 MB of them), as the pages of big buffers go back to the system when they are freed.
-#[derive(Default)]
-struct Scratch {
-    of_attr: Vec<u32>,
-    type_of_attr: Vec<Option<ValueType>>,
-    values: Vec<Val>,
-    arena: String,
-    counted_in: Vec<u8>,
-    value_number: Vec<u32>,
-}
-
-/// Buffers kept for the next block writes: at most [`SCRATCH_KEPT`], each of at most
-/// [`SCRATCH_BYTES`] (a big compaction's are dropped, not kept).
-static SCRATCH: std::sync::Mutex<Vec<Scratch>> = std::sync::Mutex::new(Vec::new());
-const SCRATCH_KEPT: usize = 1;
-const SCRATCH_BYTES: usize = 96 << 20;
-
-impl Scratch {
-    /// Kept buffers if there are any, emptied, with room for `attrs` attributes.
-    fn take(attrs: usize) -> Self {
-        let kept = SCRATCH
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        let mut s = kept.unwrap_or_default();
-        s.of_attr.clear();
-        s.type_of_attr.clear();
-        s.values.clear();
-        s.arena.clear();
-        s.counted_in.clear();
-        s.value_number.clear();
-        s.of_attr.reserve(attrs);
-        s.type_of_attr.reserve(attrs);
-        s.values.reserve(attrs);
-        s.arena
-            .reserve(attrs.saturating_mul(ARENA_BYTES_PER_ATTR));
-        s.counted_in.reserve(attrs);
-        s.value_number.reserve(attrs);
-        s
-    }
-
-    /// Keeps `keys`' buffers for the next block write, unless enough are kept or these are big.
-    fn keep(keys: BlockKeys<'_>) {
-        let s = Scratch {
-            of_attr: keys.of_attr,
-            type_of_attr: keys.type_of_attr,
-            values: keys.values,
-            arena: keys.arena,
-            counted_in: keys.counted_in,
-            value_number: keys.value_number,
-        };
-        let bytes = s.of_attr.capacity() * 4
-            + s.type_of_attr.capacity()
-            + s.values.capacity() * std::mem::size_of::<Val>()
-            + s.arena.capacity()
-            + s.counted_in.capacity()
-            + s.value_number.capacity() * 4;
-        if bytes <= SCRATCH_BYTES {
-            let mut kept = SCRATCH
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if kept.len() < SCRATCH_KEPT {
-                kept.push(s);
-            }
-        }
-    }
-}
-
-/// String bytes per attribute [`BlockKeys::arena`] is first sized for: more than most spans
-/// have (a dozen attributes, a third of them scalars, most strings under 24 bytes), so that
-/// it rarely grows by copying; pages it does not use are never touched.
-const ARENA_BYTES_PER_ATTR: usize = 32;
-
 /// In [`BlockKeys::counted_in`]: not counted (fixed columns are fewer).
 const NOT_COUNTED: u8 = u8::MAX;
 
 /// In [`BlockKeys::derived_numbers`]: the derived value is none of those counted.
 const NOT_A_NUMBER: u32 = u32::MAX;
+
+impl<'a> BlockKeys<'a> {
+    /// The key numbers and value types of the attributes of the span whose first attribute
+    /// is the `at`th of the block (shorter slices if the spans are not the ones numbered).
+    fn of_span(&self, at: usize, attrs: usize) -> (&[u32], &[Option<ValueType>]) {
+        let end = at.saturating_add(attrs).min(self.of_attr.len());
+        let range = at.min(end)..end;
+        (
+            self.of_attr.get(range.clone()).unwrap_or_default(),
+            self.type_of_attr.get(range).unwrap_or_default(),
+        )
+    }
+}
 
 /// How often a derivable column takes each value on the spans of one name, the values
 /// numbered in first-seen order: looked up in the list value by value while it is short (a
@@ -566,9 +399,6 @@ const NOT_A_NUMBER: u32 = u32::MAX;
 #[derive(Default)]
 struct ValueCounts<'a> {
     values: Vec<(&'a str, usize)>,
-    /// While there is no map: a copy of each value, compared instead of the bytes of the span
-    /// the value was first seen on (on a flushed head, a cache miss per comparison).
-    few: Vec<Box<str>>,
     index: Option<ContentMap<CountedKey<'a>, u32>>,
 }
 
@@ -639,10 +469,7 @@ impl<'a> ValueCounts<'a> {
                 self.values.push((v, 1));
                 if let Some(index) = &mut self.index {
                     index.insert(CountedKey::new(v), at as u32);
-                } else if self.values.len() <= FEW_VALUES {
-                    self.few.push(v.into());
-                } else {
-                    self.few = Vec::new();
+                } else if self.values.len() > FEW_VALUES {
                     self.index = Some(
                         self.values
                             .iter()
@@ -660,7 +487,7 @@ impl<'a> ValueCounts<'a> {
     fn number(&self, v: &str) -> Option<usize> {
         match &self.index {
             Some(index) => index.get(v.as_bytes()).map(|i| *i as usize),
-            None => self.few.iter().position(|x| **x == *v),
+            None => self.values.iter().position(|(x, _)| *x == v),
         }
     }
 }
@@ -685,28 +512,20 @@ pub(crate) struct Encoding {
 /// columns do not take (or take only as text, where a packed type would hold the value: an
 /// IPv4 `client.address`) and that enough spans carry, most frequent first, as many as
 /// `attr_layout` can number; and the derived ones (see [`derivations`]).
-///
-/// On the way it copies what the encoding pass needs of the spans into [`BlockKeys`]; `attrs`
-/// is the number of their attributes, to size the buffers by (a hint: counting them here
-/// would be one more read of every span).
-fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S], attrs: usize) -> Result<Plan<'a>, BlockError> {
+fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockError> {
     let fixed = AttrColumns::for_writing(Vec::new())?;
     let router = AttrRouter::new(&fixed);
     let mut numbers: ContentMap<&'a str, u32> = ContentMap::default();
     let mut name_numbers: ContentMap<&'a str, u32> = ContentMap::default();
-    let scratch = Scratch::take(attrs);
+    let attrs: usize = spans.iter().map(|s| s.borrow().attributes.len()).sum();
     let mut keys = BlockKeys {
         keys: Vec::new(),
-        of_attr: scratch.of_attr,
-        type_of_attr: scratch.type_of_attr,
-        values: scratch.values,
-        arena: scratch.arena,
+        of_attr: Vec::with_capacity(attrs),
+        type_of_attr: Vec::with_capacity(attrs),
         names: Vec::new(),
-        rows: Vec::with_capacity(spans.len()),
-        resources: Vec::new(),
-        scopes: Vec::new(),
-        counted_in: scratch.counted_in,
-        value_number: scratch.value_number,
+        name_of_span: Vec::with_capacity(spans.len()),
+        counted_in: Vec::with_capacity(attrs),
+        value_number: Vec::with_capacity(attrs),
         derived_numbers: Vec::new(),
     };
     let mut table = router.table(&[]);
@@ -732,83 +551,34 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S], attrs: usize) -> Result<Pla
     // span's shared resource (looking the name up in the resource's attributes cost a cache
     // miss per span), a name's from above. Hashing the strings of every span's triple was
     // 1.1% of the server's CPU.
-    // Resources and scopes are numbered by the address of the shared `Arc` (the spans of a
-    // request share them); a resource's number and its service's.
-    let mut resource_numbers: FastMap<usize, (u32, u32)> = FastMap::default();
-    let mut scope_numbers: FastMap<usize, u32> = FastMap::default();
+    let mut service_of_resource: FastMap<usize, u32> = FastMap::default();
     let mut services: Vec<&'a str> = Vec::new();
     let mut service_numbers: ContentMap<&'a str, u32> = ContentMap::default();
     let mut operations: std::collections::HashSet<(u32, u32, SpanKind), BuildFast> =
         Default::default();
     for (k, s) in spans.iter().enumerate() {
-        // Read ahead in three stages (see `warm_span`), so that each stage's loads depend
-        // only on lines an earlier stage brought in, and the misses of several spans overlap.
-        let ahead = |n: usize| spans.get(k + n).map(Borrow::borrow);
-        std::hint::black_box(
-            ahead(WARM_SPAN).map_or(0, warm_span)
-                ^ ahead(WARM_LIST).map_or(0, warm_list)
-                ^ ahead(WARM_VALUES).map_or(0, warm_values),
-        );
+        if let Some(ahead) = spans.get(k + WARM_AHEAD) {
+            std::hint::black_box(warm(ahead.borrow()));
+        }
         let s: &'a Span = s.borrow();
         let next = u32::try_from(name_numbers.len()).map_err(|_| too_many())?;
         let name = *name_numbers.entry(s.name.as_str()).or_insert_with(|| {
             keys.names.push(s.name.as_str());
             next
         });
-        let (resource, service) = match resource_numbers.entry(Arc::as_ptr(&s.resource) as usize) {
+        keys.name_of_span.push(name);
+        let service = match service_of_resource.entry(Arc::as_ptr(&s.resource) as usize) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
                 let service = s.service_name();
                 let next = u32::try_from(service_numbers.len()).map_err(|_| too_many())?;
-                let service = *service_numbers.entry(service).or_insert_with(|| {
+                *e.insert(*service_numbers.entry(service).or_insert_with(|| {
                     services.push(service);
                     next
-                });
-                let resource = u32::try_from(keys.resources.len()).map_err(|_| too_many())?;
-                keys.resources.push(&s.resource);
-                *e.insert((resource, service))
-            }
-        };
-        let scope = match scope_numbers.entry(Arc::as_ptr(&s.scope) as usize) {
-            Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(e) => {
-                let scope = u32::try_from(keys.scopes.len()).map_err(|_| too_many())?;
-                keys.scopes.push(&s.scope);
-                *e.insert(scope)
+                }))
             }
         };
         operations.insert((service, name, s.kind));
-        let rare = if s.events.is_empty() { 0 } else { HAS_EVENTS }
-            | if s.links.is_empty() { 0 } else { HAS_LINKS }
-            | if s.status.message.is_empty() {
-                0
-            } else {
-                HAS_STATUS_MESSAGE
-            }
-            | if s.trace_state.is_empty() {
-                0
-            } else {
-                HAS_TRACE_STATE
-            };
-        keys.rows.push(Row {
-            span: s,
-            trace_id: s.trace_id.0,
-            span_id: s.span_id,
-            parent: s.parent_span_id,
-            start: s.start.0,
-            duration: s.end.0.wrapping_sub(s.start.0),
-            name,
-            resource,
-            scope,
-            flags: s.flags,
-            attrs: u32::try_from(s.attributes.len()).map_err(|_| too_many())?,
-            dropped_attributes: s.dropped_attributes_count,
-            dropped_events: s.dropped_events_count,
-            dropped_links: s.dropped_links_count,
-            kind: s.kind as u8,
-            status_code: s.status.code as u8,
-            rare,
-        });
         let at = keys.of_attr.len();
         let name = name as usize;
         if last_of_name.len() <= name {
@@ -841,14 +611,13 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S], attrs: usize) -> Result<Pla
             };
             keys.of_attr.push(id);
             keys.type_of_attr.push(ValueType::of(&kv.value));
-            keys.values.push(Val::copy(&kv.value, &mut keys.arena)?);
         }
         table.extend(&router, &keys.keys);
-        // Field by field, so that the other fields can grow meanwhile.
+        // Field by field (not `of_span`), so that the other fields can grow meanwhile.
         let span = at..keys.of_attr.len();
         let ids = keys.of_attr.get(span.clone()).unwrap_or_default();
         let types = keys.type_of_attr.get(span).unwrap_or_default();
-        table.route(s.attributes.len(), ids, types, &mut used, &mut slots);
+        table.route(&s.attributes, ids, types, &mut used, &mut slots);
         for (((kv, slot), id), ty) in s.attributes.iter().zip(&slots).zip(ids).zip(types) {
             let (mut counted_in, mut number) = (NOT_COUNTED, 0);
             if let (Some(i), AttributeValue::String(v)) = (slot, &kv.value) {
@@ -960,53 +729,22 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S], attrs: usize) -> Result<Pla
     })
 }
 
-/// How many spans ahead of the one being planned [`warm_span`], [`warm_list`] and
-/// [`warm_values`] read.
-const WARM_SPAN: usize = 12;
-const WARM_LIST: usize = 8;
-const WARM_VALUES: usize = 4;
+/// Spans ahead of the one being planned whose parts [`warm`] reads.
+const WARM_AHEAD: usize = 4;
 
-/// Reads the fields of a span, for nothing but to have its memory loaded ahead of its turn:
-/// a flushed head's spans, their attribute lists and value strings are scattered over the
-/// heap, and the planning pass otherwise waits for one cache miss after another. The three
-/// `warm_` functions read the span, then (spans later, once it is in cache) its attribute
-/// list through it, then the strings the list points to: none of these loads waits for a
-/// miss of its own stage, so the misses of several spans are in flight together.
-fn warm_span(s: &Span) -> usize {
-    usize::from(s.trace_id.0[0])
-        ^ s.name.len()
-        ^ s.attributes.len()
-        ^ s.events.len()
-        ^ s.links.len()
-        ^ s.status.message.len()
-        ^ s.trace_state.len()
-        ^ (Arc::as_ptr(&s.resource) as usize)
-        ^ (Arc::as_ptr(&s.scope) as usize)
-        ^ s.kind as usize
-        ^ s.flags as usize
-}
-
-/// Reads each entry of a span's attribute list (see [`warm_span`]).
-fn warm_list(s: &Span) -> usize {
-    s.attributes.iter().fold(0, |x, kv| {
-        x ^ match &kv.value {
-            AttributeValue::String(v) => v.len(),
-            _ => 1,
-        }
-    })
-}
-
-/// Reads a byte of each of a span's attribute values and of its name (see [`warm_span`]).
-fn warm_values(s: &Span) -> usize {
-    s.attributes.iter().fold(
-        usize::from(s.name.as_bytes().first().copied().unwrap_or(0)),
-        |x, kv| match &kv.value {
+/// Reads a byte of each of a span's attribute values, for nothing but to have the memory loads
+/// issued together, ahead of the span's turn: a flushed head's spans, their attribute lists
+/// and value strings are scattered over the heap, and each pass over them otherwise waits for
+/// one cache miss after another.
+fn warm(s: &Span) -> usize {
+    s.attributes
+        .iter()
+        .fold(s.name.len(), |x, kv| match &kv.value {
             AttributeValue::String(v) => {
                 x ^ usize::from(v.as_bytes().first().copied().unwrap_or(0))
             }
             _ => x,
-        },
-    )
+        })
 }
 
 /// Whether two strings are equal, comparing their addresses before their bytes (keys shared
@@ -1223,10 +961,12 @@ struct RowGroupBuilder<'a> {
     derived_by_name: Vec<Vec<Option<Box<str>>>>,
     /// The columns of each attribute key of the block, by key number.
     routes: RouteTable,
-    /// What the planning pass copied of the spans (the rows taken out), and the position of
-    /// the next span's first attribute in its attribute buffers.
+    /// The key number and value type of every span attribute of the block and the name
+    /// number of every span, in row order, and the position of the next span's first
+    /// attribute and of the next span.
     keys: BlockKeys<'a>,
     next_attr: usize,
+    next_span: usize,
     /// The row group's `name` dictionary index of each span name, by the name's number in
     /// the block: the dictionary hashes each name once per row group, not once per span.
     name_keys: Vec<Option<i32>>,
@@ -1236,11 +976,11 @@ struct RowGroupBuilder<'a> {
     layout: Vec<u8>,
     generic: Vec<&'a KeyValue>,
     cell: Vec<u8>,
-    /// The row group's dictionary indexes of each resource (and its service name) and scope,
-    /// by their numbers in the block: the spans of one request share them, so each is encoded
-    /// and looked up once per row group.
-    resource_keys: Vec<Option<(i32, i32)>>,
-    scope_keys: Vec<Option<i32>>,
+    /// Dictionary indexes of each resource (and its service name) and scope by the address of
+    /// the shared `Arc`: the spans of one batch share them, so each is encoded and looked up
+    /// once. The spans outlive this builder, so addresses are not reused meanwhile.
+    resource_keys: FastMap<usize, (i32, i32)>,
+    scope_keys: FastMap<usize, i32>,
     /// Rows per row group (the settings') and spans not yet in a finished row group, to size
     /// the builders by ([`RowGroupBuilder::presize`]).
     rows_per_group: usize,
@@ -1248,9 +988,9 @@ struct RowGroupBuilder<'a> {
 }
 
 impl<'a> RowGroupBuilder<'a> {
-    /// Builders for the `spans` spans that `keys` numbered (its rows taken out),
-    /// `rows_per_group` rows at most per row group.
-    fn new(cols: &AttrColumns, keys: BlockKeys<'a>, spans: usize, rows_per_group: usize) -> Self {
+    /// Builders for the spans that `keys` numbered, `rows_per_group` rows at most per row group.
+    fn new(cols: &AttrColumns, keys: BlockKeys<'a>, rows_per_group: usize) -> Self {
+        let spans = keys.name_of_span.len();
         let mut b = Self {
             schema: arrow_schema(cols),
             rows: 0,
@@ -1283,15 +1023,16 @@ impl<'a> RowGroupBuilder<'a> {
             derived_by_name: vec![Vec::new(); cols.columns.len()],
             routes: AttrRouter::new(cols).table(&keys.keys),
             name_keys: vec![None; keys.names.len()],
-            resource_keys: vec![None; keys.resources.len()],
-            scope_keys: vec![None; keys.scopes.len()],
             keys,
             next_attr: 0,
+            next_span: 0,
             used: Vec::new(),
             slots: Vec::new(),
             layout: Vec::new(),
             generic: Vec::new(),
             cell: Vec::new(),
+            resource_keys: FastMap::default(),
+            scope_keys: FastMap::default(),
             rows_per_group,
             spans_left: spans,
         };
@@ -1334,30 +1075,29 @@ impl<'a> RowGroupBuilder<'a> {
     }
 
     /// Appends the spans of one trace (all with the same trace ID, in row order).
-    fn append_trace(&mut self, trace: &[Row<'a>]) -> Result<(), BlockError> {
+    fn append_trace<S: Borrow<Span>>(&mut self, trace: &'a [S]) -> Result<(), BlockError> {
         // First row of each span ID within the trace: the parent ordinal points there. A
         // sorted list searched by bisection: no hashing, and traces are mostly small.
         let mut position: Vec<(SpanId, u32)> = Vec::with_capacity(trace.len());
-        for (i, r) in trace.iter().enumerate() {
+        for (i, s) in trace.iter().map(Borrow::borrow).enumerate() {
             let i = u32::try_from(i).map_err(|_| {
                 BlockError::Settings("a trace with over 4 billion spans cannot be stored".into())
             })?;
-            position.push((r.span_id, i));
+            position.push((s.span_id, i));
         }
         position.sort_unstable();
         position.dedup_by_key(|(id, _)| *id);
-        for r in trace {
-            self.append_span(r, &position)?;
+        for s in trace {
+            self.append_span(s.borrow(), &position)?;
         }
         Ok(())
     }
 
-    fn append_span(&mut self, r: &Row<'a>, position: &[(SpanId, u32)]) -> Result<(), BlockError> {
-        let changed = || BlockError::Settings("spans changed between planning and encoding".into());
+    fn append_span(&mut self, s: &'a Span, position: &[(SpanId, u32)]) -> Result<(), BlockError> {
         self.rows += 1;
-        self.trace_id.append_value(r.trace_id)?;
-        self.span_id.append_value(r.span_id.0)?;
-        match r.parent {
+        self.trace_id.append_value(s.trace_id.0)?;
+        self.span_id.append_value(s.span_id.0)?;
+        match s.parent_span_id {
             None => {
                 self.parent_index.append_null();
                 self.parent_span_id.append_null();
@@ -1377,136 +1117,129 @@ impl<'a> RowGroupBuilder<'a> {
                 }
             },
         }
-        self.start.append_value(r.start);
-        self.duration.append_value(r.duration);
-        let (resource, service) = match self.resource_keys.get_mut(r.resource as usize) {
-            Some(Some(keys)) => *keys,
-            Some(slot) => {
-                let res = self
-                    .keys
-                    .resources
-                    .get(r.resource as usize)
-                    .ok_or_else(changed)?;
-                *slot.insert((
-                    self.resource.intern(&codec::encode_resource(res)?)?,
-                    self.service.intern(res.service_name())?,
-                ))
+        self.start.append_value(s.start.0);
+        // Wrapping so that even an end before the start round-trips exactly.
+        self.duration.append_value(s.end.0.wrapping_sub(s.start.0));
+        let at = Arc::as_ptr(&s.resource) as usize;
+        let (resource, service) = match self.resource_keys.get(&at) {
+            Some(keys) => *keys,
+            None => {
+                let keys = (
+                    self.resource
+                        .intern(&codec::encode_resource(&s.resource)?)?,
+                    self.service.intern(s.service_name())?,
+                );
+                self.resource_keys.insert(at, keys);
+                keys
             }
-            None => return Err(changed()),
         };
         self.service.keys.append_value(service);
         self.resource.append_key(resource);
-        let name = match self.name_keys.get_mut(r.name as usize) {
+        let number = self.keys.name_of_span.get(self.next_span).copied();
+        self.next_span += 1;
+        let name = match number.and_then(|n| self.name_keys.get_mut(n as usize)) {
             Some(Some(key)) => *key,
-            Some(slot) => {
-                let name = self.keys.names.get(r.name as usize).ok_or_else(changed)?;
-                *slot.insert(self.name.intern(name)?)
+            Some(slot) => *slot.insert(self.name.intern(&s.name)?),
+            None => {
+                return Err(BlockError::Settings(
+                    "spans changed between planning and encoding".into(),
+                ))
             }
-            None => return Err(changed()),
         };
         self.name.keys.append_value(name);
-        self.kind.append_value(r.kind);
-        self.status_code.append_value(r.status_code);
-        let s = r.span;
-        self.status_message
-            .append(if r.rare & HAS_STATUS_MESSAGE != 0 {
-                &s.status.message
-            } else {
-                ""
-            })?;
-        self.flags.append_value(r.flags);
-        self.trace_state.append(if r.rare & HAS_TRACE_STATE != 0 {
-            &s.trace_state
-        } else {
-            ""
-        })?;
-        let scope = match self.scope_keys.get_mut(r.scope as usize) {
-            Some(Some(key)) => *key,
-            Some(slot) => {
-                let scope = self.keys.scopes.get(r.scope as usize).ok_or_else(changed)?;
-                *slot.insert(self.scope.intern(&codec::encode_scope(scope)?)?)
+        self.kind.append_value(s.kind as u8);
+        self.status_code.append_value(s.status.code as u8);
+        self.status_message.append(&s.status.message)?;
+        self.flags.append_value(s.flags);
+        self.trace_state.append(&s.trace_state)?;
+
+        let at = Arc::as_ptr(&s.scope) as usize;
+        let scope = match self.scope_keys.get(&at) {
+            Some(key) => *key,
+            None => {
+                let key = self.scope.intern(&codec::encode_scope(&s.scope)?)?;
+                self.scope_keys.insert(at, key);
+                key
             }
-            None => return Err(changed()),
         };
         self.scope.append_key(scope);
 
-        self.append_attributes(r)?;
-        if r.rare & HAS_EVENTS == 0 {
+        self.append_attributes(&s.attributes, &s.name, number.unwrap_or_default())?;
+        if s.events.is_empty() {
             self.events.append_null();
         } else {
             self.events
                 .append_value(codec::encode_events(&s.events, s.start)?);
         }
-        if r.rare & HAS_LINKS == 0 {
+        if s.links.is_empty() {
             self.links.append_null();
         } else {
             self.links.append_value(codec::encode_links(&s.links)?);
         }
-        self.dropped_attributes.append_value(r.dropped_attributes);
-        self.dropped_events.append_value(r.dropped_events);
-        self.dropped_links.append_value(r.dropped_links);
+        self.dropped_attributes
+            .append_value(s.dropped_attributes_count);
+        self.dropped_events.append_value(s.dropped_events_count);
+        self.dropped_links.append_value(s.dropped_links_count);
         Ok(())
     }
 
     /// Splits attributes into typed columns and the generic list, recording the original order
     /// in `attr_layout` so that the list is rebuilt exactly.
-    fn append_attributes(&mut self, r: &Row<'a>) -> Result<(), BlockError> {
-        let n = r.attrs as usize;
-        let first = self.next_attr;
-        let range = first..first.saturating_add(n);
-        let keys = &self.keys;
-        let (Some(ids), Some(types), Some(values)) = (
-            keys.of_attr.get(range.clone()),
-            keys.type_of_attr.get(range.clone()),
-            keys.values.get(range),
-        ) else {
+    fn append_attributes(
+        &mut self,
+        attrs: &'a [KeyValue],
+        name: &str,
+        name_number: u32,
+    ) -> Result<(), BlockError> {
+        let (ids, types) = self.keys.of_span(self.next_attr, attrs.len());
+        if ids.len() != attrs.len() {
             return Err(BlockError::Settings(
                 "spans changed between planning and encoding".into(),
             ));
-        };
-        self.next_attr += n;
-        let arena = keys.arena.as_str();
+        }
+        let first = self.next_attr;
+        self.next_attr += attrs.len();
         self.routes
-            .route(n, ids, types, &mut self.used, &mut self.slots);
+            .route(attrs, ids, types, &mut self.used, &mut self.slots);
         self.layout.clear();
         self.generic.clear();
         // This span's row.
         let row = self.rows.saturating_sub(1);
-        for (k, (val, slot)) in values.iter().zip(&self.slots).enumerate() {
+        for (k, (kv, slot)) in attrs.iter().zip(&self.slots).enumerate() {
             let mut stored = false;
-            let value = val.get(arena);
             // The reference column's value in this row: the attribute routed to it, wherever
             // it is in the span's list.
             let reference = slot
                 .and_then(|i| *self.prefix_of.get(i)?)
                 .and_then(|r| {
                     let at = self.slots.iter().position(|s| *s == Some(r))?;
-                    match values.get(at)?.get(arena) {
-                        Value::Str(s) => Some(s),
+                    match &attrs.get(at)?.value {
+                        AttributeValue::String(s) => Some(s.as_str()),
                         _ => None,
                     }
                 })
                 .unwrap_or("");
             let at = first + k;
-            let derived = match (slot, value) {
+            let derived = match (slot, &kv.value) {
                 // Counted in this column by the planning pass: the value's number tells.
-                (Some(i), Value::Str(_))
-                    if keys.counted_in.get(at).map(|c| usize::from(*c)) == Some(*i) =>
+                (Some(i), AttributeValue::String(_))
+                    if self.keys.counted_in.get(at).map(|c| usize::from(*c)) == Some(*i) =>
                 {
-                    let number = keys.value_number.get(at);
-                    keys.derived_numbers
+                    let number = self.keys.value_number.get(at);
+                    self.keys
+                        .derived_numbers
                         .get(*i)
-                        .and_then(|n| n.get(r.name as usize))
+                        .and_then(|n| n.get(name_number as usize))
                         .is_some_and(|n| Some(n) == number)
                 }
-                (Some(i), Value::Str(v)) => derived_value(
+                (Some(i), AttributeValue::String(v)) => derived_value(
                     &self.derived,
                     &mut self.derived_by_name,
                     *i,
-                    keys.names.get(r.name as usize).copied().unwrap_or_default(),
-                    r.name,
+                    name,
+                    name_number,
                 )
-                .is_some_and(|d| d == v),
+                .is_some_and(|d| d == v.as_str()),
                 _ => false,
             };
             if let (Some(i), true) = (slot, derived) {
@@ -1521,7 +1254,7 @@ impl<'a> RowGroupBuilder<'a> {
                     b.append_nulls(row - *rows);
                     *rows = row;
                 }
-                if b.append(value, reference)? {
+                if b.append(&kv.value, reference)? {
                     *rows = row + 1;
                     // At most MAX_ATTR_COLUMNS (255) columns, so `i + 1` fits in a byte.
                     self.layout.push((i + 1) as u8);
@@ -1530,9 +1263,6 @@ impl<'a> RowGroupBuilder<'a> {
             }
             if !stored {
                 self.layout.push(LAYOUT_GENERIC);
-                let kv = r.span.attributes.get(k).ok_or_else(|| {
-                    BlockError::Settings("spans changed between planning and encoding".into())
-                })?;
                 self.generic.push(kv);
             }
         }
@@ -1557,8 +1287,8 @@ impl<'a> RowGroupBuilder<'a> {
         let rows = std::mem::take(&mut self.rows);
         // The name dictionary starts again with the next row group.
         self.name_keys.iter_mut().for_each(|k| *k = None);
-        self.resource_keys.iter_mut().for_each(|k| *k = None);
-        self.scope_keys.iter_mut().for_each(|k| *k = None);
+        self.resource_keys.clear();
+        self.scope_keys.clear();
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
@@ -1597,19 +1327,23 @@ impl<'a> RowGroupBuilder<'a> {
 /// parent ordinals and skip row groups without ever seeing half a trace.
 pub(crate) fn encode<S: Borrow<Span>>(
     spans: &[S],
-    attrs: usize,
     settings: &BlockSettings,
 ) -> Result<Encoding, BlockError> {
     let Plan {
         cols,
-        mut keys,
+        keys,
         operations,
-    } = plan_columns(spans, attrs)?;
+    } = plan_columns(spans)?;
     let props = settings.writer_properties(&cols)?;
-    let rows = std::mem::take(&mut keys.rows);
-    let mut builder = RowGroupBuilder::new(&cols, keys, rows.len(), settings.row_group_rows);
+    let mut builder = RowGroupBuilder::new(&cols, keys, settings.row_group_rows);
     let mut writer = ArrowWriter::try_new(Vec::new(), builder.schema.clone(), Some(props))?;
-    for trace in rows.chunk_by(|a, b| a.trace_id == b.trace_id) {
+    let mut traces = spans
+        .chunk_by(|a, b| a.borrow().trace_id == b.borrow().trace_id)
+        .peekable();
+    while let Some(trace) = traces.next() {
+        if let Some(next) = traces.peek() {
+            std::hint::black_box(next.iter().fold(0, |x, s| x ^ warm(s.borrow())));
+        }
         builder.append_trace(trace)?;
         if builder.rows >= settings.row_group_rows {
             writer.write(&builder.finish()?)?;
@@ -1619,7 +1353,6 @@ pub(crate) fn encode<S: Borrow<Span>>(
     if builder.rows > 0 {
         writer.write(&builder.finish()?)?;
     }
-    Scratch::keep(builder.keys);
     Ok(Encoding {
         data: writer.into_inner()?,
         operations,
@@ -1677,7 +1410,7 @@ mod tests {
         assert_eq!(of(""), None);
         let mut used = Vec::new();
         let mut slots = Vec::new();
-        let attrs = [
+        let attrs = vec![
             KeyValue::new("http.route", AttributeValue::Int(7)),
             KeyValue::new("http.route", AttributeValue::String("/a".into())),
             KeyValue::new("http.route", AttributeValue::String("/b".into())),
@@ -1687,7 +1420,7 @@ mod tests {
         let types: Vec<_> = attrs.iter().map(|kv| ValueType::of(&kv.value)).collect();
         router
             .table(&keys)
-            .route(attrs.len(), &[0, 0, 0, 1], &types, &mut used, &mut slots);
+            .route(&attrs, &[0, 0, 0, 1], &types, &mut used, &mut slots);
         assert_eq!(slots, vec![Some(route_int), Some(route), None, None]);
     }
 }
