@@ -2,7 +2,11 @@
 //! [`write_block_from`]: sort, plan, encode, statistics, commit to an in-memory store; the
 //! spans are not dropped), repeated; 10 ms resolution (`/proc/self/stat`).
 //!
-//! `cargo run --release -p faultline-block --example enc_time -- [spans] [repetitions]`
+//! With `scattered`, each span's attribute list and strings are allocated again in a random
+//! order of the spans, as on a server's head, where the spans of one trace come in different
+//! requests: the encoder then reads them from all over the heap, not trace by trace.
+//!
+//! `cargo run --release -p faultline-block --example enc_time -- [spans] [repetitions] [scattered]`
 #[allow(dead_code)]
 #[path = "../src/testgen.rs"]
 mod testgen;
@@ -46,11 +50,23 @@ async fn main() -> Result<()> {
         .transpose()?
         .unwrap_or(200_000);
     let reps: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
-    let src = Arc::new(Src(testgen::realistic_spans(
-        42,
-        n,
-        UnixNanos(1_700_000_000_000_000_000),
-    )));
+    let scattered = args.next().as_deref() == Some("scattered");
+    let mut spans = testgen::realistic_spans(42, n, UnixNanos(1_700_000_000_000_000_000));
+    if scattered {
+        let mut rng = testgen::Rng::new(7);
+        let mut order: Vec<usize> = (0..spans.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let mut copies: Vec<Option<Span>> = vec![None; spans.len()];
+        for i in order {
+            if let (Some(to), Some(s)) = (copies.get_mut(i), spans.get(i)) {
+                *to = Some(s.clone());
+            }
+        }
+        spans = copies.into_iter().flatten().collect();
+    }
+    let src = Arc::new(Src(spans));
     let settings = BlockSettings::default();
     let mut times = Vec::new();
     for _ in 0..reps.max(1) {
