@@ -21,7 +21,10 @@
 //! * nesting counts against prost's recursion limit of 100 the way prost counts it: entering
 //!   an embedded message and skipping an unknown field both need one level left.
 //!
-//! Fields are read with prost's own wire helpers ([`decode_key`], [`decode_varint`]).
+//! Fields are read with prost's own wire helpers ([`decode_key`], [`decode_varint`]), after an
+//! inlined fast path for the one- and two-byte varints that almost every key and length is
+//! (see [`key`] and [`varint`]): whatever the fast path does not take, prost reads, so the
+//! errors are prost's.
 //!
 //! A resource whose bytes this thread decoded recently is not decoded again: its spans share
 //! the `Arc<Resource>` built then (see [`Decoder::cached_resource`]).
@@ -296,25 +299,25 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field, `None` at the end of the message.
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Result<Option<(u32, Field<'a>)>> {
         if self.buf.is_empty() {
             return Ok(None);
         }
-        let (tag, wire_type) = decode_key(&mut self.buf)?;
+        let (tag, wire_type) = key(&mut self.buf)?;
         Ok(Some((tag, self.payload(tag, wire_type)?)))
     }
 
-    #[inline]
+    #[inline(always)]
     fn payload(&mut self, tag: u32, wire_type: WireType) -> Result<Field<'a>> {
         let truncated = || DecodeError::Truncated {
             message: self.msg.name(),
             tag,
         };
         Ok(match wire_type {
-            WireType::Varint => Field::Varint(decode_varint(&mut self.buf)?),
+            WireType::Varint => Field::Varint(varint(&mut self.buf)?),
             WireType::LengthDelimited => {
-                let len = decode_varint(&mut self.buf)?;
+                let len = varint(&mut self.buf)?;
                 let len = usize::try_from(len).map_err(|_| truncated())?;
                 if len > self.buf.len() {
                     return Err(truncated());
@@ -372,6 +375,46 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// prost's `decode_key`, inlined for a key of one byte (field numbers 1–15, the only ones the
+/// trace schema uses besides `Span.flags`): prost reads every other key, and every invalid one.
+#[inline(always)]
+fn key(buf: &mut &[u8]) -> Result<(u32, WireType)> {
+    if let Some((&b, rest)) = buf.split_first() {
+        let wire_type = match b & 7 {
+            0 => WireType::Varint,
+            1 => WireType::SixtyFourBit,
+            2 => WireType::LengthDelimited,
+            3 => WireType::StartGroup,
+            4 => WireType::EndGroup,
+            5 => WireType::ThirtyTwoBit,
+            _ => return Ok(decode_key(buf)?),
+        };
+        // Below 0x80 it is the whole varint; a zero field number is prost's error to give.
+        if (8..0x80).contains(&b) {
+            *buf = rest;
+            return Ok((u32::from(b >> 3), wire_type));
+        }
+    }
+    Ok(decode_key(buf)?)
+}
+
+/// prost's `decode_varint`, inlined for a varint of one or two bytes (lengths below 16 KiB,
+/// small integers): prost reads every longer one, and every invalid one.
+#[inline(always)]
+fn varint(buf: &mut &[u8]) -> Result<u64> {
+    match **buf {
+        [b, ref rest @ ..] if b < 0x80 => {
+            *buf = rest;
+            Ok(u64::from(b))
+        }
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+            *buf = rest;
+            Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+        }
+        _ => Ok(decode_varint(buf)?),
     }
 }
 

@@ -1255,3 +1255,62 @@ fn output_is_sized_for_the_spans_that_can_be_accepted() {
     let c = decode_traces(&req, &SpanLimits::default()).expect("decodes");
     assert_eq!((c.spans.len(), c.spans.capacity()), (3, 3));
 }
+
+/// The inlined `key` and `varint` read exactly what prost's `decode_key` and `decode_varint`
+/// read, fail where they fail with the same error, and leave the same bytes: every input of up
+/// to two bytes (with a trailing byte, and alone), then longer ones including non-canonical
+/// (`0x80 0x00`), eleven-byte and overflowing varints.
+#[test]
+fn fast_varint_and_key_paths_are_prost_s() {
+    fn same(input: &[u8]) {
+        let (mut ours, mut theirs) = (input, input);
+        let got = key(&mut ours).map_err(|e| e.to_string());
+        let want =
+            prost::encoding::decode_key(&mut theirs).map_err(|e| DecodeError::from(e).to_string());
+        assert_eq!(got, want, "key of {input:02x?}");
+        if want.is_ok() {
+            assert_eq!(ours, theirs, "rest after key of {input:02x?}");
+        }
+        let (mut ours, mut theirs) = (input, input);
+        let got = varint(&mut ours).map_err(|e| e.to_string());
+        let want = prost::encoding::decode_varint(&mut theirs)
+            .map_err(|e| DecodeError::from(e).to_string());
+        assert_eq!(got, want, "varint of {input:02x?}");
+        if want.is_ok() {
+            assert_eq!(ours, theirs, "rest after varint of {input:02x?}");
+        }
+    }
+    same(&[]);
+    for a in 0..=255u8 {
+        same(&[a]);
+        same(&[a, 0x01]);
+        for b in 0..=255u8 {
+            same(&[a, b]);
+            same(&[a, b, 0x7f]);
+            same(&[a, b, 0x80]);
+        }
+    }
+    let mut rng = Rng(7);
+    for _ in 0..20_000 {
+        let len = 1 + rng.below(12) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| {
+                // Mostly continuation bytes, so that long and overlong varints are common.
+                let b = rng.below(256) as u8;
+                if i + 1 < len && rng.percent(80) {
+                    b | 0x80
+                } else {
+                    b
+                }
+            })
+            .collect();
+        same(&bytes);
+    }
+    same(&[0xff; 10]);
+    same(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    same(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
+    same(&[
+        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+    ]);
+    same(&[0x8a, 0x80, 0x80, 0x80, 0x10]);
+}
