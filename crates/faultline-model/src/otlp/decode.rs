@@ -41,7 +41,7 @@ use crate::span::{
     AttributeValue, Event, InstrumentationScope, KeyValue, Link, Resource, Span, SpanKind, Status,
     StatusCode,
 };
-use crate::{Key, SpanId, TraceId, UnixNanos};
+use crate::{Key, KeyCache, SpanId, TraceId, UnixNanos};
 
 /// prost's nesting limit (`prost::RECURSION_LIMIT`, not exported).
 const RECURSION_LIMIT: u32 = 100;
@@ -110,6 +110,7 @@ pub fn decode_traces(
     let mut d = Decoder {
         limits,
         modified: false,
+        keys: KeyCache::new(),
     };
     let mut r = Reader::new(bytes, Msg::Request, RECURSION_LIMIT);
     while let Some((tag, f)) = r.next()? {
@@ -514,6 +515,12 @@ fn count(body: &[u8], msg: Msg, tag: u32, budget: u32) -> Result<usize> {
     Ok(n)
 }
 
+/// A `KeyValue`'s key as read so far: a key from [`Decoder::keys`], or text to build one from.
+enum KeyText<'a> {
+    Known(Key),
+    Text(&'a str),
+}
+
 /// The `AnyValue` oneof as read so far: the payload of its last field, built only once the
 /// value is complete (a later field replaces it, or merges into it when both are arrays or
 /// both kv-lists).
@@ -598,6 +605,8 @@ struct ResourceCache {
 struct Decoder<'l> {
     limits: &'l SpanLimits,
     modified: bool,
+    /// The attribute keys built for this request, by their text (as the limits kept it).
+    keys: KeyCache,
 }
 
 impl Decoder<'_> {
@@ -1039,32 +1048,45 @@ impl Decoder<'_> {
 
     /// A `KeyValue` whose value sits at nesting `depth` of the limits.
     fn key_value(&mut self, body: &[u8], budget: u32, depth: usize) -> Result<KeyValue> {
-        let mut key = "";
+        let mut key = KeyText::Text("");
         let mut value = Pending::Unset;
         let mut r = Reader::new(body, Msg::KeyValue, budget);
         while let Some((tag, f)) = r.next()? {
             match (tag, f) {
-                (1, Field::Len(b)) => key = utf8(b, Msg::KeyValue, 1)?,
+                // Bytes that are the text of a key built before are valid UTF-8, and the limits
+                // keep them whole.
+                (1, Field::Len(b)) => {
+                    key = match self.keys.get(b) {
+                        Some(known) => KeyText::Known(known),
+                        None => KeyText::Text(utf8(b, Msg::KeyValue, 1)?),
+                    }
+                }
                 // A repeated `value` merges into the one before: its fields read on.
                 (2, Field::Len(b)) => self.any_value(b, enter(budget)?, &mut value)?,
                 (tag, f) => r.other(tag, f)?,
             }
         }
         let value = self.value(value, depth)?;
-        Ok(KeyValue {
-            key: self.key(key),
-            value,
-        })
+        let key = match key {
+            KeyText::Known(key) => key,
+            KeyText::Text(text) => self.key(text),
+        };
+        Ok(KeyValue { key, value })
     }
 
     /// The model form of an attribute key: every `KeyValue` this decoder builds gets its key
-    /// here, limited as [`Limiter::attrs`](super::Limiter::attrs) limits keys.
-    /// A key seen before is interned straight from the request's bytes: no allocation.
-    fn key(&mut self, key: &str) -> Key {
-        Key::from(self.kept(key))
+    /// here or from [`Decoder::keys`], limited as [`Limiter::attrs`](super::Limiter::attrs)
+    /// limits keys. A key seen before is interned straight from the request's bytes: no
+    /// allocation. The key is remembered in [`Decoder::keys`] by its (kept) text, which the
+    /// limits keep whole: those bytes give that key again.
+    fn key(&mut self, text: &str) -> Key {
+        let key = Key::from(self.kept(text));
+        self.keys.remember(&key);
+        key
     }
 
     /// Reads the fields of one `AnyValue` body into `value` (the oneof so far).
+    #[inline(always)]
     fn any_value<'a>(
         &mut self,
         body: &'a [u8],
@@ -1120,7 +1142,25 @@ impl Decoder<'_> {
     }
 
     /// [`Limiter::value`](super::Limiter::value) of a complete oneof at nesting `depth`.
+    ///
+    /// Inlined for the scalars and strings that almost every attribute has, so that the
+    /// `Pending` and the value stay in registers instead of being passed through memory;
+    /// the rest is [`Decoder::nested_value`].
+    #[inline(always)]
     fn value(&mut self, value: Pending<'_>, depth: usize) -> Result<AttributeValue> {
+        Ok(match value {
+            Pending::Unset => AttributeValue::Empty,
+            Pending::Str(s) => AttributeValue::String(self.kept(s).into()),
+            Pending::Bool(b) => AttributeValue::Bool(b),
+            Pending::Int(i) => AttributeValue::Int(i),
+            Pending::Double(d) => AttributeValue::Double(d),
+            other => return self.nested_value(other, depth),
+        })
+    }
+
+    /// [`Decoder::value`] of bytes, arrays, kv-lists and string-table indices.
+    #[inline(never)]
+    fn nested_value(&mut self, value: Pending<'_>, depth: usize) -> Result<AttributeValue> {
         let limits = self.limits;
         Ok(match value {
             Pending::Unset => AttributeValue::Empty,

@@ -12,6 +12,7 @@ use prost::Message;
 
 use super::*;
 use crate::otlp::spans_from_otlp;
+use crate::MAX_INTERNED_LEN;
 
 /// The reference: prost's decode, then the conversion of the prost structs.
 fn reference(
@@ -1313,4 +1314,94 @@ fn fast_varint_and_key_paths_are_prost_s() {
         0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
     ]);
     same(&[0x8a, 0x80, 0x80, 0x80, 0x10]);
+}
+
+/// The decoder's key cache ([`KeyCache`]) changes nothing: spans whose keys repeat, change
+/// position, differ from each other only in their last or first byte or by one byte of length,
+/// are cut by the value-length limit (the cut key is remembered by the text it was cut to,
+/// which is another key of the request: `http.route` cut to `http.rout`), are too long to be interned (owned every time), or are not UTF-8 (refused even when
+/// a key of the same length and slot was remembered) decode as prost and the limiter have them.
+#[test]
+fn the_key_cache_gives_the_keys_prost_gives() {
+    let long = "long.key.".repeat(MAX_INTERNED_LEN / 9 + 1);
+    let keys = [
+        "http.route",
+        "http.routf",
+        "http.rout",
+        "http.route.",
+        "xttp.route",
+        "db.system",
+        "é.key",
+        "",
+        &long,
+    ];
+    let mut rng = Rng(11);
+    let spans: Vec<pt::Span> = (0..60u8)
+        .map(|i| {
+            // Every key in a different order each span, some twice.
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            for j in (1..order.len()).rev() {
+                order.swap(j, rng.below(j as u64 + 1) as usize);
+            }
+            order.push(order[0]);
+            pt::Span {
+                span_id: vec![i + 1; 8],
+                attributes: order
+                    .iter()
+                    .map(|&k| kv(keys[k], V::IntValue(k as i64)))
+                    .collect(),
+                ..valid_span()
+            }
+        })
+        .collect();
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![pt::ResourceSpans {
+            scope_spans: vec![pt::ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let cut = SpanLimits {
+        max_attribute_value_len: 9,
+        ..SpanLimits::unlimited()
+    };
+    for limits in [SpanLimits::unlimited(), SpanLimits::default(), cut] {
+        assert!(check(&request, &limits), "{limits:?}");
+    }
+    let decoded = decode_traces(&request, &SpanLimits::unlimited()).expect("valid");
+    for span in &decoded.spans {
+        for kv in &span.attributes {
+            assert_eq!(
+                kv.key.is_interned(),
+                kv.key.len() <= MAX_INTERNED_LEN,
+                "{}",
+                kv.key
+            );
+        }
+    }
+    // A key that is not UTF-8 after keys of its length were remembered is still an error.
+    for bad in [
+        b"http.rout\xff".as_slice(),
+        b"\xfettp.route",
+        b"db.syste\xc3",
+    ] {
+        let mut span = valid_span();
+        span.attributes = keys.iter().map(|k| kv(k, V::BoolValue(true))).collect();
+        let mut body = span.encode_to_vec();
+        let mut key_value = Vec::new();
+        put_len(&mut key_value, 1, bad);
+        put_len(&mut body, 9, &key_value);
+        let bytes = wrap_span(&body);
+        assert!(!check(&bytes, &SpanLimits::unlimited()), "{bad:02x?}");
+        assert!(matches!(
+            decode_traces(&bytes, &SpanLimits::unlimited()),
+            Err(DecodeError::InvalidUtf8 {
+                message: "KeyValue",
+                tag: 1
+            })
+        ));
+    }
 }
