@@ -515,6 +515,65 @@ fn count(body: &[u8], msg: Msg, tag: u32, budget: u32) -> Result<usize> {
     Ok(n)
 }
 
+/// The `KeyValue` in `body` when it is laid out as encoders write it: the key (field 1), then
+/// the value (field 2) holding one string, bool, int or double field or nothing, each field
+/// once, with nothing else; its key's bytes and value. `None` for any other layout, which
+/// [`Decoder::key_value`] reads field by field.
+#[inline(always)]
+fn plain_key_value(body: &[u8]) -> Option<(&[u8], Scalar<'_>)> {
+    let [0x0a, ref rest @ ..] = *body else {
+        return None;
+    };
+    let (key, rest) = len_prefixed(rest)?;
+    let [0x12, ref rest @ ..] = *rest else {
+        return None;
+    };
+    let (value, rest) = len_prefixed(rest)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let (scalar, rest) = match *value {
+        [] => (Scalar::Unset, value),
+        [0x0a, ref rest @ ..] => {
+            let (s, rest) = len_prefixed(rest)?;
+            (Scalar::Str(s), rest)
+        }
+        [0x10 | 0x18, ref rest @ ..] => {
+            let mut rest = rest;
+            let v = varint(&mut rest).ok()?;
+            let scalar = if value[0] == 0x10 {
+                Scalar::Bool(v != 0)
+            } else {
+                Scalar::Int(v as i64)
+            };
+            (scalar, rest)
+        }
+        [0x21, ref rest @ ..] => {
+            let (v, rest) = rest.split_first_chunk::<8>()?;
+            (Scalar::Double(f64::from_bits(u64::from_le_bytes(*v))), rest)
+        }
+        _ => return None,
+    };
+    rest.is_empty().then_some((key, scalar))
+}
+
+/// A length-delimited payload at the start of `buf` (its length varint read) and the bytes
+/// after it; `None` when it is malformed.
+#[inline(always)]
+fn len_prefixed(mut buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = usize::try_from(varint(&mut buf).ok()?).ok()?;
+    (len <= buf.len()).then(|| buf.split_at(len))
+}
+
+/// The value of a [`plain_key_value`], its string not yet checked.
+enum Scalar<'a> {
+    Unset,
+    Str(&'a [u8]),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+}
+
 /// A `KeyValue`'s key as read so far: a key from [`Decoder::keys`], or text to build one from.
 enum KeyText<'a> {
     Known(Key),
@@ -1047,31 +1106,54 @@ impl Decoder<'_> {
     }
 
     /// A `KeyValue` whose value sits at nesting `depth` of the limits.
+    ///
+    /// Inlined into its two callers, which push the result: returned from a call, the
+    /// `Result<KeyValue>` went through memory in pieces and was read back whole, stalling.
+    #[inline(always)]
     fn key_value(&mut self, body: &[u8], budget: u32, depth: usize) -> Result<KeyValue> {
+        // The layout nearly every attribute has, read without the general machinery; what it
+        // does is what the loop below does with those bytes, in the same order.
+        if let Some((key, scalar)) = plain_key_value(body) {
+            let key = self.key_text(key)?;
+            enter(budget)?;
+            let value = match scalar {
+                Scalar::Unset => AttributeValue::Empty,
+                Scalar::Str(s) => {
+                    AttributeValue::String(self.kept(utf8(s, Msg::AnyValue, 1)?).into())
+                }
+                Scalar::Bool(b) => AttributeValue::Bool(b),
+                Scalar::Int(i) => AttributeValue::Int(i),
+                Scalar::Double(d) => AttributeValue::Double(d),
+            };
+            let key = self.key(key);
+            return Ok(KeyValue { key, value });
+        }
         let mut key = KeyText::Text("");
         let mut value = Pending::Unset;
         let mut r = Reader::new(body, Msg::KeyValue, budget);
         while let Some((tag, f)) = r.next()? {
             match (tag, f) {
-                // Bytes that are the text of a key built before are valid UTF-8, and the limits
-                // keep them whole.
-                (1, Field::Len(b)) => {
-                    key = match self.keys.get(b) {
-                        Some(known) => KeyText::Known(known),
-                        None => KeyText::Text(utf8(b, Msg::KeyValue, 1)?),
-                    }
-                }
+                (1, Field::Len(b)) => key = self.key_text(b)?,
                 // A repeated `value` merges into the one before: its fields read on.
                 (2, Field::Len(b)) => self.any_value(b, enter(budget)?, &mut value)?,
                 (tag, f) => r.other(tag, f)?,
             }
         }
         let value = self.value(value, depth)?;
-        let key = match key {
-            KeyText::Known(key) => key,
-            KeyText::Text(text) => self.key(text),
-        };
-        Ok(KeyValue { key, value })
+        Ok(KeyValue {
+            key: self.key(key),
+            value,
+        })
+    }
+
+    /// The key field's bytes `b` checked: bytes that are the text of a key built before are
+    /// that key (valid UTF-8, and the limits keep them whole), others must be UTF-8.
+    #[inline(always)]
+    fn key_text<'a>(&self, b: &'a [u8]) -> Result<KeyText<'a>> {
+        Ok(match self.keys.get(b) {
+            Some(known) => KeyText::Known(known),
+            None => KeyText::Text(utf8(b, Msg::KeyValue, 1)?),
+        })
     }
 
     /// The model form of an attribute key: every `KeyValue` this decoder builds gets its key
@@ -1079,10 +1161,15 @@ impl Decoder<'_> {
     /// limits keys. A key seen before is interned straight from the request's bytes: no
     /// allocation. The key is remembered in [`Decoder::keys`] by its (kept) text, which the
     /// limits keep whole: those bytes give that key again.
-    fn key(&mut self, text: &str) -> Key {
-        let key = Key::from(self.kept(text));
-        self.keys.remember(&key);
-        key
+    fn key(&mut self, key: KeyText<'_>) -> Key {
+        match key {
+            KeyText::Known(key) => key,
+            KeyText::Text(text) => {
+                let key = Key::from(self.kept(text));
+                self.keys.remember(&key);
+                key
+            }
+        }
     }
 
     /// Reads the fields of one `AnyValue` body into `value` (the oneof so far).

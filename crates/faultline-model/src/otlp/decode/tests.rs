@@ -1405,3 +1405,91 @@ fn the_key_cache_gives_the_keys_prost_gives() {
         ));
     }
 }
+
+/// `plain_key_value` takes only the layouts it reads exactly as the field-by-field loop does:
+/// each of these `KeyValue` bodies, near the plain layout or in it, decodes as prost has it
+/// (as an attribute of a span, with a few limits; valid or refused).
+#[test]
+fn plain_key_values_and_their_near_misses_agree() {
+    let long = vec![b'k'; 200];
+    let mut rng = Rng(5);
+    let value_bodies: Vec<Vec<u8>> = vec![
+        vec![],
+        b"\x0a\x03abc".to_vec(),
+        b"\x0a\x00".to_vec(),
+        b"\x0a\x83\x00abc".to_vec(),
+        b"\x0a\x04abc".to_vec(),
+        b"\x0a\x02\xc3\x28".to_vec(),
+        b"\x0a\x03abc\x10\x01".to_vec(),
+        b"\x0a\x03abc\x0a\x01d".to_vec(),
+        b"\x10\x01".to_vec(),
+        b"\x10\x02".to_vec(),
+        b"\x10\x80\x01".to_vec(),
+        b"\x18\x7f".to_vec(),
+        b"\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01".to_vec(),
+        b"\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01".to_vec(),
+        b"\x18\x01\x18\x02".to_vec(),
+        b"\x18".to_vec(),
+        b"\x21\x00\x00\x00\x00\x00\x00\xf0\x3f".to_vec(),
+        b"\x21\x00\x00\x00\x00\x00\x00\xf0".to_vec(),
+        b"\x21\x00\x00\x00\x00\x00\x00\xf0\x3f\x00".to_vec(),
+        b"\x2a\x00".to_vec(),
+        b"\x3a\x02\xff\xfe".to_vec(),
+        b"\x40\x03".to_vec(),
+        b"\x78\x01".to_vec(),
+        b"\x0b\x0c".to_vec(),
+        [b"\x0a\x81\x01".as_slice(), &[b'v'; 129]].concat(),
+    ];
+    let keys: [&[u8]; 5] = [b"http.route", b"", b"\xe9t\xe9", b"k\xc3", &long];
+    let mut bodies = Vec::new();
+    for key in keys {
+        for value in &value_bodies {
+            let mut body = Vec::new();
+            put_len(&mut body, 1, key);
+            put_len(&mut body, 2, value);
+            bodies.push(body.clone());
+            // Then the same fields in other layouts: value first, each field repeated, an
+            // unknown field after, a length of two bytes for one byte, nothing after the key.
+            let mut swapped = Vec::new();
+            put_len(&mut swapped, 2, value);
+            put_len(&mut swapped, 1, key);
+            bodies.push(swapped);
+            let mut twice = body.clone();
+            put_len(&mut twice, 2, b"\x18\x05");
+            bodies.push(twice);
+            let mut key_twice = body.clone();
+            put_len(&mut key_twice, 1, b"other");
+            bodies.push(key_twice);
+            let mut unknown = body.clone();
+            unknown.extend_from_slice(b"\x20\x01");
+            bodies.push(unknown);
+            let mut wide = vec![0x0a];
+            wide.push(0x80 | (key.len() as u8 & 0x7f));
+            wide.push((key.len() >> 7) as u8);
+            wide.extend_from_slice(key);
+            put_len(&mut wide, 2, value);
+            bodies.push(wide);
+            let mut key_only = Vec::new();
+            put_len(&mut key_only, 1, key);
+            bodies.push(key_only);
+            // And cut short at a random point.
+            let cut = rng.below(body.len() as u64) as usize;
+            bodies.push(body[..cut].to_vec());
+        }
+    }
+    let (mut valid, mut invalid) = (0, 0);
+    for body in &bodies {
+        let mut span = valid_span().encode_to_vec();
+        put_len(&mut span, 9, body);
+        put_len(&mut span, 9, body);
+        if check_span(&span) {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    assert!(
+        valid > 200 && invalid > 200,
+        "{valid} valid, {invalid} invalid"
+    );
+}
