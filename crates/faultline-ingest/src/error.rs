@@ -45,7 +45,8 @@ pub enum IngestError {
     /// [`decode_traces`](faultline_model::otlp::decode_traces), logs by prost).
     #[error("payload is not a valid OTLP {request} protobuf: {source}")]
     InvalidProtobuf {
-        /// The message the payload should have been: [`TRACES_REQUEST`] or [`LOGS_REQUEST`].
+        /// The message the payload should have been: `ExportTraceServiceRequest` or
+        /// `ExportLogsServiceRequest`.
         request: &'static str,
         /// What is wrong with it.
         source: DecodeError,
@@ -72,13 +73,13 @@ pub enum IngestError {
 }
 
 /// The protobuf message of a traces export, as [`IngestError::InvalidProtobuf`] names it.
-pub const TRACES_REQUEST: &str = "ExportTraceServiceRequest";
+pub(crate) const TRACES_REQUEST: &str = "ExportTraceServiceRequest";
 /// The protobuf message of a logs export, as [`IngestError::InvalidProtobuf`] names it.
-pub const LOGS_REQUEST: &str = "ExportLogsServiceRequest";
+pub(crate) const LOGS_REQUEST: &str = "ExportLogsServiceRequest";
 
 impl IngestError {
     /// A traces export whose protobuf does not decode.
-    pub fn invalid_traces(source: DecodeError) -> Self {
+    pub(crate) fn invalid_traces(source: DecodeError) -> Self {
         Self::InvalidProtobuf {
             request: TRACES_REQUEST,
             source,
@@ -86,7 +87,7 @@ impl IngestError {
     }
 
     /// A logs export whose protobuf does not decode.
-    pub fn invalid_logs(source: prost::DecodeError) -> Self {
+    pub(crate) fn invalid_logs(source: prost::DecodeError) -> Self {
         Self::InvalidProtobuf {
             request: LOGS_REQUEST,
             source: DecodeError::Wire(source),

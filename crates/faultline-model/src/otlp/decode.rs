@@ -27,7 +27,10 @@
 //! errors are prost's.
 //!
 //! A resource whose bytes this thread decoded recently is not decoded again: its spans share
-//! the `Arc<Resource>` built then (see [`Decoder::cached_resource`]).
+//! the `Arc<Resource>` built then (see [`Decoder::cached_resource`]). An attribute key whose
+//! bytes this request had before is that key again, without a UTF-8 check or a look-up in the
+//! interning table ([`KeyCache`]); an attribute laid out as encoders write it (key, then a
+//! scalar or string value) is read without the field loop ([`plain_key_value`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
