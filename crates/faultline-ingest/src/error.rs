@@ -43,8 +43,14 @@ pub enum IngestError {
     InvalidGzip(std::io::Error),
     /// The payload is not a valid OTLP export request protobuf (traces are decoded by
     /// [`decode_traces`](faultline_model::otlp::decode_traces), logs by prost).
-    #[error("payload is not a valid OTLP ExportTraceServiceRequest protobuf: {0}")]
-    InvalidProtobuf(#[from] DecodeError),
+    #[error("payload is not a valid OTLP {request} protobuf: {source}")]
+    InvalidProtobuf {
+        /// The message the payload should have been: `ExportTraceServiceRequest` or
+        /// `ExportLogsServiceRequest`.
+        request: &'static str,
+        /// What is wrong with it.
+        source: DecodeError,
+    },
     /// The payload is not valid OTLP/JSON.
     #[error("payload is not valid OTLP/JSON: {0}")]
     InvalidJson(#[from] serde_json::Error),
@@ -66,9 +72,26 @@ pub enum IngestError {
     Storage(#[from] StorageError),
 }
 
-impl From<prost::DecodeError> for IngestError {
-    fn from(e: prost::DecodeError) -> Self {
-        Self::InvalidProtobuf(DecodeError::Wire(e))
+/// The protobuf message of a traces export, as [`IngestError::InvalidProtobuf`] names it.
+pub(crate) const TRACES_REQUEST: &str = "ExportTraceServiceRequest";
+/// The protobuf message of a logs export, as [`IngestError::InvalidProtobuf`] names it.
+pub(crate) const LOGS_REQUEST: &str = "ExportLogsServiceRequest";
+
+impl IngestError {
+    /// A traces export whose protobuf does not decode.
+    pub(crate) fn invalid_traces(source: DecodeError) -> Self {
+        Self::InvalidProtobuf {
+            request: TRACES_REQUEST,
+            source,
+        }
+    }
+
+    /// A logs export whose protobuf does not decode.
+    pub(crate) fn invalid_logs(source: prost::DecodeError) -> Self {
+        Self::InvalidProtobuf {
+            request: LOGS_REQUEST,
+            source: DecodeError::Wire(source),
+        }
     }
 }
 

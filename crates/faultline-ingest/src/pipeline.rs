@@ -221,7 +221,7 @@ fn prepare_logs(
 ) -> Result<(ExportOutcome, Option<LogBatch>, u64), IngestError> {
     let (request, raw): (ExportLogsServiceRequest, _) = match payload {
         Payload::Protobuf(bytes) => (
-            ExportLogsServiceRequest::decode(bytes.clone())?,
+            ExportLogsServiceRequest::decode(bytes.clone()).map_err(IngestError::invalid_logs)?,
             Some(bytes),
         ),
         Payload::Json(bytes) => (crate::json::decode_request(&bytes)?, None),
@@ -289,7 +289,10 @@ fn prepare(
     limits: &SpanLimits,
 ) -> Result<(ExportOutcome, Option<AppendBatch>), IngestError> {
     let (converted, raw) = match payload {
-        Payload::Protobuf(bytes) => (decode_traces(&bytes, limits)?, Some(bytes)),
+        Payload::Protobuf(bytes) => (
+            decode_traces(&bytes, limits).map_err(IngestError::invalid_traces)?,
+            Some(bytes),
+        ),
         Payload::Json(bytes) => {
             let request: ExportTraceServiceRequest = crate::json::decode_request(&bytes)?;
             (spans_from_otlp(request.resource_spans, limits), None)
@@ -425,7 +428,7 @@ mod tests {
             .export(Payload::Protobuf(body))
             .await
             .expect_err("too deep");
-        assert!(matches!(err, IngestError::InvalidProtobuf(_)), "{err}");
+        assert!(matches!(err, IngestError::InvalidProtobuf { .. }), "{err}");
         assert!(err.to_string().contains("recursion"), "{err}");
     }
 

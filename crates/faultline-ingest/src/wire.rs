@@ -102,7 +102,7 @@ impl IngestError {
             | Self::UnsupportedContentEncoding(_)
             | Self::BodyRead(_)
             | Self::InvalidGzip(_)
-            | Self::InvalidProtobuf(_)
+            | Self::InvalidProtobuf { .. }
             | Self::InvalidJson(_) => Code::InvalidArgument,
             // Without RetryInfo clients treat this as final, which is right for a request that
             // will never fit.
@@ -127,7 +127,7 @@ impl IngestError {
             }
             Self::BodyRead(_)
             | Self::InvalidGzip(_)
-            | Self::InvalidProtobuf(_)
+            | Self::InvalidProtobuf { .. }
             | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. }
             | Self::DecompressedTooLarge { .. }

@@ -22,6 +22,7 @@ mod span;
 /// most attributes have (methods, routes, hosts, versions) cost no allocation of their own.
 pub use compact_str::CompactString;
 pub use ids::{IdParseError, SpanId, TraceId, UnixNanos};
+pub(crate) use key::KeyCache;
 pub use key::{Key, MAX_INTERNED, MAX_INTERNED_LEN};
 pub use log::LogRecord;
 pub use span::{

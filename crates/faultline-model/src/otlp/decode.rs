@@ -21,10 +21,16 @@
 //! * nesting counts against prost's recursion limit of 100 the way prost counts it: entering
 //!   an embedded message and skipping an unknown field both need one level left.
 //!
-//! Fields are read with prost's own wire helpers ([`decode_key`], [`decode_varint`]).
+//! Fields are read with prost's own wire helpers ([`decode_key`], [`decode_varint`]), after an
+//! inlined fast path for the one- and two-byte varints that almost every key and length is
+//! (see [`key`] and [`varint`]): whatever the fast path does not take, prost reads, so the
+//! errors are prost's.
 //!
 //! A resource whose bytes this thread decoded recently is not decoded again: its spans share
-//! the `Arc<Resource>` built then (see [`Decoder::cached_resource`]).
+//! the `Arc<Resource>` built then (see [`Decoder::cached_resource`]). An attribute key whose
+//! bytes this request had before is that key again, without a UTF-8 check or a look-up in the
+//! interning table ([`KeyCache`]); an attribute laid out as encoders write it (key, then a
+//! scalar or string value) is read without the field loop ([`plain_key_value`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -38,7 +44,7 @@ use crate::span::{
     AttributeValue, Event, InstrumentationScope, KeyValue, Link, Resource, Span, SpanKind, Status,
     StatusCode,
 };
-use crate::{Key, SpanId, TraceId, UnixNanos};
+use crate::{Key, KeyCache, SpanId, TraceId, UnixNanos};
 
 /// prost's nesting limit (`prost::RECURSION_LIMIT`, not exported).
 const RECURSION_LIMIT: u32 = 100;
@@ -107,6 +113,7 @@ pub fn decode_traces(
     let mut d = Decoder {
         limits,
         modified: false,
+        keys: KeyCache::new(),
     };
     let mut r = Reader::new(bytes, Msg::Request, RECURSION_LIMIT);
     while let Some((tag, f)) = r.next()? {
@@ -296,25 +303,25 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field, `None` at the end of the message.
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Result<Option<(u32, Field<'a>)>> {
         if self.buf.is_empty() {
             return Ok(None);
         }
-        let (tag, wire_type) = decode_key(&mut self.buf)?;
+        let (tag, wire_type) = key(&mut self.buf)?;
         Ok(Some((tag, self.payload(tag, wire_type)?)))
     }
 
-    #[inline]
+    #[inline(always)]
     fn payload(&mut self, tag: u32, wire_type: WireType) -> Result<Field<'a>> {
         let truncated = || DecodeError::Truncated {
             message: self.msg.name(),
             tag,
         };
         Ok(match wire_type {
-            WireType::Varint => Field::Varint(decode_varint(&mut self.buf)?),
+            WireType::Varint => Field::Varint(varint(&mut self.buf)?),
             WireType::LengthDelimited => {
-                let len = decode_varint(&mut self.buf)?;
+                let len = varint(&mut self.buf)?;
                 let len = usize::try_from(len).map_err(|_| truncated())?;
                 if len > self.buf.len() {
                     return Err(truncated());
@@ -372,6 +379,46 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// prost's `decode_key`, inlined for a key of one byte (field numbers 1–15, the only ones the
+/// trace schema uses besides `Span.flags`): prost reads every other key, and every invalid one.
+#[inline(always)]
+fn key(buf: &mut &[u8]) -> Result<(u32, WireType)> {
+    if let Some((&b, rest)) = buf.split_first() {
+        let wire_type = match b & 7 {
+            0 => WireType::Varint,
+            1 => WireType::SixtyFourBit,
+            2 => WireType::LengthDelimited,
+            3 => WireType::StartGroup,
+            4 => WireType::EndGroup,
+            5 => WireType::ThirtyTwoBit,
+            _ => return Ok(decode_key(buf)?),
+        };
+        // Below 0x80 it is the whole varint; a zero field number is prost's error to give.
+        if (8..0x80).contains(&b) {
+            *buf = rest;
+            return Ok((u32::from(b >> 3), wire_type));
+        }
+    }
+    Ok(decode_key(buf)?)
+}
+
+/// prost's `decode_varint`, inlined for a varint of one or two bytes (lengths below 16 KiB,
+/// small integers): prost reads every longer one, and every invalid one.
+#[inline(always)]
+fn varint(buf: &mut &[u8]) -> Result<u64> {
+    match **buf {
+        [b, ref rest @ ..] if b < 0x80 => {
+            *buf = rest;
+            Ok(u64::from(b))
+        }
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+            *buf = rest;
+            Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+        }
+        _ => Ok(decode_varint(buf)?),
     }
 }
 
@@ -471,6 +518,71 @@ fn count(body: &[u8], msg: Msg, tag: u32, budget: u32) -> Result<usize> {
     Ok(n)
 }
 
+/// The `KeyValue` in `body` when it is laid out as encoders write it: the key (field 1), then
+/// the value (field 2) holding one string, bool, int or double field or nothing, each field
+/// once, with nothing else; its key's bytes and value. `None` for any other layout, which
+/// [`Decoder::key_value`] reads field by field.
+#[inline(always)]
+fn plain_key_value(body: &[u8]) -> Option<(&[u8], Scalar<'_>)> {
+    let [0x0a, ref rest @ ..] = *body else {
+        return None;
+    };
+    let (key, rest) = len_prefixed(rest)?;
+    let [0x12, ref rest @ ..] = *rest else {
+        return None;
+    };
+    let (value, rest) = len_prefixed(rest)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let (scalar, rest) = match *value {
+        [] => (Scalar::Unset, value),
+        [0x0a, ref rest @ ..] => {
+            let (s, rest) = len_prefixed(rest)?;
+            (Scalar::Str(s), rest)
+        }
+        [0x10 | 0x18, ref rest @ ..] => {
+            let mut rest = rest;
+            let v = varint(&mut rest).ok()?;
+            let scalar = if value[0] == 0x10 {
+                Scalar::Bool(v != 0)
+            } else {
+                Scalar::Int(v as i64)
+            };
+            (scalar, rest)
+        }
+        [0x21, ref rest @ ..] => {
+            let (v, rest) = rest.split_first_chunk::<8>()?;
+            (Scalar::Double(f64::from_bits(u64::from_le_bytes(*v))), rest)
+        }
+        _ => return None,
+    };
+    rest.is_empty().then_some((key, scalar))
+}
+
+/// A length-delimited payload at the start of `buf` (its length varint read) and the bytes
+/// after it; `None` when it is malformed.
+#[inline(always)]
+fn len_prefixed(mut buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = usize::try_from(varint(&mut buf).ok()?).ok()?;
+    (len <= buf.len()).then(|| buf.split_at(len))
+}
+
+/// The value of a [`plain_key_value`], its string not yet checked.
+enum Scalar<'a> {
+    Unset,
+    Str(&'a [u8]),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+}
+
+/// A `KeyValue`'s key as read so far: a key from [`Decoder::keys`], or text to build one from.
+enum KeyText<'a> {
+    Known(Key),
+    Text(&'a str),
+}
+
 /// The `AnyValue` oneof as read so far: the payload of its last field, built only once the
 /// value is complete (a later field replaces it, or merges into it when both are arrays or
 /// both kv-lists).
@@ -555,6 +667,8 @@ struct ResourceCache {
 struct Decoder<'l> {
     limits: &'l SpanLimits,
     modified: bool,
+    /// The attribute keys built for this request, by their text (as the limits kept it).
+    keys: KeyCache,
 }
 
 impl Decoder<'_> {
@@ -995,13 +1109,34 @@ impl Decoder<'_> {
     }
 
     /// A `KeyValue` whose value sits at nesting `depth` of the limits.
+    ///
+    /// Inlined into its two callers, which push the result: returned from a call, the
+    /// `Result<KeyValue>` went through memory in pieces and was read back whole, stalling.
+    #[inline(always)]
     fn key_value(&mut self, body: &[u8], budget: u32, depth: usize) -> Result<KeyValue> {
-        let mut key = "";
+        // The layout nearly every attribute has, read without the general machinery; what it
+        // does is what the loop below does with those bytes, in the same order.
+        if let Some((key, scalar)) = plain_key_value(body) {
+            let key = self.key_text(key)?;
+            enter(budget)?;
+            let value = match scalar {
+                Scalar::Unset => AttributeValue::Empty,
+                Scalar::Str(s) => {
+                    AttributeValue::String(self.kept(utf8(s, Msg::AnyValue, 1)?).into())
+                }
+                Scalar::Bool(b) => AttributeValue::Bool(b),
+                Scalar::Int(i) => AttributeValue::Int(i),
+                Scalar::Double(d) => AttributeValue::Double(d),
+            };
+            let key = self.key(key);
+            return Ok(KeyValue { key, value });
+        }
+        let mut key = KeyText::Text("");
         let mut value = Pending::Unset;
         let mut r = Reader::new(body, Msg::KeyValue, budget);
         while let Some((tag, f)) = r.next()? {
             match (tag, f) {
-                (1, Field::Len(b)) => key = utf8(b, Msg::KeyValue, 1)?,
+                (1, Field::Len(b)) => key = self.key_text(b)?,
                 // A repeated `value` merges into the one before: its fields read on.
                 (2, Field::Len(b)) => self.any_value(b, enter(budget)?, &mut value)?,
                 (tag, f) => r.other(tag, f)?,
@@ -1014,14 +1149,34 @@ impl Decoder<'_> {
         })
     }
 
+    /// The key field's bytes `b` checked: bytes that are the text of a key built before are
+    /// that key (valid UTF-8, and the limits keep them whole), others must be UTF-8.
+    #[inline(always)]
+    fn key_text<'a>(&self, b: &'a [u8]) -> Result<KeyText<'a>> {
+        Ok(match self.keys.get(b) {
+            Some(known) => KeyText::Known(known),
+            None => KeyText::Text(utf8(b, Msg::KeyValue, 1)?),
+        })
+    }
+
     /// The model form of an attribute key: every `KeyValue` this decoder builds gets its key
-    /// here, limited as [`Limiter::attrs`](super::Limiter::attrs) limits keys.
-    /// A key seen before is interned straight from the request's bytes: no allocation.
-    fn key(&mut self, key: &str) -> Key {
-        Key::from(self.kept(key))
+    /// here or from [`Decoder::keys`], limited as [`Limiter::attrs`](super::Limiter::attrs)
+    /// limits keys. A key seen before is interned straight from the request's bytes: no
+    /// allocation. The key is remembered in [`Decoder::keys`] by its (kept) text, which the
+    /// limits keep whole: those bytes give that key again.
+    fn key(&mut self, key: KeyText<'_>) -> Key {
+        match key {
+            KeyText::Known(key) => key,
+            KeyText::Text(text) => {
+                let key = Key::from(self.kept(text));
+                self.keys.remember(&key);
+                key
+            }
+        }
     }
 
     /// Reads the fields of one `AnyValue` body into `value` (the oneof so far).
+    #[inline(always)]
     fn any_value<'a>(
         &mut self,
         body: &'a [u8],
@@ -1077,7 +1232,25 @@ impl Decoder<'_> {
     }
 
     /// [`Limiter::value`](super::Limiter::value) of a complete oneof at nesting `depth`.
+    ///
+    /// Inlined for the scalars and strings that almost every attribute has, so that the
+    /// `Pending` and the value stay in registers instead of being passed through memory;
+    /// the rest is [`Decoder::nested_value`].
+    #[inline(always)]
     fn value(&mut self, value: Pending<'_>, depth: usize) -> Result<AttributeValue> {
+        Ok(match value {
+            Pending::Unset => AttributeValue::Empty,
+            Pending::Str(s) => AttributeValue::String(self.kept(s).into()),
+            Pending::Bool(b) => AttributeValue::Bool(b),
+            Pending::Int(i) => AttributeValue::Int(i),
+            Pending::Double(d) => AttributeValue::Double(d),
+            other => return self.nested_value(other, depth),
+        })
+    }
+
+    /// [`Decoder::value`] of bytes, arrays, kv-lists and string-table indices.
+    #[inline(never)]
+    fn nested_value(&mut self, value: Pending<'_>, depth: usize) -> Result<AttributeValue> {
         let limits = self.limits;
         Ok(match value {
             Pending::Unset => AttributeValue::Empty,

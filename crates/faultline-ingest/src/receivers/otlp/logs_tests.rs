@@ -164,8 +164,16 @@ async fn errors_answer_like_traces() {
     let addr = serve_http(state(&store, config)).await;
     let (status, _, _) = post(addr, "text/plain", false, b"x".to_vec()).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (status, _, _) = post(addr, "application/x-protobuf", false, vec![0xff; 50]).await;
+    let (status, _, body) = post(addr, "application/x-protobuf", false, vec![0xff; 50]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The message names the logs request, not the traces one.
+    let message = crate::wire::RpcStatus::decode(body)
+        .expect("google.rpc.Status body")
+        .message;
+    assert!(
+        message.starts_with("payload is not a valid OTLP ExportLogsServiceRequest protobuf: "),
+        "{message}"
+    );
     let big = logs_request(vec![record(1, &"y".repeat(5000))]).encode_to_vec();
     let (status, _, _) = post(addr, "application/x-protobuf", false, big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);

@@ -12,6 +12,7 @@ use prost::Message;
 
 use super::*;
 use crate::otlp::spans_from_otlp;
+use crate::MAX_INTERNED_LEN;
 
 /// The reference: prost's decode, then the conversion of the prost structs.
 fn reference(
@@ -1254,4 +1255,241 @@ fn output_is_sized_for_the_spans_that_can_be_accepted() {
     put_len(&mut req, 1, &rs);
     let c = decode_traces(&req, &SpanLimits::default()).expect("decodes");
     assert_eq!((c.spans.len(), c.spans.capacity()), (3, 3));
+}
+
+/// The inlined `key` and `varint` read exactly what prost's `decode_key` and `decode_varint`
+/// read, fail where they fail with the same error, and leave the same bytes: every input of up
+/// to two bytes (with a trailing byte, and alone), then longer ones including non-canonical
+/// (`0x80 0x00`), eleven-byte and overflowing varints.
+#[test]
+fn fast_varint_and_key_paths_are_prost_s() {
+    fn same(input: &[u8]) {
+        let (mut ours, mut theirs) = (input, input);
+        let got = key(&mut ours).map_err(|e| e.to_string());
+        let want =
+            prost::encoding::decode_key(&mut theirs).map_err(|e| DecodeError::from(e).to_string());
+        assert_eq!(got, want, "key of {input:02x?}");
+        if want.is_ok() {
+            assert_eq!(ours, theirs, "rest after key of {input:02x?}");
+        }
+        let (mut ours, mut theirs) = (input, input);
+        let got = varint(&mut ours).map_err(|e| e.to_string());
+        let want = prost::encoding::decode_varint(&mut theirs)
+            .map_err(|e| DecodeError::from(e).to_string());
+        assert_eq!(got, want, "varint of {input:02x?}");
+        if want.is_ok() {
+            assert_eq!(ours, theirs, "rest after varint of {input:02x?}");
+        }
+    }
+    same(&[]);
+    for a in 0..=255u8 {
+        same(&[a]);
+        same(&[a, 0x01]);
+        for b in 0..=255u8 {
+            same(&[a, b]);
+            same(&[a, b, 0x7f]);
+            same(&[a, b, 0x80]);
+        }
+    }
+    let mut rng = Rng(7);
+    for _ in 0..20_000 {
+        let len = 1 + rng.below(12) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| {
+                // Mostly continuation bytes, so that long and overlong varints are common.
+                let b = rng.below(256) as u8;
+                if i + 1 < len && rng.percent(80) {
+                    b | 0x80
+                } else {
+                    b
+                }
+            })
+            .collect();
+        same(&bytes);
+    }
+    same(&[0xff; 10]);
+    same(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    same(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
+    same(&[
+        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+    ]);
+    same(&[0x8a, 0x80, 0x80, 0x80, 0x10]);
+}
+
+/// The decoder's key cache ([`KeyCache`]) changes nothing: spans whose keys repeat, change
+/// position, differ from each other only in their last or first byte or by one byte of length,
+/// are cut by the value-length limit (the cut key is remembered by the text it was cut to,
+/// which is another key of the request: `http.route` cut to `http.rout`), are too long to be interned (owned every time), or are not UTF-8 (refused even when
+/// a key of the same length and slot was remembered) decode as prost and the limiter have them.
+#[test]
+fn the_key_cache_gives_the_keys_prost_gives() {
+    let long = "long.key.".repeat(MAX_INTERNED_LEN / 9 + 1);
+    let keys = [
+        "http.route",
+        "http.routf",
+        "http.rout",
+        "http.route.",
+        "xttp.route",
+        "db.system",
+        "é.key",
+        "",
+        &long,
+    ];
+    let mut rng = Rng(11);
+    let spans: Vec<pt::Span> = (0..60u8)
+        .map(|i| {
+            // Every key in a different order each span, some twice.
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            for j in (1..order.len()).rev() {
+                order.swap(j, rng.below(j as u64 + 1) as usize);
+            }
+            order.push(order[0]);
+            pt::Span {
+                span_id: vec![i + 1; 8],
+                attributes: order
+                    .iter()
+                    .map(|&k| kv(keys[k], V::IntValue(k as i64)))
+                    .collect(),
+                ..valid_span()
+            }
+        })
+        .collect();
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![pt::ResourceSpans {
+            scope_spans: vec![pt::ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let cut = SpanLimits {
+        max_attribute_value_len: 9,
+        ..SpanLimits::unlimited()
+    };
+    for limits in [SpanLimits::unlimited(), SpanLimits::default(), cut] {
+        assert!(check(&request, &limits), "{limits:?}");
+    }
+    let decoded = decode_traces(&request, &SpanLimits::unlimited()).expect("valid");
+    for span in &decoded.spans {
+        for kv in &span.attributes {
+            assert_eq!(
+                kv.key.is_interned(),
+                kv.key.len() <= MAX_INTERNED_LEN,
+                "{}",
+                kv.key
+            );
+        }
+    }
+    // A key that is not UTF-8 after keys of its length were remembered is still an error.
+    for bad in [
+        b"http.rout\xff".as_slice(),
+        b"\xfettp.route",
+        b"db.syste\xc3",
+    ] {
+        let mut span = valid_span();
+        span.attributes = keys.iter().map(|k| kv(k, V::BoolValue(true))).collect();
+        let mut body = span.encode_to_vec();
+        let mut key_value = Vec::new();
+        put_len(&mut key_value, 1, bad);
+        put_len(&mut body, 9, &key_value);
+        let bytes = wrap_span(&body);
+        assert!(!check(&bytes, &SpanLimits::unlimited()), "{bad:02x?}");
+        assert!(matches!(
+            decode_traces(&bytes, &SpanLimits::unlimited()),
+            Err(DecodeError::InvalidUtf8 {
+                message: "KeyValue",
+                tag: 1
+            })
+        ));
+    }
+}
+
+/// `plain_key_value` takes only the layouts it reads exactly as the field-by-field loop does:
+/// each of these `KeyValue` bodies, near the plain layout or in it, decodes as prost has it
+/// (as an attribute of a span, with a few limits; valid or refused).
+#[test]
+fn plain_key_values_and_their_near_misses_agree() {
+    let long = vec![b'k'; 200];
+    let mut rng = Rng(5);
+    let value_bodies: Vec<Vec<u8>> = vec![
+        vec![],
+        b"\x0a\x03abc".to_vec(),
+        b"\x0a\x00".to_vec(),
+        b"\x0a\x83\x00abc".to_vec(),
+        b"\x0a\x04abc".to_vec(),
+        b"\x0a\x02\xc3\x28".to_vec(),
+        b"\x0a\x03abc\x10\x01".to_vec(),
+        b"\x0a\x03abc\x0a\x01d".to_vec(),
+        b"\x10\x01".to_vec(),
+        b"\x10\x02".to_vec(),
+        b"\x10\x80\x01".to_vec(),
+        b"\x18\x7f".to_vec(),
+        b"\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01".to_vec(),
+        b"\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01".to_vec(),
+        b"\x18\x01\x18\x02".to_vec(),
+        b"\x18".to_vec(),
+        b"\x21\x00\x00\x00\x00\x00\x00\xf0\x3f".to_vec(),
+        b"\x21\x00\x00\x00\x00\x00\x00\xf0".to_vec(),
+        b"\x21\x00\x00\x00\x00\x00\x00\xf0\x3f\x00".to_vec(),
+        b"\x2a\x00".to_vec(),
+        b"\x3a\x02\xff\xfe".to_vec(),
+        b"\x40\x03".to_vec(),
+        b"\x78\x01".to_vec(),
+        b"\x0b\x0c".to_vec(),
+        [b"\x0a\x81\x01".as_slice(), &[b'v'; 129]].concat(),
+    ];
+    let keys: [&[u8]; 5] = [b"http.route", b"", b"\xe9t\xe9", b"k\xc3", &long];
+    let mut bodies = Vec::new();
+    for key in keys {
+        for value in &value_bodies {
+            let mut body = Vec::new();
+            put_len(&mut body, 1, key);
+            put_len(&mut body, 2, value);
+            bodies.push(body.clone());
+            // Then the same fields in other layouts: value first, each field repeated, an
+            // unknown field after, a length of two bytes for one byte, nothing after the key.
+            let mut swapped = Vec::new();
+            put_len(&mut swapped, 2, value);
+            put_len(&mut swapped, 1, key);
+            bodies.push(swapped);
+            let mut twice = body.clone();
+            put_len(&mut twice, 2, b"\x18\x05");
+            bodies.push(twice);
+            let mut key_twice = body.clone();
+            put_len(&mut key_twice, 1, b"other");
+            bodies.push(key_twice);
+            let mut unknown = body.clone();
+            unknown.extend_from_slice(b"\x20\x01");
+            bodies.push(unknown);
+            let mut wide = vec![0x0a];
+            wide.push(0x80 | (key.len() as u8 & 0x7f));
+            wide.push((key.len() >> 7) as u8);
+            wide.extend_from_slice(key);
+            put_len(&mut wide, 2, value);
+            bodies.push(wide);
+            let mut key_only = Vec::new();
+            put_len(&mut key_only, 1, key);
+            bodies.push(key_only);
+            // And cut short at a random point.
+            let cut = rng.below(body.len() as u64) as usize;
+            bodies.push(body[..cut].to_vec());
+        }
+    }
+    let (mut valid, mut invalid) = (0, 0);
+    for body in &bodies {
+        let mut span = valid_span().encode_to_vec();
+        put_len(&mut span, 9, body);
+        put_len(&mut span, 9, body);
+        if check_span(&span) {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    assert!(
+        valid > 200 && invalid > 200,
+        "{valid} valid, {invalid} invalid"
+    );
 }
