@@ -86,6 +86,8 @@ pub(crate) struct FlakyStore {
     /// Writes wait while a test holds this lock for writing: a block write then stays in
     /// progress for as long as the test needs.
     pub(crate) hold_writes: tokio::sync::RwLock<()>,
+    /// Writes failed so far by `fail_writes`.
+    pub(crate) failed_writes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Display for FlakyStore {
@@ -107,6 +109,7 @@ mod flaky {
     impl FlakyStore {
         fn check(&self) -> Result<()> {
             if self.fail_writes.load(Ordering::SeqCst) {
+                self.failed_writes.fetch_add(1, Ordering::SeqCst);
                 return Err(object_store::Error::Generic {
                     store: "flaky",
                     source: "writes are failing".into(),

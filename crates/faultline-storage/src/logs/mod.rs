@@ -104,7 +104,7 @@ pub struct LogStore {
     refused: AtomicU64,
     compactions: AtomicU64,
     stop: watch::Sender<bool>,
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Longest an append waits for room in the WAL queue.
@@ -169,15 +169,24 @@ impl LogStore {
             refused: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             stop: watch::channel(false).0,
-            task: std::sync::Mutex::new(None),
+            tasks: std::sync::Mutex::new(Vec::new()),
         });
-        let handle = tokio::spawn(background(
-            Arc::downgrade(&store),
-            Arc::clone(&store.flush_wanted),
-            store.stop.subscribe(),
-        ));
-        if let Ok(mut t) = store.task.lock() {
-            *t = Some(handle);
+        let write_wanted = Arc::new(Notify::new());
+        let handles = [
+            tokio::spawn(cutter(
+                Arc::downgrade(&store),
+                Arc::clone(&store.flush_wanted),
+                Arc::clone(&write_wanted),
+                store.stop.subscribe(),
+            )),
+            tokio::spawn(writer(
+                Arc::downgrade(&store),
+                write_wanted,
+                store.stop.subscribe(),
+            )),
+        ];
+        if let Ok(mut t) = store.tasks.lock() {
+            t.extend(handles);
         }
         Ok(store)
     }
@@ -255,6 +264,21 @@ impl LogStore {
     /// blocks and their WAL segments deleted.
     pub async fn flush(&self) -> Result<(), StorageError> {
         let _order = self.flush_lock.lock().await;
+        self.cut_head().await?;
+        self.write_cut_heads_locked().await
+    }
+
+    /// Writes heads already cut (a failed write is retried here) as blocks.
+    async fn write_cut_heads(&self) -> Result<(), StorageError> {
+        let _order = self.flush_lock.lock().await;
+        self.write_cut_heads_locked().await
+    }
+
+    /// Swaps in an empty head and moves to a new WAL segment under the state lock (as the
+    /// span store's cut does); the old head stays queryable until its block is committed.
+    /// Cuts may run while heads are written: rotations are queued under the state lock, in
+    /// segment order.
+    async fn cut_head(&self) -> Result<(), StorageError> {
         let permit = self.wal.reserve().await?;
         let cut = {
             let mut st = self.state.write().await;
@@ -280,7 +304,12 @@ impl LogStore {
                 });
             }
         }
-        // Oldest first, stopping at the first failure: blocks commit in WAL order.
+        Ok(())
+    }
+
+    /// Writes cut heads as blocks, oldest first, stopping at the first failure: blocks commit
+    /// in WAL order.
+    async fn write_cut_heads_locked(&self) -> Result<(), StorageError> {
         loop {
             let Some(frozen) = self.state.read().await.flushing.first().cloned() else {
                 return Ok(());
@@ -573,8 +602,12 @@ impl LogStore {
     /// Stops the background task and closes the WAL (queued records are written and synced).
     pub(crate) async fn shutdown(&self) -> Result<(), StorageError> {
         let _ = self.stop.send(true);
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
+        let tasks = self
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for task in tasks {
             let _ = task.await;
         }
         self.wal.close().await
@@ -605,33 +638,63 @@ fn replay(
 }
 
 /// Flushes the head when due and runs maintenance every `maintenance_interval`.
-async fn background(weak: Weak<LogStore>, wanted: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+impl LogStore {
+    /// How often the cutter checks the head's age, and the writer retries a failed write.
+    fn check_interval(&self) -> Duration {
+        (self.config.max_head_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+/// Waits for `wanted`, the check interval or stop; `None` once stop was signalled or the store
+/// is gone, else the store.
+async fn next_round(
+    weak: &Weak<LogStore>,
+    wanted: &Notify,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Arc<LogStore>> {
+    let check = weak.upgrade().map(|s| s.check_interval())?;
+    tokio::select! {
+        _ = wanted.notified() => {}
+        _ = tokio::time::sleep(check) => {}
+        _ = stop.changed() => return None,
+    }
+    if *stop.borrow() {
+        return None;
+    }
+    weak.upgrade()
+}
+
+/// Cuts the log head when it is over its size or age, beside the writer (as the span store's
+/// cutter does), so that a head is cut at its size even while an earlier one is written.
+async fn cutter(
+    weak: Weak<LogStore>,
+    wanted: Arc<Notify>,
+    write_wanted: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    while let Some(store) = next_round(&weak, &wanted, &mut stop).await {
+        if !store.head_due().await {
+            continue;
+        }
+        let result = store.cut_head().await;
+        drop(store);
+        write_wanted.notify_one();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cutting the log head failed; will retry");
+        }
+    }
+}
+
+/// Writes cut log heads as blocks when one was cut, and every check interval (which retries
+/// a failed write even if no new record arrives); runs maintenance every
+/// `maintenance_interval`.
+async fn writer(weak: Weak<LogStore>, wanted: Arc<Notify>, mut stop: watch::Receiver<bool>) {
     let mut last_maintenance = Instant::now();
-    loop {
-        let Some((check, every)) = weak.upgrade().map(|s| {
-            (
-                (s.config.max_head_age / 4)
-                    .clamp(Duration::from_millis(10), Duration::from_secs(1)),
-                s.config.maintenance_interval,
-            )
-        }) else {
-            return;
-        };
-        tokio::select! {
-            _ = wanted.notified() => {}
-            _ = tokio::time::sleep(check) => {}
-            _ = stop.changed() => return,
+    while let Some(store) = next_round(&weak, &wanted, &mut stop).await {
+        if let Err(e) = store.write_cut_heads().await {
+            tracing::error!(error = %e, "writing the log head as a block failed; will retry");
         }
-        if *stop.borrow() {
-            return;
-        }
-        let Some(store) = weak.upgrade() else { return };
-        if store.head_due().await {
-            if let Err(e) = store.flush().await {
-                tracing::error!(error = %e, "writing the log head as a block failed; will retry");
-            }
-        }
-        if last_maintenance.elapsed() >= every {
+        if last_maintenance.elapsed() >= store.config.maintenance_interval {
             last_maintenance = Instant::now();
             if let Err(e) = store.run_maintenance().await {
                 tracing::error!(error = %e, "log compaction or retention failed; will retry");

@@ -168,3 +168,65 @@ async fn over_budget_appends_are_refused_and_retention_drops_old_blocks() {
     logs.run_maintenance().await.unwrap();
     assert_eq!(logs.stats().await.blocks, 0);
 }
+
+/// Polls `cond` on the log store's cut heads (their record counts) until it holds.
+async fn wait_for_cut_heads(
+    logs: &super::LogStore,
+    what: &str,
+    cond: impl Fn(&[usize]) -> bool,
+) -> Vec<usize> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let cut: Vec<usize> = {
+            let st = logs.state.read().await;
+            st.flushing.iter().map(|f| f.head.records.len()).collect()
+        };
+        if cond(&cut) {
+            return cut;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {cut:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_heads_are_cut_while_an_earlier_one_is_written_and_failed_writes_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(crate::test_util::FlakyStore::default());
+    let mut cfg = config(dir.path(), flaky.clone());
+    cfg.max_head_bytes = 2 * 1024;
+    let store = Store::open(cfg).await.unwrap();
+    let logs = store.logs();
+    let fill = |from: u64| async move {
+        for i in from..from + 20 {
+            logs.append(batch(vec![record(1, i, "a body")]), AckMode::Durable)
+                .await
+                .unwrap();
+        }
+    };
+    // The first head's block write is held in progress; the next head is cut all the same.
+    let held = flaky.hold_writes.write().await;
+    fill(0).await;
+    wait_for_cut_heads(logs, "first cut", |c| !c.is_empty()).await;
+    fill(100).await;
+    wait_for_cut_heads(logs, "second cut", |c| c.len() >= 2).await;
+    assert_eq!(logs.stats().await.blocks, 0, "a write got through the hold");
+    // The held write fails once released. With no new record arriving (the head is empty,
+    // so never due), the cut heads are retried and written once the store works again.
+    use std::sync::atomic::Ordering::SeqCst;
+    flaky.fail_writes.store(true, SeqCst);
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while flaky.failed_writes.load(SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no write was tried");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    flaky.fail_writes.store(false, SeqCst);
+    wait_for_cut_heads(logs, "cut heads written", <[usize]>::is_empty).await;
+    assert!(logs.stats().await.blocks >= 2);
+    let all = LogQuery {
+        limit: 1000,
+        ..LogQuery::default()
+    };
+    assert_eq!(logs.search(&all).await.unwrap().len(), 40);
+}
