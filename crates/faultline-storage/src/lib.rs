@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod config;
+mod cutting;
 mod edges;
 mod error;
 mod head;

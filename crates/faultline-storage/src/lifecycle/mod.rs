@@ -26,6 +26,7 @@ use tokio::sync::{watch, Mutex, Notify, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::config::{StoreConfig, StoreTuning};
+use crate::cutting::{cutter, next_round, stopped_within, CutHeads, RETRY_DELAY};
 use crate::head::Head;
 use crate::store::{Counters, State, Store};
 use crate::wal::{self, RecordKind, Wal, WalOptions};
@@ -33,9 +34,6 @@ use crate::StorageError;
 
 /// Where blocks live inside the block store.
 pub(crate) const BLOCK_ROOT: &str = "blocks";
-
-/// After a failed flush or maintenance run, wait this long before trying again.
-const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Handles of the background tasks and the signal that stops them.
 pub(crate) struct Background {
@@ -299,66 +297,6 @@ fn replay_into_head(
     Ok((head, stats))
 }
 
-/// Waits up to `d`, returning `true` early when stop was signalled.
-async fn stopped_within(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    if *stop.borrow() {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => *stop.borrow(),
-        _ = stop.changed() => true,
-    }
-}
-
-/// Waits for `wanted`, the check interval or stop; `None` once stop was signalled or the store
-/// is gone, else the store.
-async fn next_round(
-    weak: &Weak<Store>,
-    wanted: &Notify,
-    stop: &mut watch::Receiver<bool>,
-) -> Option<Arc<Store>> {
-    let check = weak.upgrade().map(|s| s.flush_check_interval())?;
-    tokio::select! {
-        _ = wanted.notified() => {}
-        _ = tokio::time::sleep(check) => {}
-        _ = stop.changed() => return None,
-    }
-    if *stop.borrow() {
-        return None;
-    }
-    weak.upgrade()
-}
-
-/// Cuts the head when it is too big or too old, and has the writer write it.
-///
-/// It runs beside the writer, so a head fills up to its cut size and is cut even while
-/// earlier heads are being written: under load, blocks keep the size the head is cut at, rather
-/// than taking in everything that arrives while the previous block is encoded. The memory
-/// budget counts every cut head until it is written, so memory stays bounded however many
-/// wait.
-async fn cutter(
-    weak: Weak<Store>,
-    wanted: Arc<Notify>,
-    write_wanted: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    while let Some(store) = next_round(&weak, &wanted, &mut stop).await {
-        if !store.head_due().await {
-            continue;
-        }
-        let result = store.cut_head().await;
-        drop(store);
-        // Also after a failed cut: a head cut before the WAL rotation failed still waits.
-        write_wanted.notify_one();
-        if let Err(e) = result {
-            tracing::error!(error = %e, "cutting the head failed; will retry");
-            if stopped_within(&mut stop, RETRY_DELAY).await {
-                return;
-            }
-        }
-    }
-}
-
 /// Writes cut heads as blocks, oldest first, when the cutter has cut one (and every check
 /// interval, which retries a failed write).
 async fn writer(weak: Weak<Store>, wanted: Arc<Notify>, mut stop: watch::Receiver<bool>) {
@@ -390,9 +328,18 @@ async fn maintainer(weak: Weak<Store>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-impl Store {
-    /// How often the cutter checks the head's age, and the writer retries a failed write.
-    fn flush_check_interval(&self) -> Duration {
-        (self.config.max_head_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+impl CutHeads for Store {
+    const HEAD: &'static str = "head";
+
+    fn max_head_age(&self) -> Duration {
+        self.config.max_head_age
+    }
+
+    fn head_due(&self) -> impl std::future::Future<Output = bool> + Send {
+        Store::head_due(self)
+    }
+
+    fn cut_head(&self) -> impl std::future::Future<Output = Result<(), StorageError>> + Send {
+        Store::cut_head(self)
     }
 }

@@ -32,6 +32,7 @@ use prost::Message;
 use tokio::sync::{watch, Mutex, Notify, RwLock};
 
 use crate::config::{AckMode, StoreConfig, StoreTuning};
+use crate::cutting::{cutter, next_round, CutHeads};
 use crate::lifecycle::reopen_wal;
 use crate::query::QUERY_ATTEMPTS;
 use crate::wal::{self, record, RecordKind, Wal};
@@ -638,50 +639,19 @@ fn replay(
 }
 
 /// Flushes the head when due and runs maintenance every `maintenance_interval`.
-impl LogStore {
-    /// How often the cutter checks the head's age, and the writer retries a failed write.
-    fn check_interval(&self) -> Duration {
-        (self.config.max_head_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
-    }
-}
+impl CutHeads for LogStore {
+    const HEAD: &'static str = "log head";
 
-/// Waits for `wanted`, the check interval or stop; `None` once stop was signalled or the store
-/// is gone, else the store.
-async fn next_round(
-    weak: &Weak<LogStore>,
-    wanted: &Notify,
-    stop: &mut watch::Receiver<bool>,
-) -> Option<Arc<LogStore>> {
-    let check = weak.upgrade().map(|s| s.check_interval())?;
-    tokio::select! {
-        _ = wanted.notified() => {}
-        _ = tokio::time::sleep(check) => {}
-        _ = stop.changed() => return None,
+    fn max_head_age(&self) -> Duration {
+        self.config.max_head_age
     }
-    if *stop.borrow() {
-        return None;
-    }
-    weak.upgrade()
-}
 
-/// Cuts the log head when it is over its size or age, beside the writer (as the span store's
-/// cutter does), so that a head is cut at its size even while an earlier one is written.
-async fn cutter(
-    weak: Weak<LogStore>,
-    wanted: Arc<Notify>,
-    write_wanted: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    while let Some(store) = next_round(&weak, &wanted, &mut stop).await {
-        if !store.head_due().await {
-            continue;
-        }
-        let result = store.cut_head().await;
-        drop(store);
-        write_wanted.notify_one();
-        if let Err(e) = result {
-            tracing::error!(error = %e, "cutting the log head failed; will retry");
-        }
+    fn head_due(&self) -> impl std::future::Future<Output = bool> + Send {
+        LogStore::head_due(self)
+    }
+
+    fn cut_head(&self) -> impl std::future::Future<Output = Result<(), StorageError>> + Send {
+        LogStore::cut_head(self)
     }
 }
 
