@@ -600,7 +600,7 @@ impl LogStore {
         }
     }
 
-    /// Stops the background task and closes the WAL (queued records are written and synced).
+    /// Stops the background tasks and closes the WAL (queued records are written and synced).
     pub(crate) async fn shutdown(&self) -> Result<(), StorageError> {
         let _ = self.stop.send(true);
         let tasks = self
@@ -638,7 +638,6 @@ fn replay(
     Ok((head, stats))
 }
 
-/// Flushes the head when due and runs maintenance every `maintenance_interval`.
 impl CutHeads for LogStore {
     const HEAD: &'static str = "log head";
 
