@@ -17,6 +17,7 @@ use parquet::arrow::ArrowWriter;
 
 use crate::codec;
 use crate::fasthash::{BuildFast, FastMap};
+use crate::prefetch::Prefetcher;
 use crate::schema::{
     arrow_schema, AttrColumn, AttrColumns, BlockSettings, Derived, ValueType, DEDICATED,
     MAX_ATTR_COLUMNS,
@@ -556,10 +557,9 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
     let mut service_numbers: ContentMap<&'a str, u32> = ContentMap::default();
     let mut operations: std::collections::HashSet<(u32, u32, SpanKind), BuildFast> =
         Default::default();
+    let mut prefetch = Prefetcher::default();
     for (k, s) in spans.iter().enumerate() {
-        if let Some(ahead) = spans.get(k + WARM_AHEAD) {
-            std::hint::black_box(warm(ahead.borrow()));
-        }
+        prefetch.before(spans, k + 1);
         let s: &'a Span = s.borrow();
         let next = u32::try_from(name_numbers.len()).map_err(|_| too_many())?;
         let name = *name_numbers.entry(s.name.as_str()).or_insert_with(|| {
@@ -727,24 +727,6 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
         keys,
         operations: ops,
     })
-}
-
-/// Spans ahead of the one being planned whose parts [`warm`] reads.
-const WARM_AHEAD: usize = 4;
-
-/// Reads a byte of each of a span's attribute values, for nothing but to have the memory loads
-/// issued together, ahead of the span's turn: a flushed head's spans, their attribute lists
-/// and value strings are scattered over the heap, and each pass over them otherwise waits for
-/// one cache miss after another.
-fn warm(s: &Span) -> usize {
-    s.attributes
-        .iter()
-        .fold(s.name.len(), |x, kv| match &kv.value {
-            AttributeValue::String(v) => {
-                x ^ usize::from(v.as_bytes().first().copied().unwrap_or(0))
-            }
-            _ => x,
-        })
 }
 
 /// Whether two strings are equal, comparing their addresses before their bytes (keys shared
@@ -1337,13 +1319,11 @@ pub(crate) fn encode<S: Borrow<Span>>(
     let props = settings.writer_properties(&cols)?;
     let mut builder = RowGroupBuilder::new(&cols, keys, settings.row_group_rows);
     let mut writer = ArrowWriter::try_new(Vec::new(), builder.schema.clone(), Some(props))?;
-    let mut traces = spans
-        .chunk_by(|a, b| a.borrow().trace_id == b.borrow().trace_id)
-        .peekable();
-    while let Some(trace) = traces.next() {
-        if let Some(next) = traces.peek() {
-            std::hint::black_box(next.iter().fold(0, |x, s| x ^ warm(s.borrow())));
-        }
+    let mut prefetch = Prefetcher::default();
+    let mut done = 0;
+    for trace in spans.chunk_by(|a, b| a.borrow().trace_id == b.borrow().trace_id) {
+        done += trace.len();
+        prefetch.before(spans, done);
         builder.append_trace(trace)?;
         if builder.rows >= settings.row_group_rows {
             writer.write(&builder.finish()?)?;

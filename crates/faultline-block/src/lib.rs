@@ -54,6 +54,7 @@ mod fasthash;
 mod footer_cache;
 pub mod logs;
 mod meta;
+mod prefetch;
 mod prefix;
 mod query;
 mod read;
