@@ -59,13 +59,19 @@ fn stats(spans: usize, order: &BlockOrder, operations: encode::Operations) -> Sp
 
 /// Spans a block can be written from in place, without first copying them into a `Vec`.
 pub trait SpanSource: Send + Sync + 'static {
-    /// The spans to write, in any order; each exactly once.
+    /// The spans to write, in any order; best in the order they lie in memory, which is the
+    /// order the writer's first pass reads them in. A span given more than once is written
+    /// once (see [`write_block`]).
     fn spans(&self) -> Vec<&Span>;
 }
 
 /// Sorts spans by (trace ID, start), writes `<root>/<id>/data.parquet`, then
 /// `<root>/<id>/meta.json` last: the meta file is the commit point (a block without
 /// `meta.json` does not exist).
+///
+/// A span given more than once (same trace ID, span ID, kind, start, end and name: a
+/// client's retried batch, a WAL replay, two blocks being compacted that both hold it) is
+/// written once, the first copy given.
 pub async fn write_block(
     store: &dyn ObjectStore,
     root: &Path,
@@ -121,6 +127,7 @@ fn encode_sorted<S: Borrow<Span>>(
     settings: &BlockSettings,
 ) -> Result<Encoded, BlockError> {
     let order = sort_for_block(spans);
+    let spans = spans.get(..order.unique).unwrap_or_default();
     let encode::Encoding { data, operations } = encode::encode(spans, settings)?;
     Ok(Encoded {
         data,
@@ -130,16 +137,19 @@ fn encode_sorted<S: Borrow<Span>>(
     })
 }
 
-/// What sorting a block's spans found out on the way: its trace IDs in block order, each
-/// once, and the extremes of its spans' times.
+/// What sorting a block's spans found out on the way: how many are distinct, its trace IDs
+/// in block order, each once, and the extremes of its spans' times.
 struct BlockOrder {
+    /// The sorted spans are the first `unique`; repeats follow them, in no order.
+    unique: usize,
     traces: Vec<TraceId>,
     min_start: UnixNanos,
     max_start: UnixNanos,
     max_end: UnixNanos,
 }
 
-/// Sorts spans by (trace ID, start, span ID), keeping the given order of equal ones.
+/// Sorts spans by (trace ID, start, span ID), keeping the given order of equal ones, and
+/// moves repeated spans (see [`write_block`]) behind the sorted ones.
 ///
 /// Sorting the spans themselves compared IDs through two references per comparison, most of
 /// them cache misses on a head of borrowed spans; this sorts contiguous keys (IDs read as
@@ -166,15 +176,39 @@ fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) -> BlockOrder {
     // The index makes every key distinct, so an unstable sort gives the stable order.
     order.sort_unstable();
     let mut traces: Vec<TraceId> = Vec::new();
-    for (id, ..) in &order {
-        let id = TraceId(id.to_be_bytes());
-        if traces.last() != Some(&id) {
-            traces.push(id);
+    // Copies of a span share the key up to the index, so they are neighbours; only spans
+    // whose (trace, start, span ID) repeats (hardly any but copies) are compared further.
+    let mut from: Vec<usize> = Vec::with_capacity(order.len());
+    let mut repeats: Vec<usize> = Vec::new();
+    let mut run = 0;
+    for (k, &(id, start, span_id, i)) in order.iter().enumerate() {
+        let prev = k.checked_sub(1).and_then(|p| order.get(p));
+        if prev.is_none_or(|&(p_id, p_start, p_span, _)| {
+            (p_id, p_start, p_span) != (id, start, span_id)
+        }) {
+            run = from.len();
+            let id = TraceId(id.to_be_bytes());
+            if traces.last() != Some(&id) {
+                traces.push(id);
+            }
+        } else if let Some(s) = spans.get(i).map(Borrow::borrow) {
+            let copy = |j: &usize| {
+                spans
+                    .get(*j)
+                    .map(Borrow::borrow)
+                    .is_some_and(|t| (t.kind, t.end, &t.name) == (s.kind, s.end, &s.name))
+            };
+            if from.get(run..).unwrap_or_default().iter().any(copy) {
+                repeats.push(i);
+                continue;
+            }
         }
+        from.push(i);
     }
+    let unique = from.len();
+    from.append(&mut repeats);
     // Position k takes the span now at `from[k]`; each cycle of the permutation is followed
     // once, marking positions done by pointing them at themselves.
-    let mut from: Vec<usize> = order.into_iter().map(|(.., i)| i).collect();
     for start in 0..from.len() {
         let mut k = start;
         while let Some(j) = from.get_mut(k).map(|j| std::mem::replace(j, k)) {
@@ -186,6 +220,7 @@ fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) -> BlockOrder {
         }
     }
     BlockOrder {
+        unique,
         traces,
         min_start,
         max_start,

@@ -73,6 +73,77 @@ fn list_orphans_and_delete() {
         .is_empty());
 }
 
+/// Spans shared with the writer, as a flushed head shares them.
+struct Shared(Vec<Span>);
+
+impl SpanSource for Shared {
+    fn spans(&self) -> Vec<&Span> {
+        self.0.iter().collect()
+    }
+}
+
+#[test]
+fn spans_given_twice_are_written_once_and_near_copies_are_kept() {
+    let rt = rt();
+    let spans = realistic_spans(5, 300, UnixNanos(1_000));
+    // Near-copies: one field of the identity differs, so each is a span of its own.
+    let near: Vec<Span> = spans
+        .iter()
+        .take(4)
+        .enumerate()
+        .map(|(i, s)| {
+            let mut s = s.clone();
+            match i {
+                0 => {
+                    s.kind = if s.kind == SpanKind::Client {
+                        SpanKind::Server
+                    } else {
+                        SpanKind::Client
+                    }
+                }
+                1 => s.end = UnixNanos(s.end.0 + 1),
+                2 => s.name = format!("{}!", s.name).into(),
+                _ => s.trace_id.0[0] ^= 1,
+            }
+            s
+        })
+        .collect();
+    // A head as a retried batch leaves it: every span twice, the copies apart and in another
+    // order, plus the near-copies in between.
+    let mut given = spans.clone();
+    given.extend(near.iter().cloned());
+    given.extend(spans.iter().rev().cloned());
+    let mut want = spans.clone();
+    want.extend(near);
+    let store = InMemory::new();
+    let source = Arc::new(Shared(given.clone()));
+    let from_head = rt
+        .block_on(write_block_from(
+            &store,
+            &root(),
+            source,
+            BlockInfo::default(),
+            &BlockSettings::default(),
+        ))
+        .unwrap();
+    let owned = rt
+        .block_on(write_block(
+            &store,
+            &root(),
+            given,
+            BlockInfo::default(),
+            &BlockSettings::default(),
+        ))
+        .unwrap();
+    let traces = by_trace(&want).len() as u64;
+    for meta in [from_head, owned] {
+        assert_eq!(meta.span_count, want.len() as u64);
+        assert_eq!(meta.trace_count, traces);
+        let back = rt.block_on(read_all(&store, &root(), &meta)).unwrap();
+        assert_eq!(sorted(back), sorted(want.clone()));
+    }
+}
+
 #[test]
 fn empty_block_is_refused() {
     let store = InMemory::new();

@@ -13,7 +13,6 @@ use faultline_block::{
 use faultline_model::UnixNanos;
 
 use crate::config::StoreTuning;
-use crate::head::dedup_spans;
 use crate::store::Store;
 use crate::StorageError;
 
@@ -141,8 +140,8 @@ impl Store {
             }
             spans.extend(part);
         }
-        // Crash replays and client retries can put one span into two blocks; merge them here.
-        dedup_spans(&mut spans);
+        // Crash replays and client retries can put one span into two blocks: `write_block`
+        // writes it once.
         let info = BlockInfo {
             wal_through: inputs.iter().map(|b| b.wal_through).max().unwrap_or(0),
             sources: inputs.iter().map(|b| b.id.clone()).collect(),
