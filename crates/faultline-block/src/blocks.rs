@@ -75,7 +75,7 @@ pub trait SpanSource: Send + Sync + 'static {
 pub async fn write_block(
     store: &dyn ObjectStore,
     root: &Path,
-    mut spans: Vec<Span>,
+    spans: Vec<Span>,
     info: BlockInfo,
     settings: &BlockSettings,
 ) -> Result<BlockMeta, BlockError> {
@@ -85,7 +85,7 @@ pub async fn write_block(
     let settings = settings.clone();
     // Sorting and zstd are CPU-bound for a second or more on big blocks: keep them off the
     // async workers.
-    let encoded = tokio::task::spawn_blocking(move || encode_sorted(&mut spans, &settings))
+    let encoded = tokio::task::spawn_blocking(move || encode_sorted(&spans, &settings))
         .await
         .map_err(|e| BlockError::Task(e.to_string()))??;
     commit(store, root, encoded, info).await
@@ -102,11 +102,11 @@ pub async fn write_block_from<T: SpanSource>(
 ) -> Result<BlockMeta, BlockError> {
     let settings = settings.clone();
     let encoded = tokio::task::spawn_blocking(move || {
-        let mut spans = source.spans();
+        let spans = source.spans();
         if spans.is_empty() {
             return Err(BlockError::Empty);
         }
-        encode_sorted(&mut spans, &settings)
+        encode_sorted(&spans, &settings)
     })
     .await
     .map_err(|e| BlockError::Task(e.to_string()))??;
@@ -122,39 +122,70 @@ struct Encoded {
 }
 
 /// Sorts (non-empty) `spans` into block order and encodes them.
+///
+/// Only references are sorted, so that neither a flushed head's spans nor owned ones are
+/// moved; the encoder also gets the kept spans in the order given (for a head, the order
+/// they lie in memory) for its planning pass.
 fn encode_sorted<S: Borrow<Span>>(
-    spans: &mut [S],
+    spans: &[S],
     settings: &BlockSettings,
 ) -> Result<Encoded, BlockError> {
     let order = sort_for_block(spans);
-    let spans = spans.get(..order.unique).unwrap_or_default();
-    let encode::Encoding { data, operations } = encode::encode(spans, settings)?;
+    let sorted: Vec<&Span> = order
+        .from
+        .iter()
+        .filter_map(|i| spans.get(*i))
+        .map(Borrow::borrow)
+        .collect();
+    // Row of each given span (`NOT_KEPT` for a repeat), then the kept ones in given order
+    // and each row's position among them: two linear passes, no second sort.
+    const NOT_KEPT: u32 = u32::MAX;
+    let too_many = || BlockError::Settings("over 2^32 - 1 spans in one block".into());
+    let mut row_of = vec![NOT_KEPT; spans.len()];
+    for (row, i) in order.from.iter().enumerate() {
+        if let Some(r) = row_of.get_mut(*i) {
+            *r = u32::try_from(row)
+                .ok()
+                .filter(|r| *r != NOT_KEPT)
+                .ok_or_else(too_many)?;
+        }
+    }
+    let mut planned: Vec<&Span> = Vec::with_capacity(sorted.len());
+    let mut plan_of = vec![0u32; sorted.len()];
+    for row in row_of.into_iter().filter(|r| *r != NOT_KEPT) {
+        if let (Some(s), Some(p)) = (sorted.get(row as usize), plan_of.get_mut(row as usize)) {
+            *p = u32::try_from(planned.len()).map_err(|_| too_many())?;
+            planned.push(s);
+        }
+    }
+    let encode::Encoding { data, operations } =
+        encode::encode(&sorted, &planned, &plan_of, settings)?;
     Ok(Encoded {
         data,
-        stats: stats(spans.len(), &order, operations),
+        stats: stats(sorted.len(), &order, operations),
         min_trace_id: order.traces.first().copied().unwrap_or_default(),
         max_trace_id: order.traces.last().copied().unwrap_or_default(),
     })
 }
 
-/// What sorting a block's spans found out on the way: how many are distinct, its trace IDs
-/// in block order, each once, and the extremes of its spans' times.
+/// What sorting a block's spans found out: the block's rows, its trace IDs in block order,
+/// each once, and the extremes of its spans' times.
 struct BlockOrder {
-    /// The sorted spans are the first `unique`; repeats follow them, in no order.
-    unique: usize,
+    /// Row `k` is the span given at `from[k]`; repeats have no row.
+    from: Vec<usize>,
     traces: Vec<TraceId>,
     min_start: UnixNanos,
     max_start: UnixNanos,
     max_end: UnixNanos,
 }
 
-/// Sorts spans by (trace ID, start, span ID), keeping the given order of equal ones, and
-/// moves repeated spans (see [`write_block`]) behind the sorted ones.
+/// Orders spans by (trace ID, start, span ID), keeping the given order of equal ones, and
+/// leaves repeated spans (see [`write_block`]) out.
 ///
 /// Sorting the spans themselves compared IDs through two references per comparison, most of
 /// them cache misses on a head of borrowed spans; this sorts contiguous keys (IDs read as
-/// big-endian integers, which order like their bytes) and then moves each span once.
-fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) -> BlockOrder {
+/// big-endian integers, which order like their bytes).
+fn sort_for_block<S: Borrow<Span>>(spans: &[S]) -> BlockOrder {
     let mut min_start = UnixNanos(u64::MAX);
     let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
     let mut order: Vec<(u128, u64, u64, usize)> = spans
@@ -179,7 +210,6 @@ fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) -> BlockOrder {
     // Copies of a span share the key up to the index, so they are neighbours; only spans
     // whose (trace, start, span ID) repeats (hardly any but copies) are compared further.
     let mut from: Vec<usize> = Vec::with_capacity(order.len());
-    let mut repeats: Vec<usize> = Vec::new();
     let mut run = 0;
     for (k, &(id, start, span_id, i)) in order.iter().enumerate() {
         let prev = k.checked_sub(1).and_then(|p| order.get(p));
@@ -199,28 +229,13 @@ fn sort_for_block<S: Borrow<Span>>(spans: &mut [S]) -> BlockOrder {
                     .is_some_and(|t| (t.kind, t.end, &t.name) == (s.kind, s.end, &s.name))
             };
             if from.get(run..).unwrap_or_default().iter().any(copy) {
-                repeats.push(i);
                 continue;
             }
         }
         from.push(i);
     }
-    let unique = from.len();
-    from.append(&mut repeats);
-    // Position k takes the span now at `from[k]`; each cycle of the permutation is followed
-    // once, marking positions done by pointing them at themselves.
-    for start in 0..from.len() {
-        let mut k = start;
-        while let Some(j) = from.get_mut(k).map(|j| std::mem::replace(j, k)) {
-            if j == start || j == k {
-                break;
-            }
-            spans.swap(k, j);
-            k = j;
-        }
-    }
     BlockOrder {
-        unique,
+        from,
         traces,
         min_start,
         max_start,
@@ -410,9 +425,10 @@ mod tests {
         expected.sort_by(|a, b| {
             (a.trace_id, a.start, a.span_id).cmp(&(b.trace_id, b.start, b.span_id))
         });
-        let mut borrowed: Vec<&Span> = spans.iter().collect();
-        let order = sort_for_block(&mut borrowed);
-        assert_eq!(borrowed, expected);
+        let borrowed: Vec<&Span> = spans.iter().collect();
+        let order = sort_for_block(&borrowed);
+        let rows: Vec<&Span> = order.from.iter().map(|i| borrowed[*i]).collect();
+        assert_eq!(rows, expected);
         let mut traces: Vec<TraceId> = expected.iter().map(|s| s.trace_id).collect();
         traces.dedup();
         assert_eq!(order.traces, traces);
@@ -420,10 +436,9 @@ mod tests {
         assert_eq!(Some(order.min_start), starts().min());
         assert_eq!(Some(order.max_start), starts().max());
         assert_eq!(Some(order.max_end), expected.iter().map(|s| s.end).max());
-        let mut owned = spans.clone();
-        sort_for_block(&mut owned);
-        assert!(owned.iter().eq(expected.iter().copied()));
-        let mut empty: Vec<Span> = Vec::new();
-        sort_for_block(&mut empty);
+        // Owned spans order the same.
+        let owned = sort_for_block(&spans);
+        assert_eq!(owned.from, order.from);
+        assert!(sort_for_block::<Span>(&[]).from.is_empty());
     }
 }

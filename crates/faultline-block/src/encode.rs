@@ -354,7 +354,8 @@ impl RouteTable {
 
 /// The distinct attribute keys of a block's spans, numbered in first-seen order, and the
 /// number of every span attribute's key and the type of its value ([`ValueType::of`]), in
-/// span order; and the same numbering of span names, by span. Routing and encoding go by
+/// the order the planning pass read the spans (memory order, see [`encode`]); and the same
+/// numbering of span names, by span, and where each span's attributes start. Routing and encoding go by
 /// these numbers and types: neither hashes a key or name nor parses a value again.
 struct BlockKeys<'a> {
     keys: Vec<&'a str>,
@@ -362,6 +363,8 @@ struct BlockKeys<'a> {
     type_of_attr: Vec<Option<ValueType>>,
     names: Vec<&'a str>,
     name_of_span: Vec<u32>,
+    /// By span, the position of its first attribute in `of_attr` and the fields after it.
+    attr_start: Vec<usize>,
     /// Per attribute, the derivable fixed column the planning pass routed it to
     /// ([`NOT_COUNTED`] if none) and its value's number among the values that column took on
     /// spans of the same name ([`ValueCounts`]).
@@ -525,6 +528,7 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
         type_of_attr: Vec::with_capacity(attrs),
         names: Vec::new(),
         name_of_span: Vec::with_capacity(spans.len()),
+        attr_start: Vec::with_capacity(spans.len()),
         counted_in: Vec::with_capacity(attrs),
         value_number: Vec::with_capacity(attrs),
         derived_numbers: Vec::new(),
@@ -580,6 +584,7 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
         };
         operations.insert((service, name, s.kind));
         let at = keys.of_attr.len();
+        keys.attr_start.push(at);
         let name = name as usize;
         if last_of_name.len() <= name {
             last_of_name.resize(name + 1, usize::MAX);
@@ -944,11 +949,13 @@ struct RowGroupBuilder<'a> {
     /// The columns of each attribute key of the block, by key number.
     routes: RouteTable,
     /// The key number and value type of every span attribute of the block and the name
-    /// number of every span, in row order, and the position of the next span's first
-    /// attribute and of the next span.
+    /// number of every span, in planning order; each row's span's position in that order;
+    /// the next row's span (in row order) and the current row's span's first attribute (in
+    /// planning order).
     keys: BlockKeys<'a>,
-    next_attr: usize,
+    plan_of: &'a [u32],
     next_span: usize,
+    attr_at: usize,
     /// The row group's `name` dictionary index of each span name, by the name's number in
     /// the block: the dictionary hashes each name once per row group, not once per span.
     name_keys: Vec<Option<i32>>,
@@ -970,8 +977,14 @@ struct RowGroupBuilder<'a> {
 }
 
 impl<'a> RowGroupBuilder<'a> {
-    /// Builders for the spans that `keys` numbered, `rows_per_group` rows at most per row group.
-    fn new(cols: &AttrColumns, keys: BlockKeys<'a>, rows_per_group: usize) -> Self {
+    /// Builders for the spans that `keys` numbered, row `k` being the `plan_of[k]`th span
+    /// planned, `rows_per_group` rows at most per row group.
+    fn new(
+        cols: &AttrColumns,
+        keys: BlockKeys<'a>,
+        plan_of: &'a [u32],
+        rows_per_group: usize,
+    ) -> Self {
         let spans = keys.name_of_span.len();
         let mut b = Self {
             schema: arrow_schema(cols),
@@ -1006,8 +1019,9 @@ impl<'a> RowGroupBuilder<'a> {
             routes: AttrRouter::new(cols).table(&keys.keys),
             name_keys: vec![None; keys.names.len()],
             keys,
-            next_attr: 0,
+            plan_of,
             next_span: 0,
+            attr_at: 0,
             used: Vec::new(),
             slots: Vec::new(),
             layout: Vec::new(),
@@ -1057,7 +1071,12 @@ impl<'a> RowGroupBuilder<'a> {
     }
 
     /// Appends the spans of one trace (all with the same trace ID, in row order).
-    fn append_trace<S: Borrow<Span>>(&mut self, trace: &'a [S]) -> Result<(), BlockError> {
+    /// Appends the rows of one trace's spans, calling `before_span(i)` before its `i`th.
+    fn append_trace<S: Borrow<Span>>(
+        &mut self,
+        trace: &'a [S],
+        mut before_span: impl FnMut(usize),
+    ) -> Result<(), BlockError> {
         // First row of each span ID within the trace: the parent ordinal points there. A
         // sorted list searched by bisection: no hashing, and traces are mostly small.
         let mut position: Vec<(SpanId, u32)> = Vec::with_capacity(trace.len());
@@ -1069,7 +1088,8 @@ impl<'a> RowGroupBuilder<'a> {
         }
         position.sort_unstable();
         position.dedup_by_key(|(id, _)| *id);
-        for s in trace {
+        for (i, s) in trace.iter().enumerate() {
+            before_span(i);
             self.append_span(s.borrow(), &position)?;
         }
         Ok(())
@@ -1117,9 +1137,18 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.service.keys.append_value(service);
         self.resource.append_key(resource);
-        let number = self.keys.name_of_span.get(self.next_span).copied();
+        let planned = self.plan_of.get(self.next_span).map(|p| *p as usize);
         self.next_span += 1;
-        let name = match number.and_then(|n| self.name_keys.get_mut(n as usize)) {
+        let (Some(number), Some(attr_at)) = (
+            planned.and_then(|p| self.keys.name_of_span.get(p)).copied(),
+            planned.and_then(|p| self.keys.attr_start.get(p)).copied(),
+        ) else {
+            return Err(BlockError::Settings(
+                "spans changed between planning and encoding".into(),
+            ));
+        };
+        self.attr_at = attr_at;
+        let name = match self.name_keys.get_mut(number as usize) {
             Some(Some(key)) => *key,
             Some(slot) => *slot.insert(self.name.intern(&s.name)?),
             None => {
@@ -1146,7 +1175,7 @@ impl<'a> RowGroupBuilder<'a> {
         };
         self.scope.append_key(scope);
 
-        self.append_attributes(&s.attributes, &s.name, number.unwrap_or_default())?;
+        self.append_attributes(&s.attributes, &s.name, number)?;
         if s.events.is_empty() {
             self.events.append_null();
         } else {
@@ -1173,14 +1202,13 @@ impl<'a> RowGroupBuilder<'a> {
         name: &str,
         name_number: u32,
     ) -> Result<(), BlockError> {
-        let (ids, types) = self.keys.of_span(self.next_attr, attrs.len());
+        let (ids, types) = self.keys.of_span(self.attr_at, attrs.len());
         if ids.len() != attrs.len() {
             return Err(BlockError::Settings(
                 "spans changed between planning and encoding".into(),
             ));
         }
-        let first = self.next_attr;
-        self.next_attr += attrs.len();
+        let first = self.attr_at;
         self.routes
             .route(attrs, ids, types, &mut self.used, &mut self.slots);
         self.layout.clear();
@@ -1307,24 +1335,37 @@ impl<'a> RowGroupBuilder<'a> {
 /// Encodes spans, already sorted by (trace ID, start), as a Parquet file. Row groups are cut
 /// only at trace boundaries, so every trace lies within one row group: readers can then resolve
 /// parent ordinals and skip row groups without ever seeing half a trace.
-pub(crate) fn encode<S: Borrow<Span>>(
-    spans: &[S],
+///
+/// `planned` is the same spans in the order they lie in memory, and `plan_of[k]` the
+/// position there of `spans[k]`: the planning pass reads every span and its attributes once
+/// more, and in memory order that is a stream the hardware prefetches, where in trace order
+/// it was a cache miss after another.
+pub(crate) fn encode<'a>(
+    spans: &[&'a Span],
+    planned: &[&'a Span],
+    plan_of: &'a [u32],
     settings: &BlockSettings,
 ) -> Result<Encoding, BlockError> {
+    if planned.len() != spans.len() || plan_of.len() != spans.len() {
+        return Err(BlockError::Settings(
+            "spans changed between planning and encoding".into(),
+        ));
+    }
     let Plan {
         cols,
         keys,
         operations,
-    } = plan_columns(spans)?;
+    } = plan_columns(planned)?;
     let props = settings.writer_properties(&cols)?;
-    let mut builder = RowGroupBuilder::new(&cols, keys, settings.row_group_rows);
+    let mut builder = RowGroupBuilder::new(&cols, keys, plan_of, settings.row_group_rows);
     let mut writer = ArrowWriter::try_new(Vec::new(), builder.schema.clone(), Some(props))?;
     let mut prefetch = Prefetcher::default();
-    let mut done = 0;
-    for trace in spans.chunk_by(|a, b| a.borrow().trace_id == b.borrow().trace_id) {
-        done += trace.len();
-        prefetch.before(spans, done);
-        builder.append_trace(trace)?;
+    let mut first = 0;
+    for trace in spans.chunk_by(|a, b| a.trace_id == b.trace_id) {
+        // Span by span, not trace by trace: a trace longer than the prefetcher's distance
+        // would have its stages catch up with each other.
+        builder.append_trace(trace, |i| prefetch.before(spans, first + i + 1))?;
+        first += trace.len();
         if builder.rows >= settings.row_group_rows {
             writer.write(&builder.finish()?)?;
             writer.flush()?;

@@ -35,6 +35,26 @@ fn sorted(mut spans: Vec<Span>) -> Vec<Span> {
     spans
 }
 
+/// The spans a block keeps of `spans`: the first of each (trace ID, span ID, kind, start,
+/// end, name), in the given order.
+fn first_copies(spans: &[Span]) -> Vec<Span> {
+    let mut seen = std::collections::HashSet::new();
+    spans
+        .iter()
+        .filter(|s| {
+            seen.insert((
+                s.trace_id,
+                s.span_id,
+                s.kind,
+                s.start,
+                s.end,
+                s.name.clone(),
+            ))
+        })
+        .cloned()
+        .collect()
+}
+
 fn small_settings() -> BlockSettings {
     // Tiny groups and pages so that pruning paths run on small inputs.
     BlockSettings {
