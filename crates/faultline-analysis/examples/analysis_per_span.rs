@@ -60,7 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let counters: Vec<&str> = text
         .lines()
         .filter(|l| {
-            l.starts_with("traces_service_graph_dropped") || l.starts_with("traces_service_graph_unpaired")
+            l.starts_with("traces_service_graph_dropped")
+                || l.starts_with("traces_service_graph_unpaired")
         })
         .collect();
     println!(
