@@ -28,9 +28,20 @@ pub const BUCKET_BOUNDS_NANOS: [u64; 14] = [
 pub const BUCKETS: usize = BUCKET_BOUNDS_NANOS.len() + 1;
 
 /// The bucket a duration falls in: the first whose upper bound is at least `nanos`.
+///
+/// The bounds are 2 ms × 2^k, so that bucket is the smallest k with 2^k ≥ ⌈nanos / 2 ms⌉:
+/// a division by a constant and a leading-zero count, instead of a branchy binary search
+/// (every span and every edge observation takes this).
 #[inline]
 pub fn bucket_index(nanos: u64) -> usize {
-    BUCKET_BOUNDS_NANOS.partition_point(|&bound| bound < nanos)
+    const UNIT: u64 = BUCKET_BOUNDS_NANOS[0];
+    let units = nanos.div_ceil(UNIT);
+    if units <= 1 {
+        return 0;
+    }
+    // ⌈log2(units)⌉ for units ≥ 2.
+    let k = (u64::BITS - (units - 1).leading_zeros()) as usize;
+    k.min(BUCKETS - 1)
 }
 
 /// A cumulative-over-time latency histogram (non-cumulative bucket counts).
@@ -131,6 +142,38 @@ mod tests {
         assert_eq!(bucket_index(16_384_000_000), 13);
         assert_eq!(bucket_index(16_384_000_001), 14);
         assert_eq!(bucket_index(u64::MAX), 14);
+    }
+
+    /// What `bucket_index` computes arithmetically, by its definition.
+    fn by_search(nanos: u64) -> usize {
+        BUCKET_BOUNDS_NANOS.partition_point(|&bound| bound < nanos)
+    }
+
+    #[test]
+    fn bucket_index_agrees_with_the_bounds_at_every_edge() {
+        for (k, &bound) in BUCKET_BOUNDS_NANOS.iter().enumerate() {
+            assert_eq!(bound, BUCKET_BOUNDS_NANOS[0] << k, "bounds double");
+            for nanos in [
+                bound - 1,
+                bound,
+                bound + 1,
+                bound / 2 + 1,
+                bound + bound / 2,
+            ] {
+                assert_eq!(bucket_index(nanos), by_search(nanos), "{nanos}");
+            }
+        }
+        for nanos in [0, 1, 999_999, u64::MAX - 1, u64::MAX] {
+            assert_eq!(bucket_index(nanos), by_search(nanos), "{nanos}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bucket_index_agrees_with_a_search(nanos in proptest::num::u64::ANY, small in 0u64..40_000_000_000) {
+            proptest::prop_assert_eq!(bucket_index(nanos), by_search(nanos));
+            proptest::prop_assert_eq!(bucket_index(small), by_search(small));
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use faultline_model::{AttributeValue, Resource, Span, SpanKind, StatusCode, UnixNanos};
@@ -122,7 +122,9 @@ struct DimensionedSeries {
 pub struct SpanMetrics {
     index: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>>,
     operations: Vec<Operation>,
-    keys: RandomState,
+    /// Seeded (names come from clients); foldhash rather than std's SipHash, which cost as
+    /// much as the rest of a span's lookup.
+    keys: foldhash::fast::RandomState,
     names: Interner,
     overflow: RedSeries,
     series: usize,
@@ -175,7 +177,7 @@ impl SpanMetrics {
         Self {
             index: HashMap::default(),
             operations: Vec::new(),
-            keys: RandomState::new(),
+            keys: foldhash::fast::RandomState::default(),
             names: Interner::new(config.max_services),
             overflow: RedSeries::default(),
             series: 0,

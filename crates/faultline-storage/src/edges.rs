@@ -93,10 +93,26 @@ struct Update {
     spans: u64,
 }
 
-/// A span of the trace being paired.
-struct Local<'a> {
-    span: &'a Span,
+/// What pairing needs of a span, taken in one pass over the spans in memory order (a head's
+/// batches as decoded): pairing then visits the spans trace by trace, and reading these small
+/// records in that order costs far fewer cache misses than reading the spans and their
+/// attribute lists there.
+#[derive(Clone, Copy)]
+struct Brief {
+    span_id: SpanId,
+    parent: Option<SpanId>,
+    /// Bucket of the span's start.
+    bucket: u64,
     service: u32,
+    /// For a CLIENT or PRODUCER span: the callee its attributes name (see [`peer_of`]).
+    peer: Option<u32>,
+    /// A CLIENT or PRODUCER span.
+    calls: bool,
+}
+
+/// A span of the trace being paired.
+struct Local {
+    brief: Brief,
     answered: bool,
     /// Seen before (earlier in this trace or carried): counts nothing.
     repeat: bool,
@@ -153,6 +169,56 @@ fn find(
     }
 }
 
+/// The spans of one pairing as [`Brief`]s, with the names they use.
+struct Briefing<'s> {
+    briefs: Vec<Brief>,
+    names: Names<'s>,
+    /// The service by the address of the span's shared resource: looking it up in the
+    /// resource's attributes for every span costs a scan each.
+    by_resource: HashMap<usize, u32>,
+    /// The table the pairing fills (it knows the buckets).
+    table: EdgeTable,
+}
+
+impl Default for Briefing<'_> {
+    fn default() -> Self {
+        Self {
+            briefs: Vec::new(),
+            names: Names::default(),
+            by_resource: HashMap::default(),
+            table: EdgeTable::new(EDGE_BUCKET_SECS),
+        }
+    }
+}
+
+impl<'s> Briefing<'s> {
+    /// Briefs `spans`, in their order.
+    fn add(&mut self, spans: &'s [Span]) {
+        self.briefs.reserve(spans.len());
+        for s in spans {
+            let names = &mut self.names;
+            let service = *self
+                .by_resource
+                .entry(Arc::as_ptr(&s.resource) as usize)
+                .or_insert_with(|| names.id(s.service_name()));
+            let calls = matches!(s.kind, SpanKind::Client | SpanKind::Producer);
+            let peer = if calls {
+                peer_of(s).map(|(_, peer)| self.names.id(peer))
+            } else {
+                None
+            };
+            self.briefs.push(Brief {
+                span_id: s.span_id,
+                parent: s.parent_span_id,
+                bucket: self.table.bucket_of(s.start),
+                service,
+                peer,
+                calls,
+            });
+        }
+    }
+}
+
 impl Carry {
     /// An empty carry keeping at most `budget_spans` spans of older generations (and always
     /// the newest).
@@ -171,70 +237,105 @@ impl Carry {
 
     /// Pairs the spans of `heads` as one generation (a trace may be spread over several).
     pub(crate) fn pair_heads(&self, heads: &[&Head], record: bool) -> Pairing {
+        let mut briefing = Briefing::default();
+        // Where each head's batches start among the briefs.
+        let mut starts: Vec<Vec<usize>> = Vec::with_capacity(heads.len());
+        for h in heads {
+            let mut offsets = Vec::with_capacity(h.batches().len());
+            for batch in h.batches() {
+                offsets.push(briefing.briefs.len());
+                briefing.add(batch);
+            }
+            starts.push(offsets);
+        }
+        let at = |offsets: &[usize], (batch, i): (usize, usize)| offsets.get(batch).map(|o| o + i);
         match heads {
-            [head] => self.pair(head.traces.values().map(|t| head.spans_of(t)), record),
+            [head] => {
+                let offsets = starts.first().map_or(&[][..], Vec::as_slice);
+                let traces = head
+                    .traces
+                    .iter()
+                    .map(|(id, t)| (*id, head.places_of(t).filter_map(|p| at(offsets, p))));
+                self.pair(briefing, traces, record)
+            }
             _ => {
-                let mut by_trace: HashMap<TraceId, Vec<&Span>> = HashMap::default();
-                for h in heads {
+                let mut by_trace: HashMap<TraceId, Vec<usize>> = HashMap::default();
+                for (h, offsets) in heads.iter().zip(&starts) {
                     for (id, t) in &h.traces {
-                        by_trace.entry(*id).or_default().extend(h.spans_of(t));
+                        by_trace
+                            .entry(*id)
+                            .or_default()
+                            .extend(h.places_of(t).filter_map(|p| at(offsets, p)));
                     }
                 }
-                self.pair(by_trace.into_values(), record)
+                self.pair(briefing, by_trace, record)
             }
         }
     }
 
     /// Pairs `spans` (in any order) as one generation.
     pub(crate) fn pair_spans(&self, spans: &[Span], record: bool) -> Pairing {
+        let mut briefing = Briefing::default();
+        briefing.add(spans);
         if spans.is_sorted_by_key(|s| s.trace_id) {
-            self.pair(spans.chunk_by(|a, b| a.trace_id == b.trace_id), record)
-        } else {
-            let mut by_trace: HashMap<TraceId, Vec<&Span>> = HashMap::default();
-            for s in spans {
-                by_trace.entry(s.trace_id).or_default().push(s);
+            let mut runs = Vec::new();
+            let mut i = 0;
+            for run in spans.chunk_by(|a, b| a.trace_id == b.trace_id) {
+                if let Some(first) = run.first() {
+                    runs.push((first.trace_id, i..i + run.len()));
+                }
+                i += run.len();
             }
-            self.pair(by_trace.into_values(), record)
+            self.pair(briefing, runs, record)
+        } else {
+            let mut by_trace: HashMap<TraceId, Vec<usize>> = HashMap::default();
+            for (i, s) in spans.iter().enumerate() {
+                by_trace.entry(s.trace_id).or_default().push(i);
+            }
+            self.pair(briefing, by_trace, record)
         }
     }
 
-    /// Pairs one generation, given trace by trace (each item all of one trace's spans),
-    /// counting their edges; with `record`, also returns what [`Carry::advance`] needs. A span
-    /// already known (same trace and span ID, from a retried batch or a replay) is a repeat
-    /// and counts nothing.
-    fn pair<'s, 'a: 's, G>(&'s self, traces: impl IntoIterator<Item = G>, record: bool) -> Pairing
+    /// Pairs one generation, given trace by trace (each item a trace ID and the positions of
+    /// all its spans among `briefing`'s), counting their edges; with `record`, also returns
+    /// what [`Carry::advance`] needs. A span already known (same trace and span ID, from a
+    /// retried batch or a replay) is a repeat and counts nothing.
+    fn pair<'s, G>(
+        &'s self,
+        briefing: Briefing<'s>,
+        traces: impl IntoIterator<Item = (TraceId, G)>,
+        record: bool,
+    ) -> Pairing
     where
-        G: IntoIterator<Item = &'a Span>,
+        G: IntoIterator<Item = usize>,
     {
-        let mut table = EdgeTable::new(EDGE_BUCKET_SECS);
-        let mut names: Names<'s> = Names::default();
-        // The service by the address of the span's shared resource: looking it up in the
-        // resource's attributes for every span costs a scan each.
-        let mut by_resource: HashMap<usize, u32> = HashMap::default();
+        let Briefing {
+            briefs,
+            mut names,
+            table,
+            ..
+        } = briefing;
+        let mut table = table;
         let mut counts: HashMap<(u32, u32, u64), i64> = HashMap::default();
         let mut update = record.then(Update::default);
-        let mut local: Vec<Local<'a>> = Vec::new();
+        let mut local: Vec<Local> = Vec::new();
         let mut local_map: HashMap<SpanId, usize> = HashMap::default();
         let mut known_map: HashMap<SpanId, usize> = HashMap::default();
         let mut answered_known: Vec<usize> = Vec::new();
         let no_known: &[Known] = &[];
         let no_orphans: &[Orphan] = &[];
-        for group in traces {
+        for (trace_id, group) in traces {
             local.clear();
-            for s in group {
-                let service = *by_resource
-                    .entry(Arc::as_ptr(&s.resource) as usize)
-                    .or_insert_with(|| names.id(s.service_name()));
-                local.push(Local {
-                    span: s,
-                    service,
+            local.extend(group.into_iter().filter_map(|i| {
+                briefs.get(i).map(|&brief| Local {
+                    brief,
                     answered: false,
                     repeat: false,
-                });
-            }
-            let Some(trace_id) = local.first().map(|l| l.span.trace_id) else {
+                })
+            }));
+            if local.is_empty() {
                 continue;
-            };
+            }
             let known = self.known.get(&trace_id).map_or(no_known, Vec::as_slice);
             let orphans = self
                 .orphans
@@ -243,7 +344,7 @@ impl Carry {
             if local.len() > SCAN {
                 local_map.clear();
                 for (i, l) in local.iter().enumerate() {
-                    local_map.entry(l.span.span_id).or_insert(i);
+                    local_map.entry(l.brief.span_id).or_insert(i);
                 }
             }
             if known.len() > SCAN {
@@ -253,32 +354,32 @@ impl Carry {
                 }
             }
             let n = local.len();
-            let local_at = |local: &[Local<'a>], id: SpanId| {
-                find(id, n, |i| local[i].span.span_id, &local_map)
-            };
+            let local_at =
+                |local: &[Local], id: SpanId| find(id, n, |i| local[i].brief.span_id, &local_map);
             let known_at = |id: SpanId| find(id, known.len(), |i| known[i].span_id, &known_map);
             for i in 0..n {
-                let id = local[i].span.span_id;
+                let id = local[i].brief.span_id;
                 local[i].repeat = local_at(&local, id) != Some(i) || known_at(id).is_some();
             }
             answered_known.clear();
-            let b = |s: &Span| table.bucket_of(s.start);
             let mut new_orphans = Vec::new();
             for i in 0..n {
-                let (span, service) = (local[i].span, local[i].service);
-                let Some(parent) = span.parent_span_id.filter(|_| !local[i].repeat) else {
+                let Brief {
+                    service, bucket, ..
+                } = local[i].brief;
+                let Some(parent) = local[i].brief.parent.filter(|_| !local[i].repeat) else {
                     continue;
                 };
                 if let Some(j) = local_at(&local, parent).filter(|&j| !local[j].repeat) {
-                    let ps = local[j].service;
+                    let ps = local[j].brief.service;
                     if ps != service {
                         local[j].answered = true;
-                        *counts.entry((ps, service, b(span))).or_default() += 1;
+                        *counts.entry((ps, service, bucket)).or_default() += 1;
                     }
                 } else if let Some(k) = known_at(parent) {
                     let ps = names.id(&known[k].service);
                     if ps != service {
-                        *counts.entry((ps, service, b(span))).or_default() += 1;
+                        *counts.entry((ps, service, bucket)).or_default() += 1;
                         if let Some((peer, pb)) = &known[k].peer {
                             if !answered_known.contains(&k) {
                                 answered_known.push(k);
@@ -287,14 +388,14 @@ impl Carry {
                         }
                     }
                 } else if record {
-                    new_orphans.push((parent, service, b(span)));
+                    new_orphans.push((parent, service, bucket));
                 }
             }
             for o in orphans {
                 let Some(j) = local_at(&local, o.parent).filter(|&j| !local[j].repeat) else {
                     continue;
                 };
-                let (ps, cs) = (local[j].service, names.id(&o.service));
+                let (ps, cs) = (local[j].brief.service, names.id(&o.service));
                 if ps != cs {
                     local[j].answered = true;
                     *counts.entry((ps, cs, o.bucket)).or_default() += 1;
@@ -303,20 +404,17 @@ impl Carry {
                     u.adopted.push((trace_id, o.parent));
                 }
             }
-            let mut peers: Vec<(usize, u32, u64)> = Vec::new();
-            for (i, l) in local.iter().enumerate() {
-                if l.repeat
-                    || l.answered
-                    || !matches!(l.span.kind, SpanKind::Client | SpanKind::Producer)
-                {
-                    continue;
-                }
-                if let Some((_, peer)) = peer_of(l.span) {
-                    let peer = names.id(peer);
-                    if peer != l.service {
-                        *counts.entry((l.service, peer, b(l.span))).or_default() += 1;
-                        peers.push((i, peer, b(l.span)));
-                    }
+            // Virtual edges: calls that named their callee and that no child answered.
+            let called = |l: &Local| {
+                let b = &l.brief;
+                b.peer
+                    .filter(|&p| b.calls && !l.repeat && !l.answered && p != b.service)
+            };
+            for l in &local {
+                if let Some(peer) = called(l) {
+                    *counts
+                        .entry((l.brief.service, peer, l.brief.bucket))
+                        .or_default() += 1;
                 }
             }
             let Some(u) = update.as_mut() else { continue };
@@ -339,17 +437,14 @@ impl Carry {
                 ));
             }
             let mut learnt = Vec::with_capacity(n);
-            for (i, l) in local.iter().enumerate() {
+            for l in &local {
                 if l.repeat {
                     continue;
                 }
-                let peer = peers
-                    .iter()
-                    .find(|p| p.0 == i)
-                    .map(|&(_, peer, b)| (names.shared(peer), b));
+                let peer = called(l).map(|peer| (names.shared(peer), l.brief.bucket));
                 learnt.push(Known {
-                    span_id: l.span.span_id,
-                    service: names.shared(l.service),
+                    span_id: l.brief.span_id,
+                    service: names.shared(l.brief.service),
                     generation,
                     peer,
                 });

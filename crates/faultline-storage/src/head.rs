@@ -150,6 +150,20 @@ impl Head {
         self.batches.get(at.0 as usize)?.get(at.1 as usize)
     }
 
+    /// The spans, batch by batch, in memory order (see `batches`).
+    pub(crate) fn batches(&self) -> &[Vec<Span>] {
+        &self.batches
+    }
+
+    /// Where a trace's spans sit in [`Head::batches`]: (batch, position in it), in arrival
+    /// order.
+    pub(crate) fn places_of<'h>(
+        &self,
+        t: &'h HeadTrace,
+    ) -> impl Iterator<Item = (usize, usize)> + 'h {
+        t.at.iter().map(|at| (at.0 as usize, at.1 as usize))
+    }
+
     /// A trace's spans, in arrival order.
     pub(crate) fn spans_of<'h>(&'h self, t: &'h HeadTrace) -> impl Iterator<Item = &'h Span> {
         t.at.iter().filter_map(|at| self.span(*at))

@@ -26,6 +26,8 @@ mod error;
 mod head;
 mod lifecycle;
 mod logs;
+#[cfg(test)]
+mod pairing_bench;
 mod query;
 mod store;
 #[cfg(test)]
