@@ -121,6 +121,19 @@ impl faultline_ingest::SpanTap for AnalysisTap {
     }
 }
 
+/// The largest HTTP/2 DATA frame the OTLP/gRPC listener lets clients send, advertised as
+/// `SETTINGS_MAX_FRAME_SIZE`. The protocol default (16 KiB) cuts a typical 250 KB export into
+/// sixteen frames, each read from the socket in 8 KiB pieces, woken and copied into one buffer
+/// again; a frame as large as the stream window lets a client that honours the setting (tonic,
+/// hyper, grpc-java) send the request as one frame that arrives in a few large reads and is
+/// handed to the pipeline without a copy. Memory stays bounded: no frame can exceed the flow
+/// control window, so a connection never holds more than [`GRPC_WINDOW_BYTES`] of unread data.
+const GRPC_MAX_FRAME_BYTES: u32 = GRPC_WINDOW_BYTES;
+
+/// The HTTP/2 flow-control window of each OTLP/gRPC stream and connection (hyper's default,
+/// stated here because [`GRPC_MAX_FRAME_BYTES`] depends on it).
+const GRPC_WINDOW_BYTES: u32 = 1024 * 1024;
+
 async fn bind(
     addr: SocketAddr,
     what: &'static str,
@@ -224,6 +237,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServerError> {
     tasks.spawn(async move {
         let what = "OTLP/gRPC";
         let res = tonic::transport::Server::builder()
+            .initial_stream_window_size(GRPC_WINDOW_BYTES)
+            .initial_connection_window_size(GRPC_WINDOW_BYTES)
+            .max_frame_size(GRPC_MAX_FRAME_BYTES)
             .add_service(grpc_svc)
             .add_service(logs_grpc_svc)
             .serve_with_incoming_shutdown(
