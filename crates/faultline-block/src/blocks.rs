@@ -2,7 +2,7 @@
 //! find orphans, delete (meta first).
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use faultline_model::{Span, SpanKind, TraceId, UnixNanos};
 use futures::{StreamExt, TryStreamExt};
@@ -185,7 +185,7 @@ struct BlockOrder {
 /// Sorting the spans themselves compared IDs through two references per comparison, most of
 /// them cache misses on a head of borrowed spans; this sorts contiguous keys (IDs read as
 /// big-endian integers, which order like their bytes).
-fn sort_for_block<S: Borrow<Span>>(spans: &[S]) -> BlockOrder {
+fn sort_for_block<'s, S: Borrow<Span>>(spans: &'s [S]) -> BlockOrder {
     let mut min_start = UnixNanos(u64::MAX);
     let (mut max_start, mut max_end) = (UnixNanos(0), UnixNanos(0));
     let mut order: Vec<(u128, u64, u64, usize)> = spans
@@ -208,7 +208,13 @@ fn sort_for_block<S: Borrow<Span>>(spans: &[S]) -> BlockOrder {
     order.sort_unstable();
     let mut traces: Vec<TraceId> = Vec::new();
     // Copies of a span share the key up to the index, so they are neighbours; only spans
-    // whose (trace, start, span ID) repeats (hardly any but copies) are compared further.
+    // whose (trace, start, span ID) repeats (hardly any but copies) are compared further:
+    // with the kept spans of the run one by one while it is short, through a set once it
+    // is long (a client can send a whole trace of spans sharing the key; comparing each
+    // with all before it would take quadratic time).
+    const LONG_RUN: usize = 16;
+    let rest = |t: &'s Span| (t.kind, t.end, t.name.as_str());
+    let mut long_run: HashSet<(SpanKind, UnixNanos, &str)> = HashSet::new();
     let mut from: Vec<usize> = Vec::with_capacity(order.len());
     let mut run = 0;
     for (k, &(id, start, span_id, i)) in order.iter().enumerate() {
@@ -217,18 +223,23 @@ fn sort_for_block<S: Borrow<Span>>(spans: &[S]) -> BlockOrder {
             (p_id, p_start, p_span) != (id, start, span_id)
         }) {
             run = from.len();
+            long_run.clear();
             let id = TraceId(id.to_be_bytes());
             if traces.last() != Some(&id) {
                 traces.push(id);
             }
         } else if let Some(s) = spans.get(i).map(Borrow::borrow) {
-            let copy = |j: &usize| {
-                spans
-                    .get(*j)
-                    .map(Borrow::borrow)
-                    .is_some_and(|t| (t.kind, t.end, &t.name) == (s.kind, s.end, &s.name))
+            let kept = from.get(run..).unwrap_or_default();
+            let span_of = |j: &usize| spans.get(*j).map(Borrow::borrow);
+            let copy = if kept.len() < LONG_RUN {
+                kept.iter().filter_map(span_of).any(|t| rest(t) == rest(s))
+            } else {
+                if long_run.is_empty() {
+                    long_run.extend(kept.iter().filter_map(span_of).map(rest));
+                }
+                !long_run.insert(rest(s))
             };
-            if from.get(run..).unwrap_or_default().iter().any(copy) {
+            if copy {
                 continue;
             }
         }
@@ -440,5 +451,31 @@ mod tests {
         let owned = sort_for_block(&spans);
         assert_eq!(owned.from, order.from);
         assert!(sort_for_block::<Span>(&[]).from.is_empty());
+    }
+
+    #[test]
+    fn repeats_are_left_out_of_short_and_long_runs_alike() {
+        // 3,000 spans sharing (trace, start, span ID), their names repeating every 1,000:
+        // past the first 16 the run is checked through a set.
+        let spans: Vec<Span> = (0..3000)
+            .map(|i| Span {
+                trace_id: TraceId([1; 16]),
+                span_id: SpanId([2; 8]),
+                start: UnixNanos(5),
+                end: UnixNanos(9),
+                name: (i % 1000).to_string().into(),
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(sort_for_block(&spans).from, (0..1000).collect::<Vec<_>>());
+        // A short run: five spans, each given twice, the copies after all five.
+        let short: Vec<Span> = spans.iter().take(5).cycle().take(10).cloned().collect();
+        assert_eq!(sort_for_block(&short).from, vec![0, 1, 2, 3, 4]);
+        // One field apart is another span, in either kind of run.
+        let mut apart = spans.clone();
+        for (i, s) in apart.iter_mut().enumerate().skip(1000) {
+            s.end = UnixNanos(10 + i as u64 / 1000);
+        }
+        assert_eq!(sort_for_block(&apart).from.len(), 3000);
     }
 }
