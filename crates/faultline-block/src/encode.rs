@@ -355,8 +355,9 @@ impl RouteTable {
 /// The distinct attribute keys of a block's spans, numbered in first-seen order, and the
 /// number of every span attribute's key and the type of its value ([`ValueType::of`]), in
 /// the order the planning pass read the spans (memory order, see [`encode`]); and the same
-/// numbering of span names, by span, and where each span's attributes start. Routing and encoding go by
-/// these numbers and types: neither hashes a key or name nor parses a value again.
+/// numbering of span names, by span, and where each span's attributes start. Routing and
+/// encoding go by these numbers and types: neither hashes a key or name nor parses a value
+/// again.
 struct BlockKeys<'a> {
     keys: Vec<&'a str>,
     of_attr: Vec<u32>,
@@ -1070,8 +1071,8 @@ impl<'a> RowGroupBuilder<'a> {
         self.dropped_links = UInt32Builder::with_capacity(rows);
     }
 
-    /// Appends the spans of one trace (all with the same trace ID, in row order).
-    /// Appends the rows of one trace's spans, calling `before_span(i)` before its `i`th.
+    /// Appends the spans of one trace (all with the same trace ID, in row order), calling
+    /// `before_span(i)` before the `i`th.
     fn append_trace<S: Borrow<Span>>(
         &mut self,
         trace: &'a [S],
