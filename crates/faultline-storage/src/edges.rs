@@ -312,10 +312,9 @@ impl Carry {
         let Briefing {
             briefs,
             mut names,
-            table,
+            mut table,
             ..
         } = briefing;
-        let mut table = table;
         let mut counts: HashMap<(u32, u32, u64), i64> = HashMap::default();
         let mut update = record.then(Update::default);
         let mut local: Vec<Local> = Vec::new();
