@@ -9,9 +9,6 @@
 //! database, queue or third-party API nobody instruments. Other expired halves are counted as
 //! unpaired.
 
-use std::collections::hash_map::Entry;
-use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use faultline_model::query::PEER_ATTRIBUTES;
@@ -19,6 +16,7 @@ use faultline_model::{Resource, Span, SpanId, SpanKind, StatusCode, TraceId, Uni
 
 use crate::config::AnalysisConfig;
 use crate::intern::{Interner, NameId};
+use crate::pairing::PairingStore;
 use crate::window::{Observation, WindowStats, WindowedSeries};
 
 /// Which side of a call a span is.
@@ -47,15 +45,6 @@ impl PairKey {
     }
 }
 
-impl Hash for PairKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let [a, b, c] = self.0;
-        state.write_u64(a);
-        state.write_u64(b);
-        state.write_u64(c);
-    }
-}
-
 /// One half of a call. Kept small, with names as numbers, because the pairing store holds up
 /// to `max_pending_pairs` of them and every half is looked up in it: 32 bytes, the flags in
 /// what would otherwise be padding.
@@ -78,14 +67,6 @@ struct Half {
 pub struct PreparedHalf {
     key: PairKey,
     half: Half,
-}
-
-/// The half that came first, waiting for the other side. A pair leaves the store as soon as
-/// both halves are there, so one half is all an entry holds.
-#[derive(Clone, Copy, Debug)]
-struct Pending {
-    half: Half,
-    expires_at: u64,
 }
 
 /// What is known about an edge's target.
@@ -137,10 +118,9 @@ type EdgeNames = (Arc<str>, Arc<str>);
 /// The service graph: pairing store and edges.
 #[derive(Debug)]
 pub struct ServiceGraph {
-    /// Keyed by client-chosen IDs, so hashed with a seeded hasher; foldhash rather than std's
-    /// SipHash, which took a third of this store's time (two lookups per call half).
-    pending: foldhash::HashMap<PairKey, Pending>,
-    expiry: VecDeque<(u64, PairKey)>,
+    /// The half that came first of each call, waiting for the other side (a pair leaves the
+    /// store as soon as both halves are there), in arrival order.
+    pending: PairingStore<Half>,
     /// Edges by (client, server) number, each with its names.
     edges: foldhash::HashMap<(NameId, NameId), (EdgeNames, Edge)>,
     names: Interner,
@@ -173,8 +153,7 @@ impl ServiceGraph {
     /// An empty graph with the limits of `config`.
     pub fn new(config: &AnalysisConfig) -> Self {
         Self {
-            pending: foldhash::HashMap::default(),
-            expiry: VecDeque::new(),
+            pending: PairingStore::new(config.max_pending_pairs),
             edges: foldhash::HashMap::default(),
             names: Interner::new(config.max_services),
             stats: PairingStats::default(),
@@ -253,58 +232,41 @@ impl ServiceGraph {
     }
 
     fn offer(&mut self, key: PairKey, half: Half, now: UnixNanos) {
-        if let Entry::Occupied(entry) = self.pending.entry(key) {
+        if let Some(waiting) = self.pending.get(&key.0) {
             // A second half of the same side (a duplicate span) is ignored.
-            if entry.get().half.side != half.side {
-                let waiting = entry.remove().half;
-                let messaging = waiting.messaging || half.messaging;
-                let (client, server) = match half.side {
-                    Side::Client => (half, waiting),
-                    Side::Server => (waiting, half),
-                };
-                self.complete(key.trace_id(), client, server, messaging, now);
+            if waiting.value.side != half.side {
+                if let Some(waiting) = self.pending.remove(&key.0) {
+                    let waiting = waiting.value;
+                    let messaging = waiting.messaging || half.messaging;
+                    let (client, server) = match half.side {
+                        Side::Client => (half, waiting),
+                        Side::Server => (waiting, half),
+                    };
+                    self.complete(key.trace_id(), client, server, messaging, now);
+                }
             }
             return;
         }
         while self.pending.len() >= self.max_pending {
-            let Some((_, oldest)) = self.expiry.pop_front() else {
+            let Some(oldest) = self.pending.pop_oldest_if(|_| true) else {
                 break;
             };
-            if let Some(p) = self.pending.remove(&oldest) {
-                self.stats.evicted += 1;
-                self.expired(oldest.trace_id(), p, now);
-            }
+            self.stats.evicted += 1;
+            self.expired(PairKey(oldest.key).trace_id(), oldest.value, now);
         }
         let expires_at = now.0.saturating_add(self.wait_nanos);
-        self.pending.insert(key, Pending { half, expires_at });
-        self.expiry.push_back((expires_at, key));
-        // Matched pairs leave stale queue entries behind; keep the queue proportional to the
-        // store so that it stays bounded too.
-        if self.expiry.len() > 2 * self.max_pending.max(16) {
-            let pending = &self.pending;
-            self.expiry
-                .retain(|(at, k)| pending.get(k).is_some_and(|p| p.expires_at == *at));
-        }
+        self.pending.insert(key.0, expires_at, half);
     }
 
     /// Expires every half whose wait is over at `now`.
     pub fn expire(&mut self, now: UnixNanos) {
-        while let Some(&(at, key)) = self.expiry.front() {
-            if at > now.0 {
-                break;
-            }
-            self.expiry.pop_front();
-            if self.pending.get(&key).is_some_and(|p| p.expires_at == at) {
-                if let Some(p) = self.pending.remove(&key) {
-                    self.expired(key.trace_id(), p, now);
-                }
-            }
+        while let Some(w) = self.pending.pop_oldest_if(|w| w.expires_at <= now.0) {
+            self.expired(PairKey(w.key).trace_id(), w.value, now);
         }
         self.stats.pending = self.pending.len() as u64;
     }
 
-    fn expired(&mut self, trace_id: TraceId, p: Pending, now: UnixNanos) {
-        let client = p.half;
+    fn expired(&mut self, trace_id: TraceId, client: Half, now: UnixNanos) {
         match (client.side, client.peer) {
             (Side::Client, Some((peer, attribute))) if peer != client.service => {
                 self.stats.virtual_edges += 1;
@@ -559,7 +521,6 @@ mod tests {
         }
         let st = g.stats();
         assert_eq!((st.pending, st.evicted, st.unpaired_client), (3, 7, 7));
-        assert!(g.expiry.len() <= 2 * 16 + 1);
     }
 
     #[test]
@@ -622,10 +583,10 @@ mod size_tests {
     /// The pairing store's memory bound in `docs/analysis.md` is computed from these sizes.
     #[test]
     fn waiting_halves_stay_small() {
-        assert!(
-            std::mem::size_of::<Pending>() <= 40,
-            "{}",
-            std::mem::size_of::<Pending>()
+        // An entry of the store's queue: key, deadline and half, its emptiness in a niche.
+        assert_eq!(
+            std::mem::size_of::<Option<crate::pairing::Waiting<Half>>>(),
+            64
         );
         assert_eq!(std::mem::size_of::<PairKey>(), 24);
         assert!(

@@ -28,6 +28,7 @@ mod histogram;
 mod http;
 mod incident;
 mod intern;
+mod pairing;
 mod rank;
 mod rca;
 mod red;
