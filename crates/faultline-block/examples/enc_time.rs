@@ -6,7 +6,11 @@
 //! order of the spans, as on a server's head, where the spans of one trace come in different
 //! requests: the encoder then reads them from all over the heap, not trace by trace.
 //!
-//! `cargo run --release -p faultline-block --example enc_time -- [spans] [repetitions] [scattered]`
+//! With `shuffled`, the spans themselves are in a random order too, each allocated in that
+//! order, as a head hands them over (memory order is arrival order, not trace order): the
+//! writer's sort then scatters its reads of the spans and of what planning learnt of them.
+//!
+//! `cargo run --release -p faultline-block --example enc_time -- [spans] [repetitions] [scattered|shuffled]`
 #[allow(dead_code)]
 #[path = "../src/testgen.rs"]
 mod testgen;
@@ -50,7 +54,9 @@ async fn main() -> Result<()> {
         .transpose()?
         .unwrap_or(200_000);
     let reps: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
-    let scattered = args.next().as_deref() == Some("scattered");
+    let mode = args.next();
+    let shuffled = mode.as_deref() == Some("shuffled");
+    let scattered = shuffled || mode.as_deref() == Some("scattered");
     let mut spans = testgen::realistic_spans(42, n, UnixNanos(1_700_000_000_000_000_000));
     if scattered {
         let mut rng = testgen::Rng::new(7);
@@ -59,6 +65,10 @@ async fn main() -> Result<()> {
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
         let mut copies: Vec<Option<Span>> = vec![None; spans.len()];
+        if shuffled {
+            copies = order.iter().map(|i| spans.get(*i).cloned()).collect();
+            order.clear();
+        }
         for i in order {
             if let (Some(to), Some(s)) = (copies.get_mut(i), spans.get(i)) {
                 *to = Some(s.clone());

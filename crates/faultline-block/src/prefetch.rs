@@ -21,7 +21,7 @@ use faultline_model::{AttributeValue, Span};
 /// `k + 2 * AHEAD` and the struct of span `k + 3 * AHEAD` are asked for when span `k` is
 /// read. Enough that a memory round trip (~100 ns) is over before the next stage reads what
 /// it brought, few enough that nothing is evicted before use (24 spans are ~30 KiB).
-const AHEAD: usize = 8;
+pub(crate) const AHEAD: usize = 8;
 
 /// Most bytes of one list (attributes, events, links) that are asked for: longer lists are
 /// rare, and the hardware prefetcher follows a sequential read once it has started.
@@ -55,6 +55,23 @@ fn lines(p: *const u8, len: usize) {
 #[inline(always)]
 fn slice<T>(s: &[T]) {
     lines(s.as_ptr().cast(), std::mem::size_of_val(s));
+}
+
+/// Asks for the line of `s[i]`, if there is one.
+#[inline(always)]
+pub(crate) fn element<T>(s: &[T], i: usize) {
+    if let Some(x) = s.get(i) {
+        line(std::ptr::from_ref(x).cast());
+    }
+}
+
+/// Asks for the lines of `s[from..from + n]` (as much of it as there is).
+#[inline(always)]
+pub(crate) fn elements<T>(s: &[T], from: usize, n: usize) {
+    let end = from.saturating_add(n).min(s.len());
+    if let Some(part) = s.get(from.min(end)..end) {
+        slice(part);
+    }
 }
 
 /// Stage one: the span struct itself.
