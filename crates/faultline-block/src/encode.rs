@@ -464,10 +464,21 @@ impl Eq for CountedKey<'_> {}
 /// Distinct values a [`ValueCounts`] looks up without a map.
 const FEW_VALUES: usize = 8;
 
+/// Distinct values a [`ValueCounts`] counts at most; later new values are not counted. A
+/// derived value covers at least half a column's values, so it shows up among the first few
+/// distinct ones; counting every value of a random column (client addresses: tens of thousands
+/// per span name) grew a map per name that no cache held, a quarter of the planning pass.
+const MAX_COUNTED_VALUES: usize = 64;
+
 impl<'a> ValueCounts<'a> {
-    /// Counts `v`; its number.
-    fn add(&mut self, v: &'a str) -> u32 {
-        let at = self.number(v).unwrap_or(self.values.len());
+    /// Counts `v`; its number, `None` if it is new and the values counted are
+    /// [`MAX_COUNTED_VALUES`] already.
+    fn add(&mut self, v: &'a str) -> Option<u32> {
+        let at = match self.number(v) {
+            Some(at) => at,
+            None if self.values.len() >= MAX_COUNTED_VALUES => return None,
+            None => self.values.len(),
+        };
         match self.values.get_mut(at) {
             Some((_, n)) => *n += 1,
             None => {
@@ -485,7 +496,7 @@ impl<'a> ValueCounts<'a> {
                 }
             }
         }
-        at as u32
+        Some(at as u32)
     }
 
     /// The number of `v`, if counted.
@@ -640,7 +651,10 @@ fn plan_columns<'a, S: Borrow<Span>>(spans: &'a [S]) -> Result<Plan<'a>, BlockEr
                             }
                         };
                         if let (Some((_, values)), Ok(col)) = (values, u8::try_from(*i)) {
-                            (counted_in, number) = (col, values.add(v));
+                            // Not counted: the encoder then compares the value itself.
+                            if let Some(n) = values.add(v) {
+                                (counted_in, number) = (col, n);
+                            }
                         }
                     }
                 }
@@ -1422,7 +1436,7 @@ mod tests {
         let mut counts = ValueCounts::default();
         for round in 0..3 {
             for (i, v) in values.iter().enumerate() {
-                assert_eq!(counts.add(v), i as u32, "{v} in round {round}");
+                assert_eq!(counts.add(v), Some(i as u32), "{v} in round {round}");
             }
         }
         assert!(counts.index.is_some());
@@ -1430,6 +1444,15 @@ mod tests {
         assert_eq!(counts.number("not counted"), None);
         assert_eq!(counts.number(&"x".repeat(22)), None);
         assert_eq!(counts.number(&"x".repeat(23)), Some(23));
+        // Past the limit, new values are not counted; those counted still are.
+        let more: Vec<String> = (40..MAX_COUNTED_VALUES).map(|i| format!("v{i}")).collect();
+        for (i, v) in (40..).zip(&more) {
+            assert_eq!(counts.add(v), Some(i));
+        }
+        assert_eq!(counts.add("one too many"), None);
+        assert_eq!(counts.number("one too many"), None);
+        assert_eq!(counts.add(&values[1]), Some(1));
+        assert_eq!(counts.values.get(1).map(|(_, n)| *n), Some(4));
     }
 
     #[test]

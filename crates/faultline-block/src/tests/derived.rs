@@ -136,3 +136,63 @@ fn derived_values_read_back_everywhere() {
     .unwrap();
     assert_eq!(got, want);
 }
+
+/// A span name's values of a derivable column are counted up to a limit: values first seen
+/// after it are stored by comparing them with the derived value, never taken for it.
+#[test]
+fn values_past_the_counting_limit_read_back() {
+    let db = Arc::new(Resource::for_service("db"));
+    let span = |i: u32, address: String| Span {
+        trace_id: TraceId([(i % 200 + 1) as u8; 16]),
+        span_id: SpanId((u64::from(i) + 1).to_be_bytes()),
+        name: "call".into(),
+        kind: SpanKind::Client,
+        start: UnixNanos(1_000 + u64::from(i)),
+        end: UnixNanos(2_000 + u64::from(i)),
+        attributes: vec![KeyValue::new(
+            "server.address",
+            AttributeValue::String(address.into()),
+        )],
+        resource: db.clone(),
+        ..Default::default()
+    };
+    // First the common value, then more distinct ones than are counted, then mostly the
+    // common value again with new distinct ones among it.
+    let early: Vec<Span> = (0..1_000u32)
+        .map(|i| match i {
+            0..=9 => span(i, "db.svc".into()),
+            10..=209 => span(i, format!("host-{i}")),
+            _ if i % 9 == 0 => span(i, format!("late-{i}")),
+            _ => span(i, "db.svc".into()),
+        })
+        .collect();
+    // The common value only after the limit: it is never counted.
+    let late: Vec<Span> = (0..1_000u32)
+        .map(|i| match i {
+            0..=199 => span(i, format!("host-{i}")),
+            _ => span(i, "db.svc".into()),
+        })
+        .collect();
+    for (spans, derived) in [(early, true), (late, false)] {
+        let (store, meta) = write_test_block(spans.clone(), &small_settings());
+        let file = rt()
+            .block_on(crate::read::DataFile::open(
+                &store,
+                data_path(&root(), &meta.id),
+            ))
+            .unwrap();
+        let column = file
+            .attr_columns()
+            .columns
+            .iter()
+            .find(|c| c.column == "attr.server.address")
+            .cloned()
+            .unwrap();
+        assert_eq!(column.derived.is_some(), derived);
+        if derived {
+            assert_eq!(column.derived.unwrap().value_for("call"), "db.svc");
+        }
+        let back = rt().block_on(read_all(&store, &root(), &meta)).unwrap();
+        assert_eq!(sorted(back), sorted(spans));
+    }
+}
