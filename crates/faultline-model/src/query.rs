@@ -80,17 +80,30 @@ pub const PEER_ATTRIBUTES: [&str; 3] = ["peer.service", "db.system.name", "serve
 /// it: the first key whose first string value is not empty. (The first string value of a key
 /// is the one a block's dedicated column keeps, so spans read back from a block name the same
 /// callee.)
+///
+/// One pass over the attributes (the live service graph asks this of every client span).
 pub fn peer_of(span: &Span) -> Option<(&'static str, &str)> {
-    PEER_ATTRIBUTES.iter().find_map(|&key| {
-        span.attributes
-            .iter()
-            .find_map(|kv| match &kv.value {
-                AttributeValue::String(s) if kv.key == key => Some(s.as_str()),
-                _ => None,
-            })
-            .filter(|s| !s.is_empty())
-            .map(|s| (key, s))
-    })
+    // Per key of `PEER_ATTRIBUTES`, its first string value once seen.
+    let mut first: [Option<&str>; PEER_ATTRIBUTES.len()] = [None; PEER_ATTRIBUTES.len()];
+    for kv in &span.attributes {
+        let AttributeValue::String(s) = &kv.value else {
+            continue;
+        };
+        let Some(i) = PEER_ATTRIBUTES.iter().position(|k| kv.key == *k) else {
+            continue;
+        };
+        if let Some(slot @ None) = first.get_mut(i) {
+            *slot = Some(s.as_str());
+            // No earlier key can name the callee any more.
+            if i == 0 && !s.is_empty() {
+                break;
+            }
+        }
+    }
+    PEER_ATTRIBUTES
+        .iter()
+        .zip(first)
+        .find_map(|(key, s)| Some((*key, s.filter(|s| !s.is_empty())?)))
 }
 
 /// Adds the edges of one trace's spans that started in `[start, end]` to `edges`: each
@@ -139,7 +152,52 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{Resource, TraceId};
+    use crate::{KeyValue, Resource, TraceId};
+
+    /// `peer_of` as specified: per key in order, the key's first string value, if not empty.
+    fn peer_by_key(span: &Span) -> Option<(&'static str, &str)> {
+        PEER_ATTRIBUTES.iter().find_map(|&key| {
+            span.attributes
+                .iter()
+                .find_map(|kv| match &kv.value {
+                    AttributeValue::String(s) if kv.key == key => Some(s.as_str()),
+                    _ => None,
+                })
+                .filter(|s| !s.is_empty())
+                .map(|s| (key, s))
+        })
+    }
+
+    #[test]
+    fn peer_is_the_first_key_whose_first_string_value_is_not_empty() {
+        // Every list of up to four attributes drawn from these, in every order.
+        let choices: Vec<KeyValue> = vec![
+            KeyValue::new("peer.service", AttributeValue::String("pay".into())),
+            KeyValue::new("peer.service", AttributeValue::String("".into())),
+            KeyValue::new("peer.service", AttributeValue::Int(3)),
+            KeyValue::new(
+                "db.system.name",
+                AttributeValue::String("postgresql".into()),
+            ),
+            KeyValue::new("db.system.name", AttributeValue::String("".into())),
+            KeyValue::new("server.address", AttributeValue::String("10.0.0.1".into())),
+            KeyValue::new("server.address", AttributeValue::String("db.svc".into())),
+            KeyValue::new("http.route", AttributeValue::String("/x".into())),
+        ];
+        let n = choices.len();
+        let mut checked = 0;
+        for len in 0..=4u32 {
+            for code in 0..n.pow(len) {
+                let mut s = span("web", 1, None, SpanKind::Client);
+                s.attributes = (0..len)
+                    .map(|d| choices[code / n.pow(d) % n].clone())
+                    .collect();
+                assert_eq!(peer_of(&s), peer_by_key(&s), "{:?}", s.attributes);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 1 + 8 + 64 + 512 + 4096);
+    }
 
     fn span(service: &str, id: u8, parent: Option<u8>, kind: SpanKind) -> Span {
         Span {
