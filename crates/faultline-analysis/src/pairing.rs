@@ -13,7 +13,7 @@
 //! when it grows past twice the store's limit, so it stays bounded.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashTable;
 
@@ -71,7 +71,7 @@ impl<T: Copy> PairingStore<T> {
     }
 
     fn hash(&self, key: &Key) -> u64 {
-        self.hasher.hash_one(key)
+        hash_key(&self.hasher, key)
     }
 
     /// The half waiting under `key`, if any.
@@ -116,7 +116,7 @@ impl<T: Copy> PairingStore<T> {
         let hash = self.hash(&key);
         let (queue, front, hasher) = (&self.queue, self.front, &self.hasher);
         self.index.insert_unique(hash, seq, |seq| {
-            slot(queue, front, *seq).map_or(0, |w| hasher.hash_one(w.key))
+            slot(queue, front, *seq).map_or(0, |w| hash_key(hasher, &w.key))
         });
     }
 
@@ -156,12 +156,22 @@ impl<T: Copy> PairingStore<T> {
             if let Some(w) = w {
                 let seq = front.wrapping_add(i as u32);
                 self.index
-                    .insert_unique(hasher.hash_one(w.key), seq, |seq| {
-                        slot(queue, front, *seq).map_or(0, |w| hasher.hash_one(w.key))
+                    .insert_unique(hash_key(hasher, &w.key), seq, |seq| {
+                        slot(queue, front, *seq).map_or(0, |w| hash_key(hasher, &w.key))
                     });
             }
         }
     }
+}
+
+/// The hash of `key`: its three words written to the seeded hasher (the table's look-ups and
+/// its growth must agree on it, hence one function).
+fn hash_key(hasher: &foldhash::fast::RandomState, key: &Key) -> u64 {
+    let mut h = hasher.build_hasher();
+    for word in key {
+        h.write_u64(*word);
+    }
+    h.finish()
 }
 
 /// The half numbered `seq` in a queue whose front is numbered `front`.
