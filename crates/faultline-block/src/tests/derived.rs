@@ -61,18 +61,24 @@ pub(super) fn spans() -> Vec<Span> {
     out
 }
 
-#[test]
-fn derived_values_read_back_everywhere() {
-    let spans = spans();
-    let (store, meta) = write_test_block(spans.clone(), &small_settings());
-    // The file derives the route and the server address, and keeps the exceptions.
+/// A block of `spans` (small row groups), and the attribute columns its file has.
+fn written(spans: &[Span]) -> (InMemory, BlockMeta, Vec<crate::schema::AttrColumn>) {
+    let (store, meta) = write_test_block(spans.to_vec(), &small_settings());
     let file = rt()
         .block_on(crate::read::DataFile::open(
             &store,
             data_path(&root(), &meta.id),
         ))
         .unwrap();
-    let cols = &file.attr_columns().columns;
+    let cols = file.attr_columns().columns.clone();
+    (store, meta, cols)
+}
+
+#[test]
+fn derived_values_read_back_everywhere() {
+    let spans = spans();
+    let (store, meta, cols) = written(&spans);
+    // The file derives the route and the server address, and keeps the exceptions.
     let route = cols.iter().find(|c| c.key == "http.route").unwrap();
     let derived = route.derived.as_ref().expect("http.route is derived");
     assert_eq!(derived.value_for("GET /y"), "/y");
@@ -174,19 +180,10 @@ fn values_past_the_counting_limit_read_back() {
         })
         .collect();
     for (spans, derived) in [(early, true), (late, false)] {
-        let (store, meta) = write_test_block(spans.clone(), &small_settings());
-        let file = rt()
-            .block_on(crate::read::DataFile::open(
-                &store,
-                data_path(&root(), &meta.id),
-            ))
-            .unwrap();
-        let column = file
-            .attr_columns()
-            .columns
-            .iter()
+        let (store, meta, cols) = written(&spans);
+        let column = cols
+            .into_iter()
             .find(|c| c.column == "attr.server.address")
-            .cloned()
             .unwrap();
         assert_eq!(column.derived.is_some(), derived);
         if derived {
